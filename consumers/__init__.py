@@ -1,0 +1,1 @@
+"""Side-effect workers (export, projection, notifier), the embedded stack and the CLI."""

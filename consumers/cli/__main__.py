@@ -1,0 +1,5 @@
+"""`python -m consumers.cli` runs the CLI (the dev stack starts workers this way)."""
+
+from consumers.cli import main
+
+main()

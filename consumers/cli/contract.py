@@ -1,0 +1,165 @@
+"""CLI commands over the contract: `publish`, `tail`, `schemas`, `topics`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import IO, Any
+
+import click
+
+from consumers.cli.common import load_settings, run_async
+from consumers.kafka import caught_up, create_topics, make_consumer, make_producer, publish
+from pipeline.settings import Settings
+from topics import ALL_TOPICS, ContractError, TopicSpec, decode, spec_for
+from topics.jsonschema import SCHEMA_DIR, stale_files, write_all
+
+
+def _spec(name: str) -> TopicSpec:
+    try:
+        return spec_for(name)
+    except KeyError as exc:
+        raise click.BadParameter(str(exc.args[0]), param_hint="TOPIC") from None
+
+
+def _read_documents(stream: IO[str]) -> list[str]:
+    """One JSON object, a JSON array of objects, or JSON lines."""
+    text = stream.read()
+    stripped = text.strip()
+    if not stripped:
+        raise click.ClickException("no event in the input")
+    try:
+        whole = json.loads(stripped)
+    except json.JSONDecodeError:
+        return [line for line in text.splitlines() if line.strip()]
+    if isinstance(whole, list):
+        return [json.dumps(item) for item in whole]
+    return [stripped]
+
+
+@click.command("publish")
+@click.argument("topic")
+@click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
+def publish_cmd(topic: str, source: IO[str]) -> None:
+    """Validate JSON events against the contract and publish them to TOPIC.
+
+    SOURCE is a file (or - for stdin) holding one event, a JSON array or JSON lines. Every
+    event is checked first; if any is invalid nothing is sent and the command exits 1.
+    """
+    spec = _spec(topic)
+    documents = _read_documents(source)
+    events, errors = [], []
+    for number, document in enumerate(documents, start=1):
+        try:
+            events.append(decode(document, spec))
+        except ContractError as exc:
+            errors.append(f"event {number}: {exc.reason}")
+    if errors:
+        raise click.ClickException("invalid input, nothing was published:\n  " + "\n  ".join(errors))
+    settings = load_settings()
+    run_async(_publish_all(settings, spec, events))
+    click.echo(f"published {len(events)} event(s) to {spec.full_name(settings.erp_topic_prefix)}")
+
+
+async def _publish_all(settings: Settings, spec: TopicSpec, events: list[Any]) -> None:
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for event in events:
+            await publish(producer, settings, spec, event)
+    finally:
+        await producer.stop()
+
+
+@click.command("tail")
+@click.argument("topic")
+@click.option("--from-beginning/--from-end", default=True, show_default=True)
+@click.option("--follow/--no-follow", default=False, help="Keep waiting for new events.")
+@click.option("--max", "max_events", type=int, default=None, help="Stop after N events.")
+def tail_cmd(topic: str, from_beginning: bool, follow: bool, max_events: int | None) -> None:
+    """Print TOPIC's events as JSON lines (undecodable records are reported on stderr)."""
+    spec = _spec(topic)
+    run_async(_tail(load_settings(), spec, from_beginning, follow, max_events))
+
+
+async def _tail(
+    settings: Settings, spec: TopicSpec, from_beginning: bool, follow: bool, max_events: int | None
+) -> None:
+    from aiokafka import TopicPartition
+
+    name = spec.full_name(settings.erp_topic_prefix)
+    consumer = make_consumer(settings, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])]
+        if not partitions:
+            raise click.ClickException(f"topic {name} does not exist")
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        if from_beginning:
+            await consumer.seek_to_beginning(*partitions)
+        else:
+            await consumer.seek_to_end(*partitions)
+        shown = 0
+        while max_events is None or shown < max_events:
+            if not follow and await caught_up(consumer, ends):
+                return
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    try:
+                        event = decode(record.value, spec)
+                        click.echo(event.model_dump_json(exclude_none=True))
+                    except ContractError as exc:
+                        click.echo(
+                            json.dumps({"partition": record.partition, "offset": record.offset,
+                                        "stage": exc.stage, "error": exc.reason}),
+                            err=True,
+                        )
+                    shown += 1
+                    if max_events is not None and shown >= max_events:
+                        return
+    finally:
+        await consumer.stop()
+
+
+@click.command("schemas")
+@click.option("--check", is_flag=True, help="Exit 1 if the files under topics/schemas are stale.")
+def schemas_cmd(check: bool) -> None:
+    """Write one JSON Schema per event type to topics/schemas/ (or check they are current)."""
+    if check:
+        stale = stale_files()
+        if stale:
+            click.echo(f"stale schemas: {', '.join(stale)}; run `erp-pipeline schemas`", err=True)
+            sys.exit(1)
+        click.echo(f"schemas in {SCHEMA_DIR} are current")
+        return
+    written = write_all()
+    click.echo(f"wrote {len(written)} schemas to {SCHEMA_DIR}")
+
+
+@click.group("topics")
+def topics_group() -> None:
+    """Manage the pipeline's Kafka topics."""
+
+
+@topics_group.command("create")
+def topics_create_cmd() -> None:
+    """Create every topic of the contract (with ERP_TOPIC_PREFIX) from its spec; idempotent."""
+    settings = load_settings()
+    outcome = run_async(create_topics(settings))
+    for name, result in outcome.items():
+        click.echo(f"{name}: {result}")
+
+
+@topics_group.command("list")
+def topics_list_cmd() -> None:
+    """Show the topic specs: name, partitions, cleanup policy, retention, event types."""
+    settings = load_settings()
+    for spec in ALL_TOPICS:
+        retention = "forever" if spec.retention_ms < 0 else f"{spec.retention_ms // 86_400_000}d"
+        click.echo(
+            f"{spec.full_name(settings.erp_topic_prefix):28} partitions={spec.partitions} "
+            f"cleanup={spec.cleanup_policy:13} retention={retention:8} "
+            f"events={','.join(spec.event_types)}"
+        )

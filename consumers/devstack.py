@@ -1,0 +1,102 @@
+"""`erp-pipeline dev`: embedded services where none are configured, topics, schema, workers."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+from pydantic import SecretStr
+
+from consumers import db
+from consumers.stack import embedded_services
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stack:
+    """What is running: settings pointing at it, and the worker processes."""
+
+    settings: Settings
+    embedded_broker: bool
+    embedded_postgres: bool
+    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        """Environment for a child process so that it uses this stack."""
+        env = dict(os.environ)
+        env["KAFKA_BOOTSTRAP_SERVERS"] = self.settings.require_bootstrap()
+        env["DATABASE_URL"] = self.settings.require_database_url()
+        env["ERP_TOPIC_PREFIX"] = self.settings.erp_topic_prefix
+        return env
+
+    def start_worker(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
+        """Start `erp-pipeline run NAME` as a child process against this stack."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "consumers.cli", "run", name, *extra],
+            env=self.env(), stdin=subprocess.DEVNULL,
+        )
+        self.workers[name] = process
+        return process
+
+    def stop_workers(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM every worker; SIGKILL those still running after `timeout_s`."""
+        for process in self.workers.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for process in self.workers.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.workers.clear()
+
+
+def prepare(settings: Settings) -> None:
+    """Create every topic from its spec and apply the database schema."""
+    import asyncio
+
+    from consumers.kafka import create_topics
+
+    asyncio.run(create_topics(settings))
+    db.migrate(settings.require_database_url())
+
+
+@contextlib.contextmanager
+def running_stack(settings: Settings | None = None) -> Iterator[Stack]:
+    """Start what is not configured (broker, PostgreSQL), create topics, migrate; stop after."""
+    settings = settings or Settings()
+    data_dir = Path(settings.data_dir)
+    want_broker = not settings.kafka_bootstrap_servers
+    want_postgres = settings.database_url is None
+    with embedded_services(broker=want_broker, postgres=want_postgres, data_dir=data_dir) as (
+        bootstrap,
+        database_url,
+    ):
+        updates: dict[str, object] = {}
+        if bootstrap:
+            updates["kafka_bootstrap_servers"] = bootstrap
+        if database_url:
+            updates["database_url"] = SecretStr(database_url)
+        stack = Stack(
+            settings.model_copy(update=updates),
+            embedded_broker=want_broker,
+            embedded_postgres=want_postgres,
+        )
+        prepare(stack.settings)
+        try:
+            yield stack
+        finally:
+            stack.stop_workers()

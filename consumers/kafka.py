@@ -1,0 +1,139 @@
+"""aiokafka clients built from settings, topic creation, and the shared publish helper."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from pipeline.settings import Settings
+from topics import ALL_TOPICS, Envelope, TopicSpec, encode, headers_for, key_of
+
+log = logging.getLogger(__name__)
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+class KafkaUnavailable(RuntimeError):
+    """The broker could not be reached or refused the request."""
+
+
+def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
+    """A producer for at-least-once delivery: acks from all replicas, no idempotence.
+
+    Idempotence is off because the embedded broker cannot grant producer ids; duplicates
+    that a retry may cause are removed downstream by `event_id`.
+    """
+    options: dict[str, Any] = {
+        "acks": "all",
+        "enable_idempotence": False,
+        "linger_ms": 5,
+        "max_request_size": 4 * 1024 * 1024,
+        **settings.kafka_client_kwargs(),
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+def make_consumer(settings: Settings, *topics: str, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
+    """A consumer with manual commits (offsets are committed after the side effect)."""
+    options: dict[str, Any] = {
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
+        "fetch_max_bytes": 8 * 1024 * 1024,
+        "max_partition_fetch_bytes": 4 * 1024 * 1024,
+        **settings.kafka_client_kwargs(),
+    }
+    options.update(overrides)
+    return AIOKafkaConsumer(*topics, **options)
+
+
+async def create_topics(
+    settings: Settings, specs: Iterable[TopicSpec] = ALL_TOPICS, *, timeout_s: float = 30.0
+) -> dict[str, str]:
+    """Create every topic from its spec; existing topics are left as they are.
+
+    Returns topic name → "created" | "exists". Retries until the broker answers or the
+    deadline passes (a broker that has just started may not accept requests yet).
+    """
+    deadline = time.monotonic() + timeout_s
+    new = [
+        NewTopic(
+            spec.full_name(settings.erp_topic_prefix),
+            spec.partitions,
+            settings.kafka_replication_factor,
+            topic_configs=spec.configs(),
+        )
+        for spec in specs
+    ]
+    while True:
+        admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
+        try:
+            await admin.start()
+            response = await admin.create_topics(new)
+            break
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise KafkaUnavailable(f"could not create topics: {exc}") from exc
+            await asyncio.sleep(0.2)
+        finally:
+            await admin.close()
+    outcome: dict[str, str] = {}
+    for name, code, message in response.topic_errors:
+        if code == 0:
+            outcome[name] = "created"
+        elif code == TOPIC_ALREADY_EXISTS:
+            outcome[name] = "exists"
+        else:
+            raise KafkaUnavailable(f"could not create {name}: error {code} {message}")
+    return outcome
+
+
+async def publish(producer: AIOKafkaProducer, settings: Settings, spec: TopicSpec, event: Envelope) -> None:
+    """Send one event to its topic with the contract's key and headers, and wait for the ack."""
+    await producer.send_and_wait(
+        spec.full_name(settings.erp_topic_prefix),
+        encode(event),
+        key=key_of(event).encode("utf-8"),
+        headers=headers_for(event),
+    )
+
+
+async def caught_up(consumer: AIOKafkaConsumer, ends: dict[Any, int]) -> bool:
+    """True when the consumer's position has reached `ends` on every partition."""
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
+
+
+async def read_all(settings: Settings, spec: TopicSpec) -> list[Any]:
+    """Every record currently in a topic (from the beginning to the end offsets of now)."""
+    from aiokafka import TopicPartition
+
+    name = spec.full_name(settings.erp_topic_prefix)
+    consumer = make_consumer(settings, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[Any] = []
+        while not await caught_up(consumer, ends):
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()

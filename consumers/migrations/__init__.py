@@ -1,0 +1,1 @@
+"""Versioned plain-SQL migrations of the pipeline database (`NNNN_name.sql`)."""

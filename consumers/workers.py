@@ -1,0 +1,33 @@
+"""The long-running workers `erp-pipeline run NAME` knows, and which `dev` starts."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pipeline.settings import Settings
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A worker: its entry point (`module:function(settings)`, blocking until SIGTERM)."""
+
+    name: str
+    entry_point: str
+    description: str
+    in_dev: bool = True
+
+    def load(self) -> Callable[[Settings], None]:
+        module, _, function = self.entry_point.partition(":")
+        run: Callable[[Settings], None] = getattr(importlib.import_module(module), function)
+        return run
+
+
+#: Registered workers, in start order.
+WORKERS: dict[str, Worker] = {}
+
+
+def register(worker: Worker) -> None:
+    """Add a worker to the registry."""
+    WORKERS[worker.name] = worker

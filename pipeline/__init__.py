@@ -1,0 +1,1 @@
+"""Stream processing: the approval-queue rules (pure) and the faust app that wires them."""

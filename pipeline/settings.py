@@ -1,0 +1,88 @@
+"""Typed settings from environment variables; the one place configuration is read."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a worker or the CLI needs, from the environment (see README "Configuration").
+
+    `kafka_bootstrap_servers` and `database_url` are None when unset: the embedded stack
+    (`erp-pipeline dev`) then starts its own broker / PostgreSQL and fills them in.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: str | None = None
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    kafka_heartbeat_interval_ms: int = Field(default=1_000, ge=100)
+    kafka_replication_factor: int = Field(default=1, ge=1)
+
+    erp_topic_prefix: str = ""
+    database_url: SecretStr | None = None
+    erp_database_url: SecretStr | None = None
+
+    data_dir: str = ".data"
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def topic(self, name: str) -> str:
+        """Contract topic name → the deployed name (with `ERP_TOPIC_PREFIX`)."""
+        return f"{self.erp_topic_prefix}{name}"
+
+    def require_bootstrap(self) -> str:
+        """The broker address, or a clear error when none is configured."""
+        if not self.kafka_bootstrap_servers:
+            raise RuntimeError(
+                "KAFKA_BOOTSTRAP_SERVERS is not set (run `erp-pipeline dev` for an embedded broker)"
+            )
+        return self.kafka_bootstrap_servers
+
+    def require_database_url(self) -> str:
+        """The database URL, or a clear error when none is configured."""
+        if self.database_url is None:
+            raise RuntimeError(
+                "DATABASE_URL is not set (run `erp-pipeline dev` for an embedded PostgreSQL)"
+            )
+        return self.database_url.get_secret_value()
+
+    def kafka_client_kwargs(self) -> dict[str, Any]:
+        """Connection options for aiokafka clients (producer, consumer, admin)."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.require_bootstrap(),
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            context = ssl.create_default_context(cafile=self.kafka_ssl_cafile)
+            if self.kafka_ssl_certfile:
+                context.load_cert_chain(self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+            kwargs["ssl_context"] = context
+        if self.kafka_sasl_mechanism:
+            kwargs["sasl_mechanism"] = self.kafka_sasl_mechanism
+            kwargs["sasl_plain_username"] = self.kafka_sasl_username
+            kwargs["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        return kwargs
+
+    def masked(self) -> dict[str, Any]:
+        """Settings as a dict with secrets masked, safe to print or log."""
+        shown = self.model_dump()
+        for name, value in shown.items():
+            if isinstance(value, SecretStr):
+                shown[name] = "**********"
+        return shown

@@ -1,0 +1,84 @@
+"""Shared fixtures: the real embedded stack (or the configured one), isolated per test run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from consumers import db
+from consumers.devstack import Stack, prepare
+from consumers.stack import embedded_services
+from pipeline.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    """A short id unique to this test run (topic prefix, database names)."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def stack(run_id: str) -> Iterator[Stack]:
+    """The broker and PostgreSQL of this run, through the same code as `erp-pipeline dev`.
+
+    Embedded services start unless KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL are set. Topics get
+    a prefix unique to the run and the schema goes into a database created for the run.
+    """
+    base = Settings()
+    want_broker = not base.kafka_bootstrap_servers
+    want_postgres = base.database_url is None
+    data_dir = ROOT / ".data" / "test"
+    with embedded_services(broker=want_broker, postgres=want_postgres, data_dir=data_dir) as (
+        bootstrap, embedded_url,
+    ):
+        server_url = embedded_url or base.require_database_url()
+        dbname = f"erp_test_{run_id}"
+        database_url = db.create_database(server_url, dbname)
+        settings = base.model_copy(update={
+            "kafka_bootstrap_servers": bootstrap or base.kafka_bootstrap_servers,
+            "database_url": SecretStr(database_url),
+            "erp_topic_prefix": f"t{run_id}.",
+            "kafka_session_timeout_ms": 6000,
+        })
+        prepare(settings)
+        test_stack = Stack(settings, embedded_broker=want_broker, embedded_postgres=want_postgres)
+        try:
+            yield test_stack
+        finally:
+            test_stack.stop_workers()
+            db.drop_database(server_url, dbname)
+
+
+@pytest.fixture(scope="session")
+def settings(stack: Stack) -> Settings:
+    """Settings pointing at this run's broker, topics and database."""
+    return stack.settings
+
+
+@pytest.fixture
+def worker_env(stack: Stack) -> dict[str, str]:
+    """Environment for a subprocess (`erp-pipeline ...`) that must use this run's stack."""
+    return stack.env()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests under tests/integration and tests/system carry their marker automatically."""
+    for item in items:
+        path = str(item.path)
+        if f"{os.sep}integration{os.sep}" in path:
+            item.add_marker(pytest.mark.integration)
+        if f"{os.sep}system{os.sep}" in path:
+            item.add_marker(pytest.mark.system)
+
+
+def run(coroutine: object) -> object:
+    """Run a coroutine from a synchronous test."""
+    return asyncio.run(coroutine)  # type: ignore[arg-type]

@@ -1,0 +1,102 @@
+"""The only code that turns bytes into events and events into bytes."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from topics.errors import DecodeError, SchemaError
+from topics.events import EVENT_MODELS, Envelope, Event
+from topics.specs import TopicSpec
+
+#: Values above this size are refused before parsing (1 MiB).
+MAX_EVENT_BYTES = 1024 * 1024
+
+_ANY_EVENT: TypeAdapter[Any] = TypeAdapter(Event)
+
+
+def encode(event: BaseModel) -> bytes:
+    """Serialize an event to the contract's JSON (UTF-8, money as strings, RFC 3339 times)."""
+    return event.model_dump_json(exclude_none=True).encode("utf-8")
+
+
+def headers_for(event: Envelope) -> list[tuple[str, bytes]]:
+    """The headers every output record carries."""
+    headers = [
+        ("event_type", event.event_type.encode()),
+        ("schema_version", str(event.schema_version).encode()),
+    ]
+    if event.correlation_id:
+        headers.append(("correlation_id", event.correlation_id.encode()))
+    return headers
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One line per problem: `payload.reason: Value error, must not be blank`."""
+    lines = []
+    for problem in error.errors(include_url=False):
+        location = ".".join(str(part) for part in problem["loc"]) or "(event)"
+        lines.append(f"{location}: {problem['msg']}")
+    return "; ".join(lines)
+
+
+def _parse(raw: bytes | str) -> dict[str, Any]:
+    if isinstance(raw, bytes):
+        if len(raw) > MAX_EVENT_BYTES:
+            raise DecodeError(f"event is {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit")
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"not UTF-8: {exc}") from None
+    elif len(raw) > MAX_EVENT_BYTES:
+        raise DecodeError(f"event is over the {MAX_EVENT_BYTES}-byte limit")
+    if raw.startswith("\ufeff"):
+        raise DecodeError("value starts with a byte-order mark")
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise DecodeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise DecodeError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def decode(raw: bytes | str, spec: TopicSpec | None = None) -> Any:
+    """Bytes to an event model, for one topic (or for any topic when `spec` is None).
+
+    Raises only `DecodeError` (not UTF-8 / JSON / an object) or `SchemaError` (the contract
+    is not met); both carry the reason and, where it could be read, the event id.
+    """
+    value = _parse(raw)
+    event_id = value.get("event_id") if isinstance(value.get("event_id"), str) else None
+    event_type = value.get("event_type")
+    if not isinstance(event_type, str) or event_type not in EVENT_MODELS:
+        raise SchemaError(f"event_type: unknown event type {event_type!r}", event_id=event_id)
+    if spec is not None and event_type not in spec.event_types:
+        raise SchemaError(
+            f"event_type: {event_type} does not belong on {spec.name} "
+            f"(expected one of {', '.join(spec.event_types)})",
+            event_id=event_id,
+        )
+    try:
+        return EVENT_MODELS[event_type].model_validate(value)
+    except ValidationError as exc:
+        raise SchemaError(format_validation_error(exc), event_id=event_id) from None
+    except (ValueError, TypeError, RecursionError) as exc:  # a validator failing oddly
+        raise SchemaError(f"invalid event: {exc}", event_id=event_id) from None
+
+
+def raw_for_dead_letter(raw: bytes | None) -> tuple[str, str]:
+    """The original value as text when it is UTF-8, else base64; with the encoding used."""
+    if raw is None:
+        return "", "text"
+    try:
+        return raw.decode("utf-8"), "text"
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode("ascii"), "base64"
+
+
+__all__ = ["MAX_EVENT_BYTES", "decode", "encode", "headers_for", "raw_for_dead_letter"]

@@ -1,0 +1,367 @@
+"""Payload models of the contract's event types, and the per-item-type snapshots and accept fields."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, Field
+
+from topics.fields import (
+    Email,
+    Frozen,
+    Identifier,
+    Money,
+    NonNegativeInt,
+    PositiveInt,
+    Reason,
+    Text,
+    Timestamp,
+)
+
+
+class ItemType(StrEnum):
+    """Kinds of item that can be sent to the ERP."""
+
+    PROJECT = "project"
+    COMMITMENT = "commitment"
+    COMMITMENT_CHANGE_ORDER = "commitment_change_order"
+    PRIME_CONTRACT_CHANGE_ORDER = "prime_contract_change_order"
+
+
+class ItemStatus(StrEnum):
+    """Statuses published on `erp.status`."""
+
+    SEND_REFUSED = "send_refused"
+    READY_TO_EXPORT = "ready_to_export"
+    EXPORTING = "exporting"
+    SYNCED = "synced"
+    FAILED_TO_EXPORT = "failed_to_export"
+    REJECTED = "rejected"
+    RETRIEVED = "retrieved"
+
+
+class ItemRef(Frozen):
+    """`{type, id}` of an item; with the company it forms the item key."""
+
+    type: ItemType
+    id: Identifier
+
+
+class Actor(Frozen):
+    """Who did it."""
+
+    user_id: Identifier
+    email: Email
+    name: Text | None = None
+
+
+SYSTEM_ACTOR = Actor(user_id="erp-pipeline", email="erp-pipeline@system.invalid", name="ERP pipeline")
+
+# --- directory -------------------------------------------------------------------------------
+
+
+class ErpToolPermission(StrEnum):
+    """Permission level on the ERP Integrations tool."""
+
+    NONE = "none"
+    READ_ONLY = "read_only"
+    STANDARD = "standard"
+    ADMIN = "admin"
+
+
+class ApproverUpdatedPayload(Frozen):
+    user_id: Identifier
+    email: Email
+    name: Text
+    erp_tool_permission: ErpToolPermission
+    can_push_to_accounting: bool
+    digest_subscribed: bool = True
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA timezone {value!r}") from exc
+    return value
+
+
+class CompanySettingsUpdatedPayload(Frozen):
+    erp_system: Literal["spectrum"] = "spectrum"
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
+    daily_summary_hour: Annotated[int, Field(ge=0, le=23)] = 7
+    custom_cco_id_enabled: bool = False
+    pcco_export_enabled: bool = True
+
+
+# --- submissions: type-specific snapshots ----------------------------------------------------
+
+
+class ProjectRef(Frozen):
+    id: Identifier
+    name: Text
+
+
+class Vendor(Frozen):
+    id: Identifier
+    name: Text
+    erp_vendor_id: Text | None = None
+
+
+class CommitmentLine(Frozen):
+    id: Identifier
+    cost_code: Text
+    erp_cost_code: Text | None = None
+    description: Text = ""
+    amount: Money
+
+
+class PrimeLine(Frozen):
+    id: Identifier
+    description: Text = ""
+    amount: Money
+    associated_prime_line_item: Text | None = None
+
+
+class ProjectSnapshot(Frozen):
+    active: bool
+    name: Text
+    project_number: Text
+    address: Text | None = None
+    division: Text | None = None
+    customer: Text | None = None
+    price_type: Text | None = None
+    taxable: bool | None = None
+
+
+class CommitmentSnapshot(Frozen):
+    commitment_type: Literal["subcontract", "purchase_order"]
+    vendor: Vendor
+    description: Text = ""
+    line_items: list[CommitmentLine] = Field(default_factory=list)
+
+
+class CommitmentRef(Frozen):
+    id: Identifier
+    number: Text
+    erp_synced: bool
+
+
+class CommitmentChangeOrderSnapshot(Frozen):
+    commitment: CommitmentRef
+    vendor: Vendor
+    date_created: dt.date
+    line_items: list[CommitmentLine] = Field(default_factory=list)
+
+
+class PrimeContractRef(Frozen):
+    id: Identifier
+    erp_synced: bool
+
+
+class PrimeContractChangeOrderSnapshot(Frozen):
+    prime_contract: PrimeContractRef
+    date: dt.date | None = None
+    billing_item_code: Text | None = None
+    line_items: list[PrimeLine] = Field(default_factory=list)
+
+
+Snapshot = (
+    ProjectSnapshot
+    | CommitmentSnapshot
+    | CommitmentChangeOrderSnapshot
+    | PrimeContractChangeOrderSnapshot
+)
+
+SNAPSHOT_MODELS: dict[ItemType, type[Frozen]] = {
+    ItemType.PROJECT: ProjectSnapshot,
+    ItemType.COMMITMENT: CommitmentSnapshot,
+    ItemType.COMMITMENT_CHANGE_ORDER: CommitmentChangeOrderSnapshot,
+    ItemType.PRIME_CONTRACT_CHANGE_ORDER: PrimeContractChangeOrderSnapshot,
+}
+
+
+class ItemSubmittedPayload(Frozen):
+    created_by: Actor
+    number: Text
+    title: Text
+    status: Text
+    amount: Money
+    project: ProjectRef
+    snapshot: Snapshot
+
+
+class ItemRetrievedPayload(Frozen):
+    reason: Text | None = None
+    submission_version: PositiveInt | None = None
+
+
+# --- decisions: type-specific accept fields --------------------------------------------------
+
+
+class ProjectAcceptFields(Frozen):
+    submission_version: PositiveInt | None = None
+    erp_job_id: Annotated[str, Field(min_length=1, max_length=64)]
+    job_template: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class CommitmentAcceptFields(Frozen):
+    submission_version: PositiveInt | None = None
+    details: Text | None = None
+
+
+class CommitmentChangeOrderAcceptFields(Frozen):
+    submission_version: PositiveInt | None = None
+    change_order_date: dt.date
+    erp_change_order_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    description: Text | None = None
+
+
+class PrimeContractChangeOrderAcceptFields(Frozen):
+    submission_version: PositiveInt | None = None
+    transaction_date: dt.date | None = None
+
+
+AcceptFields = (
+    ProjectAcceptFields
+    | CommitmentAcceptFields
+    | CommitmentChangeOrderAcceptFields
+    | PrimeContractChangeOrderAcceptFields
+)
+
+ACCEPT_MODELS: dict[ItemType, type[Frozen]] = {
+    ItemType.PROJECT: ProjectAcceptFields,
+    ItemType.COMMITMENT: CommitmentAcceptFields,
+    ItemType.COMMITMENT_CHANGE_ORDER: CommitmentChangeOrderAcceptFields,
+    ItemType.PRIME_CONTRACT_CHANGE_ORDER: PrimeContractChangeOrderAcceptFields,
+}
+
+
+class ItemRejectedPayload(Frozen):
+    submission_version: PositiveInt | None = None
+    reason: Reason
+
+
+class ExportRetryRequestedPayload(Frozen):
+    submission_version: PositiveInt | None = None
+
+
+# --- exports -----------------------------------------------------------------------------------
+
+
+class ExportRequestedPayload(Frozen):
+    export_id: Annotated[str, Field(min_length=1, max_length=128)]
+    submission_version: PositiveInt
+    attempt: PositiveInt = 1
+    created_by: Actor
+    sent_by: Actor
+    accepted_by: Actor
+    number: Text
+    title: Text
+    amount: Money
+    project: ProjectRef
+    snapshot: Snapshot
+    accept_fields: AcceptFields
+
+
+class ItemExportedPayload(Frozen):
+    export_id: Annotated[str, Field(min_length=1, max_length=128)]
+    erp_reference: Annotated[str, Field(min_length=1, max_length=256)]
+    exported_at: Timestamp
+    submission_version: PositiveInt | None = None
+
+
+class KafkaSource(Frozen):
+    """Coordinates of the record an event is about."""
+
+    topic: str
+    partition: NonNegativeInt
+    offset: NonNegativeInt
+    key: str | None = None
+
+
+class ExportAttemptFailedPayload(Frozen):
+    export_id: Annotated[str, Field(min_length=1, max_length=128)]
+    attempt: PositiveInt
+    retryable: bool
+    error_code: Annotated[str, Field(min_length=1, max_length=128)]
+    error_message: Annotated[str, Field(max_length=8000)]
+    erp_response: Annotated[str, Field(max_length=8000)] | None = None
+    submission_version: PositiveInt | None = None
+
+
+class ExportFailedPayload(ExportAttemptFailedPayload):
+    source: KafkaSource
+
+
+# --- status, notifications, dead letters -------------------------------------------------------
+
+
+class ItemStatusChangedPayload(Frozen):
+    status: ItemStatus
+    previous_status: ItemStatus | None = None
+    submission_version: NonNegativeInt
+    reason: Annotated[str, Field(max_length=8000)] | None = None
+    erp_reference: Annotated[str, Field(max_length=256)] | None = None
+    reasons: list[Annotated[str, Field(max_length=2000)]] = Field(default_factory=list)
+    item_number: Text | None = None
+    item_title: Text | None = None
+
+
+class NoticeItem(Frozen):
+    """The item a notification is about, with what a person needs to recognise it."""
+
+    type: ItemType
+    id: Identifier
+    number: Text | None = None
+    title: Text | None = None
+    project_name: Text | None = None
+
+
+class RejectionNoticePayload(Frozen):
+    to: Email
+    item: NoticeItem
+    reason: Reason
+    rejected_by: Actor
+
+
+class SummaryLine(Frozen):
+    item: NoticeItem
+    title: Text
+    submitted_at: Timestamp
+    sent_by: Actor
+
+
+class DailySummaryPayload(Frozen):
+    to: Email
+    date: dt.date
+    items: list[SummaryLine]
+
+
+class ExportFailureNoticePayload(Frozen):
+    to: Email
+    item: NoticeItem
+    error_message: Annotated[str, Field(max_length=8000)]
+
+
+class RefusalStage(StrEnum):
+    """Where in the pipeline an event was refused."""
+
+    DECODE = "decode"
+    SCHEMA = "schema"
+    AUTHORIZE = "authorize"
+    TRANSITION = "transition"
+    BUSINESS_RULE = "business_rule"
+
+
+class EventRefusedPayload(Frozen):
+    stage: RefusalStage
+    error: str
+    source: KafkaSource
+    raw: str
+    raw_encoding: Literal["text", "base64"] = "text"
+    refused_event_id: str | None = None
+    refused_event_type: str | None = None

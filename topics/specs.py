@@ -1,0 +1,122 @@
+"""One `TopicSpec` per topic of the contract: name, partitions, retention, key format, value model."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from topics import events as ev
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+class KeyFormat(StrEnum):
+    """How a topic's records are keyed."""
+
+    ITEM = "{company_id}:{item_type}:{item_id}"
+    DIRECTORY = "{company_id}:user:{user_id} | {company_id}:settings"
+    COMPANY_OR_ITEM = "{company_id}:{item_type}:{item_id} | {company_id}"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic of the contract. `name` is the contract's name; `full_name()` adds the prefix."""
+
+    name: str
+    partitions: int
+    cleanup_policy: str
+    retention_ms: int
+    key_format: KeyFormat
+    value_type: Any
+    description: str
+    event_types: tuple[str, ...]
+    replication_factor: int = 1
+    adapter: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "adapter", TypeAdapter(self.value_type))
+
+    def full_name(self, prefix: str | None = None) -> str:
+        """The topic name with the deployment prefix (`ERP_TOPIC_PREFIX` unless given)."""
+        if prefix is None:
+            prefix = os.environ.get("ERP_TOPIC_PREFIX", "")
+        return f"{prefix}{self.name}"
+
+    def configs(self) -> dict[str, str]:
+        """Broker-side topic configuration."""
+        return {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
+
+
+FOREVER = -1
+
+DIRECTORY = TopicSpec(
+    "erp.directory", 6, "compact", FOREVER, KeyFormat.DIRECTORY, ev.DirectoryEvent,
+    "Approvers and company settings; latest per key wins.",
+    ("ApproverUpdated", "CompanySettingsUpdated"),
+)
+SUBMISSIONS = TopicSpec(
+    "erp.submissions", 6, "delete", FOREVER, KeyFormat.ITEM, ev.SubmissionEvent,
+    "Send to ERP and Retrieve from ERP, from upstream.", ("ItemSubmitted", "ItemRetrieved"),
+)
+DECISIONS = TopicSpec(
+    "erp.decisions", 6, "delete", FOREVER, KeyFormat.ITEM, ev.DecisionEvent,
+    "Accept, reject and retry decisions of accounting approvers.",
+    ("ItemAccepted", "ItemRejected", "ExportRetryRequested"),
+)
+EXPORTS = TopicSpec(
+    "erp.exports", 6, "delete", 30 * DAY_MS, KeyFormat.ITEM, ev.ExportEvent,
+    "Accepted items to write into the ERP.", ("ExportRequested",),
+)
+EXPORT_RESULTS = TopicSpec(
+    "erp.export-results", 6, "delete", FOREVER, KeyFormat.ITEM, ev.ExportResultEvent,
+    "Outcome of every export attempt.", ("ItemExported", "ExportAttemptFailed"),
+)
+FAILED_TO_EXPORT = TopicSpec(
+    "erp.failed-to-export", 6, "delete", FOREVER, KeyFormat.ITEM, ev.FailedExportEvent,
+    "Exports that failed for good, with the ERP's error.", ("ExportFailed",),
+)
+STATUS = TopicSpec(
+    "erp.status", 6, "compact,delete", FOREVER, KeyFormat.ITEM, ev.StatusEvent,
+    "Every status change of every item; compacted to the latest per item.", ("ItemStatusChanged",),
+)
+NOTIFICATIONS = TopicSpec(
+    "erp.notifications", 6, "delete", 30 * DAY_MS, KeyFormat.COMPANY_OR_ITEM,
+    ev.NotificationEvent, "E-mails to send.",
+    ("RejectionNotice", "DailySummary", "ExportFailureNotice"),
+)
+DEAD_LETTERS = TopicSpec(
+    "erp.dead-letters", 6, "delete", FOREVER, KeyFormat.COMPANY_OR_ITEM, ev.DeadLetterEvent,
+    "Events the pipeline could not use, with the stage, the reason and the original bytes.",
+    ("EventRefused",),
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    DIRECTORY, SUBMISSIONS, DECISIONS, EXPORTS, EXPORT_RESULTS, FAILED_TO_EXPORT, STATUS,
+    NOTIFICATIONS, DEAD_LETTERS,
+)
+TOPICS_BY_NAME: dict[str, TopicSpec] = {spec.name: spec for spec in ALL_TOPICS}
+
+
+def spec_for(name: str, prefix: str | None = None) -> TopicSpec:
+    """The spec of a topic given by contract name or by prefixed name."""
+    if name in TOPICS_BY_NAME:
+        return TOPICS_BY_NAME[name]
+    for spec in ALL_TOPICS:
+        if name == spec.full_name(prefix):
+            return spec
+    raise KeyError(f"unknown topic {name!r}; known: {', '.join(TOPICS_BY_NAME)}")
+
+
+def key_of(event: ev.Envelope) -> str:
+    """The record key of an event, per the contract."""
+    if isinstance(event, ev.ApproverUpdated):
+        return f"{event.company_id}:user:{event.payload.user_id}"
+    if isinstance(event, ev.CompanySettingsUpdated):
+        return f"{event.company_id}:settings"
+    if event.item is not None:
+        return event.item_key
+    return event.company_id
