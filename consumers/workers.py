@@ -19,15 +19,15 @@ class Worker:
     in_dev: bool = True
 
     def load(self) -> Callable[[Settings], None]:
+        """Import the entry point (workers are imported only when run)."""
         module, _, function = self.entry_point.partition(":")
         run: Callable[[Settings], None] = getattr(importlib.import_module(module), function)
         return run
 
 
-#: Registered workers, in start order.
-WORKERS: dict[str, Worker] = {}
-
-
-def register(worker: Worker) -> None:
-    """Add a worker to the registry."""
-    WORKERS[worker.name] = worker
+#: Every worker, in the order `dev` starts them. Entry points are imported lazily.
+WORKERS: dict[str, Worker] = {
+    worker.name: worker
+    for worker in (
+    )
+}

@@ -1,0 +1,84 @@
+"""Building `EventRefused` dead letters (pure; used by the processor and every consumer)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from topics import ContractError, Envelope, raw_for_dead_letter
+from topics.events import EventRefused
+from topics.payloads import SYSTEM_ACTOR, EventRefusedPayload, KafkaSource, RefusalStage
+
+#: Namespace of deterministic dead-letter ids: the same refusal of the same record gets the
+#: same `event_id`, so a redelivered record does not produce a second, different dead letter.
+_NAMESPACE = uuid.UUID("6f1c3d2e-9a51-4a57-8a0e-2d4b8f0c1e77")
+UNKNOWN_COMPANY = "_unknown"
+
+
+@dataclass(frozen=True)
+class Record:
+    """The coordinates and bytes of a consumed Kafka record."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int = 0
+
+
+def refusal(
+    record: Record,
+    stage: RefusalStage | str,
+    error: str,
+    *,
+    event: Envelope | None = None,
+    refused_event_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> EventRefused:
+    """An `EventRefused` for `record`, keeping its original bytes and coordinates.
+
+    `occurred_at` is the refused event's own time when it was decodable (so replays are
+    deterministic), else the record's broker timestamp, else `now`.
+    """
+    stage = RefusalStage(stage)
+    raw, encoding = raw_for_dead_letter(record.value)
+    key = record.key.decode("utf-8", "replace") if record.key is not None else None
+    if event is not None:
+        occurred_at = event.occurred_at
+    elif record.timestamp_ms:
+        occurred_at = dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC)
+    else:
+        occurred_at = now or dt.datetime.now(dt.UTC)
+    return EventRefused(
+        event_id=uuid.uuid5(_NAMESPACE, f"{record.topic}/{record.partition}/{record.offset}/{stage}"),
+        occurred_at=occurred_at,
+        company_id=event.company_id if event is not None else _company_from_key(key),
+        item=event.item if event is not None else None,
+        actor=event.actor if event is not None else SYSTEM_ACTOR,
+        correlation_id=event.correlation_id if event is not None else None,
+        payload=EventRefusedPayload(
+            stage=stage,
+            error=error[:8000],
+            source=KafkaSource(topic=record.topic, partition=record.partition,
+                               offset=record.offset, key=key),
+            raw=raw,
+            raw_encoding=encoding,  # type: ignore[arg-type]
+            refused_event_id=str(event.event_id) if event is not None else refused_event_id,
+            refused_event_type=event.event_type if event is not None else None,
+        ),
+    )
+
+
+def refusal_for_contract_error(record: Record, error: ContractError) -> EventRefused:
+    """The dead letter of a record that `topics.decode` refused."""
+    return refusal(record, error.stage, error.reason, refused_event_id=error.event_id)
+
+
+def _company_from_key(key: str | None) -> str:
+    if key:
+        candidate = key.split(":", 1)[0]
+        if 0 < len(candidate) <= 64 and all(c.isalnum() or c in "_.-" for c in candidate):
+            return candidate
+    return UNKNOWN_COMPANY
