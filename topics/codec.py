@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -89,7 +89,7 @@ def decode(raw: bytes | str, spec: TopicSpec | None = None) -> Any:
         raise SchemaError(f"invalid event: {exc}", event_id=event_id) from None
 
 
-def raw_for_dead_letter(raw: bytes | None) -> tuple[str, str]:
+def raw_for_dead_letter(raw: bytes | None) -> tuple[str, Literal["text", "base64"]]:
     """The original value as text when it is UTF-8, else base64; with the encoding used."""
     if raw is None:
         return "", "text"

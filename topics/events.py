@@ -42,7 +42,7 @@ class Envelope(Frozen):
 
     event_id: uuid.UUID
     event_type: str
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     occurred_at: Timestamp
     company_id: CompanyId
     item: ItemRef | None = None
@@ -67,7 +67,7 @@ def _model_for(data: Any, models: dict[ItemType, type[Frozen]]) -> type[Frozen] 
     """The model that the event's item type selects, or None when the type itself is wrong."""
     item = data.get("item") if isinstance(data, dict) else None
     try:
-        return models[ItemType(item.get("type"))] if isinstance(item, dict) else None
+        return models[ItemType(str(item.get("type")))] if isinstance(item, dict) else None
     except ValueError:
         return None  # the item type's own error says so
 
@@ -202,7 +202,9 @@ class EventRefused(Envelope):
     payload: EventRefusedPayload
 
 
-DirectoryEvent = Annotated[ApproverUpdated | CompanySettingsUpdated, Field(discriminator="event_type")]
+DirectoryEvent = Annotated[
+    ApproverUpdated | CompanySettingsUpdated, Field(discriminator="event_type")
+]
 SubmissionEvent = Annotated[ItemSubmitted | ItemRetrieved, Field(discriminator="event_type")]
 DecisionEvent = Annotated[
     ItemAccepted | ItemRejected | ExportRetryRequested, Field(discriminator="event_type")

@@ -27,7 +27,7 @@ def _check_money(value: str) -> str:
     try:
         amount = Decimal(value)
     except ArithmeticError as exc:  # decimal.InvalidOperation
-        raise ValueError("money must be a decimal string such as \"1250.00\"") from exc
+        raise ValueError('money must be a decimal string such as "1250.00"') from exc
     if not amount.is_finite():
         raise ValueError("money must be a finite decimal")
     return value

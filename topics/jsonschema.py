@@ -42,8 +42,7 @@ def stale_files(directory: Path = SCHEMA_DIR) -> list[str]:
     problems = [
         name
         for name, text in rendered.items()
-        if not (directory / name).exists()
-        or (directory / name).read_text(encoding="utf-8") != text
+        if not (directory / name).exists() or (directory / name).read_text(encoding="utf-8") != text
     ]
     problems += [p.name for p in directory.glob("*.json") if p.name not in rendered]
     return sorted(problems)

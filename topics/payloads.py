@@ -1,4 +1,4 @@
-"""Payload models of the contract's event types, and the per-item-type snapshots and accept fields."""
+"""Payloads of the contract's event types, with per-item-type snapshots and accept fields."""
 
 from __future__ import annotations
 
@@ -58,7 +58,9 @@ class Actor(Frozen):
     name: Text | None = None
 
 
-SYSTEM_ACTOR = Actor(user_id="erp-pipeline", email="erp-pipeline@system.invalid", name="ERP pipeline")
+SYSTEM_ACTOR = Actor(
+    user_id="erp-pipeline", email="erp-pipeline@system.invalid", name="ERP pipeline"
+)
 
 # --- directory -------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""One `TopicSpec` per topic of the contract: name, partitions, retention, key format, value model."""
+"""One `TopicSpec` per contract topic: name, partitions, retention, key format, value model."""
 
 from __future__ import annotations
 
@@ -54,49 +54,106 @@ class TopicSpec:
 FOREVER = -1
 
 DIRECTORY = TopicSpec(
-    "erp.directory", 6, "compact", FOREVER, KeyFormat.DIRECTORY, ev.DirectoryEvent,
+    "erp.directory",
+    6,
+    "compact",
+    FOREVER,
+    KeyFormat.DIRECTORY,
+    ev.DirectoryEvent,
     "Approvers and company settings; latest per key wins.",
     ("ApproverUpdated", "CompanySettingsUpdated"),
 )
 SUBMISSIONS = TopicSpec(
-    "erp.submissions", 6, "delete", FOREVER, KeyFormat.ITEM, ev.SubmissionEvent,
-    "Send to ERP and Retrieve from ERP, from upstream.", ("ItemSubmitted", "ItemRetrieved"),
+    "erp.submissions",
+    6,
+    "delete",
+    FOREVER,
+    KeyFormat.ITEM,
+    ev.SubmissionEvent,
+    "Send to ERP and Retrieve from ERP, from upstream.",
+    ("ItemSubmitted", "ItemRetrieved"),
 )
 DECISIONS = TopicSpec(
-    "erp.decisions", 6, "delete", FOREVER, KeyFormat.ITEM, ev.DecisionEvent,
+    "erp.decisions",
+    6,
+    "delete",
+    FOREVER,
+    KeyFormat.ITEM,
+    ev.DecisionEvent,
     "Accept, reject and retry decisions of accounting approvers.",
     ("ItemAccepted", "ItemRejected", "ExportRetryRequested"),
 )
 EXPORTS = TopicSpec(
-    "erp.exports", 6, "delete", 30 * DAY_MS, KeyFormat.ITEM, ev.ExportEvent,
-    "Accepted items to write into the ERP.", ("ExportRequested",),
+    "erp.exports",
+    6,
+    "delete",
+    30 * DAY_MS,
+    KeyFormat.ITEM,
+    ev.ExportEvent,
+    "Accepted items to write into the ERP.",
+    ("ExportRequested",),
 )
 EXPORT_RESULTS = TopicSpec(
-    "erp.export-results", 6, "delete", FOREVER, KeyFormat.ITEM, ev.ExportResultEvent,
-    "Outcome of every export attempt.", ("ItemExported", "ExportAttemptFailed"),
+    "erp.export-results",
+    6,
+    "delete",
+    FOREVER,
+    KeyFormat.ITEM,
+    ev.ExportResultEvent,
+    "Outcome of every export attempt.",
+    ("ItemExported", "ExportAttemptFailed"),
 )
 FAILED_TO_EXPORT = TopicSpec(
-    "erp.failed-to-export", 6, "delete", FOREVER, KeyFormat.ITEM, ev.FailedExportEvent,
-    "Exports that failed for good, with the ERP's error.", ("ExportFailed",),
+    "erp.failed-to-export",
+    6,
+    "delete",
+    FOREVER,
+    KeyFormat.ITEM,
+    ev.FailedExportEvent,
+    "Exports that failed for good, with the ERP's error.",
+    ("ExportFailed",),
 )
 STATUS = TopicSpec(
-    "erp.status", 6, "compact,delete", FOREVER, KeyFormat.ITEM, ev.StatusEvent,
-    "Every status change of every item; compacted to the latest per item.", ("ItemStatusChanged",),
+    "erp.status",
+    6,
+    "compact,delete",
+    FOREVER,
+    KeyFormat.ITEM,
+    ev.StatusEvent,
+    "Every status change of every item; compacted to the latest per item.",
+    ("ItemStatusChanged",),
 )
 NOTIFICATIONS = TopicSpec(
-    "erp.notifications", 6, "delete", 30 * DAY_MS, KeyFormat.COMPANY_OR_ITEM,
-    ev.NotificationEvent, "E-mails to send.",
+    "erp.notifications",
+    6,
+    "delete",
+    30 * DAY_MS,
+    KeyFormat.COMPANY_OR_ITEM,
+    ev.NotificationEvent,
+    "E-mails to send.",
     ("RejectionNotice", "DailySummary", "ExportFailureNotice"),
 )
 DEAD_LETTERS = TopicSpec(
-    "erp.dead-letters", 6, "delete", FOREVER, KeyFormat.COMPANY_OR_ITEM, ev.DeadLetterEvent,
+    "erp.dead-letters",
+    6,
+    "delete",
+    FOREVER,
+    KeyFormat.COMPANY_OR_ITEM,
+    ev.DeadLetterEvent,
     "Events the pipeline could not use, with the stage, the reason and the original bytes.",
     ("EventRefused",),
 )
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
-    DIRECTORY, SUBMISSIONS, DECISIONS, EXPORTS, EXPORT_RESULTS, FAILED_TO_EXPORT, STATUS,
-    NOTIFICATIONS, DEAD_LETTERS,
+    DIRECTORY,
+    SUBMISSIONS,
+    DECISIONS,
+    EXPORTS,
+    EXPORT_RESULTS,
+    FAILED_TO_EXPORT,
+    STATUS,
+    NOTIFICATIONS,
+    DEAD_LETTERS,
 )
 TOPICS_BY_NAME: dict[str, TopicSpec] = {spec.name: spec for spec in ALL_TOPICS}
 

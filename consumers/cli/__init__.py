@@ -19,5 +19,14 @@ def main() -> None:
     """
 
 
-for command in (dev_cmd, demo_cmd, run_cmd, db_group, topics_group, publish_cmd, tail_cmd, schemas_cmd):
+for command in (
+    dev_cmd,
+    demo_cmd,
+    run_cmd,
+    db_group,
+    topics_group,
+    publish_cmd,
+    tail_cmd,
+    schemas_cmd,
+):
     main.add_command(command)

@@ -55,7 +55,9 @@ def publish_cmd(topic: str, source: IO[str]) -> None:
         except ContractError as exc:
             errors.append(f"event {number}: {exc.reason}")
     if errors:
-        raise click.ClickException("invalid input, nothing was published:\n  " + "\n  ".join(errors))
+        raise click.ClickException(
+            "invalid input, nothing was published:\n  " + "\n  ".join(errors)
+        )
     settings = load_settings()
     run_async(_publish_all(settings, spec, events))
     click.echo(f"published {len(events)} event(s) to {spec.full_name(settings.erp_topic_prefix)}")
@@ -91,7 +93,9 @@ async def _tail(
     consumer = make_consumer(settings, group_id=None)
     await consumer.start()
     try:
-        partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])]
+        partitions = [
+            TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])
+        ]
         if not partitions:
             raise click.ClickException(f"topic {name} does not exist")
         consumer.assign(partitions)
@@ -112,8 +116,14 @@ async def _tail(
                         click.echo(event.model_dump_json(exclude_none=True))
                     except ContractError as exc:
                         click.echo(
-                            json.dumps({"partition": record.partition, "offset": record.offset,
-                                        "stage": exc.stage, "error": exc.reason}),
+                            json.dumps(
+                                {
+                                    "partition": record.partition,
+                                    "offset": record.offset,
+                                    "stage": exc.stage,
+                                    "error": exc.reason,
+                                }
+                            ),
                             err=True,
                         )
                     shown += 1

@@ -22,7 +22,9 @@ def _step(text: str) -> None:
     click.secho(f"▸ {text}", fg="cyan")
 
 
-async def _publish_and_read_back(settings: Settings, spec: TopicSpec, raw: list[dict[str, Any]]) -> int:
+async def _publish_and_read_back(
+    settings: Settings, spec: TopicSpec, raw: list[dict[str, Any]]
+) -> int:
     """Publish contract events, then read the topic back and count what came back decoded."""
     events = [decode(_json(item), spec) for item in raw]
     producer = make_producer(settings)
@@ -57,8 +59,11 @@ def demo_cmd(once: bool) -> None:
         for line in describe_stack(stack):
             click.echo(f"  {line}")
         _step("publishing the demo company's approvers and settings to erp.directory")
-        directory = [se.company_settings(), se.approver_updated(se.APPROVER),
-                     se.approver_updated(se.VIEWER, privileged=False)]
+        directory = [
+            se.company_settings(),
+            se.approver_updated(se.APPROVER),
+            se.approver_updated(se.VIEWER, privileged=False),
+        ]
         count = asyncio.run(_publish_and_read_back(stack.settings, DIRECTORY, directory))
         click.echo(f"  {count}/{len(directory)} directory events round-tripped through Kafka")
         _step("a project manager sends a project to the ERP (erp.submissions)")

@@ -34,7 +34,9 @@ def describe_stack(stack: Stack) -> list[str]:
         f"Kafka      {settings.require_bootstrap()}"
         + ("  (embedded, memory-only)" if stack.embedded_broker else ""),
         f"PostgreSQL {db.describe(settings.require_database_url())}"
-        + (f"  (embedded, data in {settings.data_dir}/postgres)" if stack.embedded_postgres else ""),
+        + (
+            f"  (embedded, data in {settings.data_dir}/postgres)" if stack.embedded_postgres else ""
+        ),
         f"Topics     prefix {settings.erp_topic_prefix!r}, see `erp-pipeline topics list`",
     ]
     lines += [f"Worker     {name}: pid {p.pid}" for name, p in stack.workers.items()]
@@ -72,7 +74,9 @@ def dev_cmd(no_workers: bool) -> None:
 def run_cmd(worker: str) -> None:
     """Run one worker in the foreground against the configured broker and database."""
     if worker not in WORKERS:
-        raise click.BadParameter(f"unknown worker {worker!r}; known: {', '.join(WORKERS) or 'none'}")
+        raise click.BadParameter(
+            f"unknown worker {worker!r}; known: {', '.join(WORKERS) or 'none'}"
+        )
     settings = load_settings()
     setup_logging(settings)
     WORKERS[worker].load()(settings)
