@@ -112,6 +112,24 @@ async def publish(
     )
 
 
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop a consumer, first letting its background tasks take their first step.
+
+    aiokafka's group-less coordinator awaits its own cancelled task in `stop()`; a task that
+    is cancelled before it ever ran re-raises CancelledError there instead of ending quietly.
+    """
+    await asyncio.sleep(0)
+    await consumer.stop()
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[Any]:
+    """The topic's partitions as `TopicPartition`s, from fresh metadata ([] if no such topic)."""
+    from aiokafka import TopicPartition
+
+    await consumer.topics()  # refreshes metadata (and lets the consumer's tasks start)
+    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+
+
 async def caught_up(consumer: AIOKafkaConsumer, ends: dict[Any, int]) -> bool:
     """True when the consumer's position has reached `ends` on every partition."""
     for tp, end in ends.items():
@@ -142,4 +160,4 @@ async def read_all(settings: Settings, spec: TopicSpec) -> list[Any]:
                 records.extend(batch)
         return records
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)

@@ -9,7 +9,15 @@ from typing import IO, Any
 import click
 
 from consumers.cli.common import load_settings, run_async
-from consumers.kafka import caught_up, create_topics, make_consumer, make_producer, publish
+from consumers.kafka import (
+    caught_up,
+    create_topics,
+    make_consumer,
+    make_producer,
+    partitions_of,
+    publish,
+    stop_consumer,
+)
 from pipeline.settings import Settings
 from topics import ALL_TOPICS, ContractError, TopicSpec, decode, spec_for
 from topics.jsonschema import SCHEMA_DIR, stale_files, write_all
@@ -87,15 +95,11 @@ def tail_cmd(topic: str, from_beginning: bool, follow: bool, max_events: int | N
 async def _tail(
     settings: Settings, spec: TopicSpec, from_beginning: bool, follow: bool, max_events: int | None
 ) -> None:
-    from aiokafka import TopicPartition
-
     name = spec.full_name(settings.erp_topic_prefix)
     consumer = make_consumer(settings, group_id=None)
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])
-        ]
+        partitions = await partitions_of(consumer, name)
         if not partitions:
             raise click.ClickException(f"topic {name} does not exist")
         consumer.assign(partitions)
@@ -130,7 +134,7 @@ async def _tail(
                     if max_events is not None and shown >= max_events:
                         return
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
 
 
 @click.command("schemas")

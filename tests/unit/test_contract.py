@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.examples import valid_examples
 from topics import (
     ALL_TOPICS,
     EVENT_MODELS,
@@ -20,8 +21,6 @@ from topics import (
     key_of,
 )
 from topics.specs import DECISIONS, SUBMISSIONS, spec_for
-
-from tests.examples import valid_examples
 
 EXAMPLES = valid_examples()
 
@@ -174,7 +173,7 @@ def test_unknown_event_type_and_wrong_topic_are_schema_errors() -> None:
     unknown = {**EXAMPLES["ItemRejected"], "event_type": "ItemTeleported"}
     with pytest.raises(SchemaError, match="unknown event type"):
         decode(json.dumps(unknown), DECISIONS)
-    with pytest.raises(SchemaError, match="does not belong on erp.submissions"):
+    with pytest.raises(SchemaError, match=r"does not belong on erp\.submissions"):
         decode(json.dumps(EXAMPLES["ItemRejected"]), SUBMISSIONS)
 
 
