@@ -1,0 +1,79 @@
+"""`erp-pipeline dev` on the embedded path: starts everything, says where, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+
+def _wait_for_line(process: subprocess.Popen[str], pattern: str, timeout_s: float) -> list[str]:
+    """Read stdout until a line matches `pattern`; fail with what was printed at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    lines: list[str] = []
+    assert process.stdout is not None
+    os.set_blocking(process.stdout.fileno(), False)
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if line:
+            lines.append(line.rstrip())
+            if re.search(pattern, line):
+                return lines
+        elif process.poll() is not None:
+            break
+        else:
+            time.sleep(0.05)
+    raise AssertionError(f"no line matching {pattern!r}; got: {lines}")
+
+
+def test_dev_starts_embedded_services_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
+    }
+    env.update(
+        {
+            "DATA_DIR": str(tmp_path / "data"),
+            "ERP_TOPIC_PREFIX": "devtest.",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    with subprocess.Popen(
+        [sys.executable, "-m", "consumers.cli", "dev", "--no-workers"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        _drive(process, tmp_path)
+
+
+def _drive(process: subprocess.Popen[str], tmp_path: Path) -> None:
+    try:
+        lines = _wait_for_line(process, r"Press Ctrl-C", 90)
+        kafka = next(line for line in lines if line.strip().startswith("Kafka"))
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", kafka).group(1))  # type: ignore[union-attr]
+        assert "embedded" in kafka
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        pg_dir = tmp_path / "data" / "postgres"
+        with psycopg.connect(host=str(pg_dir), dbname="postgres", user="postgres") as conn:
+            assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] >= 1  # type: ignore[index]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+        rest = process.stdout.read() if process.stdout else ""
+        assert "stopped." in rest
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            raise AssertionError("the broker still listens after dev stopped")
+        except OSError:
+            pass
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
