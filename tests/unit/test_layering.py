@@ -9,8 +9,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Modules of pipeline/ allowed to import I/O libraries: the wiring, not the rules.
-PIPELINE_WIRING = {"app.py", "runtime.py", "worker.py"}
-IO_LIBRARIES = {"faust", "mode", "aiokafka", "psycopg", "psycopg_pool", "kafka", "smtplib"}
+PIPELINE_WIRING = {"app.py", "runtime.py", "worker.py", "observability.py"}
+IO_LIBRARIES = {
+    "faust",
+    "mode",
+    "aiokafka",
+    "psycopg",
+    "psycopg_pool",
+    "kafka",
+    "smtplib",
+    "aiohttp",
+}
 
 
 def _imports(path: Path) -> set[str]:
