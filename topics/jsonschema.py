@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from topics import asyncapi
 from topics.events import EVENT_MODELS
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
+ASYNCAPI_FILE = "asyncapi.json"
 
 
 def render_all() -> dict[str, str]:
-    """File name → JSON Schema text, one per event type of the contract."""
+    """File name → text: one JSON Schema per event type, and the AsyncAPI document."""
     rendered = {}
     for name, model in sorted(EVENT_MODELS.items()):
         schema = model.model_json_schema(mode="validation")
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"urn:erp-pipeline:event:{name}:v1"
         rendered[f"{name}.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    rendered[ASYNCAPI_FILE] = json.dumps(asyncapi.render(), indent=2, sort_keys=True) + "\n"
     return rendered
 
 

@@ -34,6 +34,8 @@ class TopicSpec:
     value_type: Any
     description: str
     event_types: tuple[str, ...]
+    #: "upstream" for topics integrators publish to; "pipeline" for those the pipeline writes.
+    written_by: str = "pipeline"
     replication_factor: int = 1
     adapter: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
 
@@ -62,6 +64,7 @@ DIRECTORY = TopicSpec(
     ev.DirectoryEvent,
     "Approvers and company settings; latest per key wins.",
     ("ApproverUpdated", "CompanySettingsUpdated"),
+    written_by="upstream",
 )
 SUBMISSIONS = TopicSpec(
     "erp.submissions",
@@ -72,6 +75,7 @@ SUBMISSIONS = TopicSpec(
     ev.SubmissionEvent,
     "Send to ERP and Retrieve from ERP, from upstream.",
     ("ItemSubmitted", "ItemRetrieved"),
+    written_by="upstream",
 )
 DECISIONS = TopicSpec(
     "erp.decisions",
@@ -82,6 +86,7 @@ DECISIONS = TopicSpec(
     ev.DecisionEvent,
     "Accept, reject and retry decisions of accounting approvers.",
     ("ItemAccepted", "ItemRejected", "ExportRetryRequested"),
+    written_by="upstream",
 )
 EXPORTS = TopicSpec(
     "erp.exports",

@@ -1,0 +1,113 @@
+"""The AsyncAPI 3 document of the contract, generated from the topic specs and event models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from topics.events import EVENT_MODELS
+from topics.specs import ALL_TOPICS, KeyFormat, TopicSpec
+
+_REF = "#/components/schemas/{model}"
+
+_HEADERS = {
+    "type": "object",
+    "properties": {
+        "event_type": {"type": "string", "description": "Same as the value's event_type."},
+        "schema_version": {"type": "string", "description": "Same as the value's schema_version."},
+        "correlation_id": {"type": "string", "description": "Copied to every derived event."},
+    },
+    "description": "Optional on input, always set on output.",
+}
+
+_KEY_DESCRIPTIONS = {
+    KeyFormat.ITEM: "{company_id}:{item_type}:{item_id}",
+    KeyFormat.DIRECTORY: "{company_id}:user:{user_id} or {company_id}:settings",
+    KeyFormat.COMPANY_OR_ITEM: "{company_id}:{item_type}:{item_id}, or {company_id} "
+    "for events about no item",
+}
+
+
+def _channel_id(spec: TopicSpec) -> str:
+    return spec.name.replace(".", "_").replace("-", "_")
+
+
+def _channel(spec: TopicSpec) -> dict[str, Any]:
+    return {
+        "address": spec.name,
+        "description": f"{spec.description} A deployment may prefix the name (ERP_TOPIC_PREFIX).",
+        "messages": {t: {"$ref": f"#/components/messages/{t}"} for t in spec.event_types},
+        "bindings": {
+            "kafka": {
+                "partitions": spec.partitions,
+                "topicConfiguration": {
+                    "cleanup.policy": spec.cleanup_policy.split(","),
+                    "retention.ms": spec.retention_ms,
+                },
+                "bindingVersion": "0.5.0",
+            }
+        },
+    }
+
+
+def _message(name: str, spec: TopicSpec) -> dict[str, Any]:
+    doc = (EVENT_MODELS[name].__doc__ or "").strip()
+    return {
+        "name": name,
+        "title": name,
+        "summary": doc or name,
+        "contentType": "application/json",
+        "headers": _HEADERS,
+        "payload": {"$ref": _REF.format(model=name)},
+        "bindings": {
+            "kafka": {
+                "key": {"type": "string", "description": _KEY_DESCRIPTIONS[spec.key_format]},
+                "bindingVersion": "0.5.0",
+            }
+        },
+    }
+
+
+def render() -> dict[str, Any]:
+    """The AsyncAPI 3.0 document as a JSON-ready dict (the pipeline's point of view)."""
+    _, top = models_json_schema(
+        [(model, "validation") for _, model in sorted(EVENT_MODELS.items())],
+        ref_template=_REF,
+    )
+    channels, operations, messages = {}, {}, {}
+    for spec in ALL_TOPICS:
+        channel_id = _channel_id(spec)
+        channels[channel_id] = _channel(spec)
+        action = "receive" if spec.written_by == "upstream" else "send"
+        operations[f"{action}_{channel_id}"] = {
+            "action": action,
+            "channel": {"$ref": f"#/channels/{channel_id}"},
+            "summary": f"The pipeline {'consumes' if action == 'receive' else 'publishes'} "
+            f"{spec.name} (written by {spec.written_by}).",
+            "messages": [
+                {"$ref": f"#/channels/{channel_id}/messages/{t}"} for t in spec.event_types
+            ],
+        }
+        messages.update({t: _message(t, spec) for t in spec.event_types})
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "ERP accounting-acceptance pipeline",
+            "version": "1.0.0",
+            "description": "Event contract v1: what upstream systems publish and what the "
+            "pipeline publishes back. Values are UTF-8 JSON objects; money is a decimal "
+            "string; timestamps are RFC 3339 with an offset.",
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "kafka": {
+                "host": "localhost:9092",
+                "protocol": "kafka",
+                "description": "Set KAFKA_BOOTSTRAP_SERVERS to the real cluster.",
+            }
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": top.get("$defs", {})},
+    }
