@@ -29,5 +29,10 @@ class Worker:
 WORKERS: dict[str, Worker] = {
     worker.name: worker
     for worker in (
+        Worker("mailsink", "consumers.mailsink:run",
+               "Local SMTP sink writing each e-mail to .data/maildrop (dev starts one itself)",
+               in_dev=False),
+        Worker("notifier", "consumers.notifier:run",
+               "Sends the e-mails of erp.notifications over SMTP, once each"),
     )
 }
