@@ -73,6 +73,8 @@ class MailSink:
             self.port = free_port()
         if self.maildrop is not None:
             self.maildrop.mkdir(parents=True, exist_ok=True)
+        # aiosmtpd logs every SMTP command (addresses included) at INFO; ours says enough.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         self._controller = Controller(_Handler(self), hostname=self.host, port=self.port)
         self._controller.start()
         return self

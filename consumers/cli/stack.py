@@ -39,7 +39,7 @@ def describe_stack(stack: Stack) -> list[str]:
         f"Topics     prefix {settings.erp_topic_prefix!r}, see `erp-pipeline topics list`",
     ]
     if stack.maildrop is not None:
-        lines.append(f"Mail       local sink, e-mails written to {stack.maildrop}/*.eml")
+        lines.append(f"Mail       local sink, e-mails written to {stack.maildrop.resolve()}/*.eml")
     elif settings.smtp_url is not None:
         lines.append(f"Mail       {SmtpTarget.from_settings(settings).describe()}")
     lines += [f"Worker     {name}: pid {p.pid}" for name, p in stack.workers.items()]

@@ -57,7 +57,7 @@ def test_dev_stack_starts_a_sink_that_fills_the_maildrop(settings: Settings,
         assert stack.maildrop == tmp_path / "maildrop"
         assert stack.settings.smtp_url is not None
         assert stack.env()["SMTP_URL"] == stack.settings.smtp_url.get_secret_value()
-        assert any(str(stack.maildrop) in line for line in describe_stack(stack))
+        assert any(str(stack.maildrop.resolve()) in line for line in describe_stack(stack))
         event = NOTIFICATIONS.adapter.validate_python(export_failure_notice())
         mail = MailSettings.from_settings(stack.settings)
         send_sync(SmtpTarget.from_settings(stack.settings), render(event, mail),
