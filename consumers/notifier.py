@@ -24,6 +24,7 @@ import contextlib
 import enum
 import logging
 import signal
+import uuid
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -57,6 +58,9 @@ class Notifier:
                  ledger: SentLedger, producer: Any, stop: asyncio.Event) -> None:
         self.settings, self.target, self.mail = settings, target, mail
         self.ledger, self.producer, self.stop = ledger, producer, stop
+        # Events whose last attempt here was turned away before delivery: their next
+        # attempt is an ordinary retry, not a possible duplicate worth a warning.
+        self._not_delivered: set[uuid.UUID] = set()
 
     async def handle(self, record: Record) -> Outcome:
         """Process one record; never raises for bad input."""
@@ -82,13 +86,14 @@ class Notifier:
         if claim is None:
             log.info("%s %s already handled; not sent again", event.event_type, event.event_id)
             return Outcome.DONE
-        if claim.attempts > 1:
+        if claim.attempts > 1 and event.event_id not in self._not_delivered:
             log.warning("%s %s: attempt %d (an earlier attempt may have been delivered)",
                         event.event_type, event.event_id, claim.attempts)
         try:
             await send(self.target, message, self.mail.sender.addr_spec, event.payload.to)
         except SmtpUnavailable as exc:
             log.warning("SMTP %s unavailable, will retry: %s", self.target.describe(), exc)
+            self._not_delivered.add(event.event_id)
             return Outcome.RETRY
         except SmtpRefused as exc:
             log.warning("%s %s refused by the mail server (%d)", event.event_type,
@@ -99,7 +104,9 @@ class Notifier:
             # looked at again, so the dead letter must already be durable.
             if await self._dead_letter(dead) is Outcome.RETRY:
                 return Outcome.RETRY
+            self._not_delivered.discard(event.event_id)
             return await self._record(event, "failed", str(exc))
+        self._not_delivered.discard(event.event_id)
         log.info("sent %s %s", event.event_type, event.event_id)
         return await self._record(event, "sent")
 
