@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from consumers import db
+from consumers.mailsink import MailSink
 from consumers.stack import embedded_services
 from pipeline.settings import Settings
 
@@ -30,6 +31,8 @@ class Stack:
     embedded_broker: bool
     embedded_postgres: bool
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: Where the embedded mail sink drops e-mails; None when SMTP_URL points elsewhere.
+    maildrop: Path | None = None
 
     def env(self) -> dict[str, str]:
         """Environment for a child process so that it uses this stack."""
@@ -37,6 +40,8 @@ class Stack:
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.settings.require_bootstrap()
         env["DATABASE_URL"] = self.settings.require_database_url()
         env["ERP_TOPIC_PREFIX"] = self.settings.erp_topic_prefix
+        if self.settings.smtp_url is not None:
+            env["SMTP_URL"] = self.settings.smtp_url.get_secret_value()
         return env
 
     def start_worker(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
@@ -90,13 +95,35 @@ def running_stack(settings: Settings | None = None) -> Iterator[Stack]:
             updates["kafka_bootstrap_servers"] = bootstrap
         if database_url:
             updates["database_url"] = SecretStr(database_url)
-        stack = Stack(
-            settings.model_copy(update=updates),
-            embedded_broker=want_broker,
-            embedded_postgres=want_postgres,
-        )
-        prepare(stack.settings)
-        try:
-            yield stack
-        finally:
-            stack.stop_workers()
+        with _mail_sink(settings, data_dir) as sink:
+            if sink is not None:
+                updates["smtp_url"] = SecretStr(sink.url)
+            stack = Stack(
+                settings.model_copy(update=updates),
+                embedded_broker=want_broker,
+                embedded_postgres=want_postgres,
+                maildrop=sink.maildrop if sink is not None else None,
+            )
+            prepare(stack.settings)
+            try:
+                yield stack
+            finally:
+                stack.stop_workers()
+
+
+@contextlib.contextmanager
+def _mail_sink(settings: Settings, data_dir: Path) -> Iterator[MailSink | None]:
+    """A loopback SMTP sink writing to `<data_dir>/maildrop`, unless SMTP_URL is configured."""
+    if settings.smtp_url is not None:
+        yield None
+        return
+    try:
+        sink = MailSink(data_dir / "maildrop").start()
+    except ImportError:
+        log.warning("no mail sink: aiosmtpd is missing (pip install -e '.[embedded]')")
+        yield None
+        return
+    try:
+        yield sink
+    finally:
+        sink.stop()

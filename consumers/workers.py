@@ -26,5 +26,15 @@ class Worker:
 
 
 #: Every worker, in the order `dev` starts them. Entry points are imported lazily.
-_IN_ORDER: tuple[Worker, ...] = ()
+_IN_ORDER: tuple[Worker, ...] = (
+    Worker(
+        "mailsink",
+        "consumers.mailsink:run",
+        "Local SMTP sink writing each e-mail to .data/maildrop (dev starts one itself)",
+        in_dev=False,
+    ),
+    Worker(
+        "notifier", "consumers.notifier:run", "Sends erp.notifications e-mails over SMTP, once each"
+    ),
+)
 WORKERS: dict[str, Worker] = {worker.name: worker for worker in _IN_ORDER}

@@ -38,6 +38,16 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # notifier: SMTP_URL is smtp://[user[:password]@]host[:port] (smtps:// for implicit TLS,
+    # smtp+starttls:// or ?starttls=1 for STARTTLS); unset in dev means the embedded mail sink.
+    smtp_url: SecretStr | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "ERP Integrations <erp-integrations@localhost>"
+    smtp_timeout_s: float = Field(default=30.0, gt=0)
+    item_url_template: str | None = None
+    notifier_retry_max_s: float = Field(default=30.0, gt=0)
+    mailsink_port: int = Field(default=2525, ge=0, le=65535)
+
     def topic(self, name: str) -> str:
         """Contract topic name → the deployed name (with `ERP_TOPIC_PREFIX`)."""
         return f"{self.erp_topic_prefix}{name}"

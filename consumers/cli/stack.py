@@ -11,6 +11,7 @@ import click
 from consumers import db
 from consumers.cli.common import load_settings, setup_logging
 from consumers.devstack import Stack, running_stack
+from consumers.smtp import SmtpTarget
 from consumers.workers import WORKERS
 
 
@@ -39,6 +40,10 @@ def describe_stack(stack: Stack) -> list[str]:
         ),
         f"Topics     prefix {settings.erp_topic_prefix!r}, see `erp-pipeline topics list`",
     ]
+    if stack.maildrop is not None:
+        lines.append(f"Mail       local sink, e-mails written to {stack.maildrop.resolve()}/*.eml")
+    elif settings.smtp_url is not None:
+        lines.append(f"Mail       {SmtpTarget.from_settings(settings).describe()}")
     lines += [f"Worker     {name}: pid {p.pid}" for name, p in stack.workers.items()]
     return lines
 

@@ -1,0 +1,129 @@
+"""Rendering notifications as e-mails: subjects, parts, links, escaping, header injection."""
+
+from __future__ import annotations
+
+import email
+from email import policy
+from typing import Any
+
+import pytest
+
+from consumers.emails import DAILY_SUMMARY_SUBJECT, MailSettings, one_line, render
+from pipeline.settings import Settings
+from tests.notice_samples import daily_summary, export_failure_notice, rejection_notice
+from topics import decode
+from topics.codec import encode
+from topics.specs import NOTIFICATIONS
+
+MAIL = MailSettings.from_settings(Settings(
+    smtp_from="ERP Integrations <erp@acme.example>",
+    item_url_template="https://pm.example/{company_id}/{item_type}/{item_id}",
+))
+
+
+def sent(event: dict[str, Any], mail: MailSettings = MAIL) -> email.message.EmailMessage:
+    """Render, then parse the bytes a server would receive."""
+    model = decode(encode(NOTIFICATIONS.adapter.validate_python(event)), NOTIFICATIONS)
+    raw = render(model, mail).as_bytes()
+    parsed = email.message_from_bytes(raw, policy=policy.default)
+    assert isinstance(parsed, email.message.EmailMessage)
+    return parsed
+
+
+def parts(message: email.message.EmailMessage) -> tuple[str, str]:
+    text = message.get_body(("plain",))
+    body = message.get_body(("html",))
+    assert text is not None and body is not None
+    return text.get_content(), body.get_content()
+
+
+def test_rejection_notice_subject_recipient_reason_and_link() -> None:
+    message = sent(rejection_notice(to="pat.pm@acme.example", reason="Wrong cost code"))
+    assert message["Subject"] == "acme-builders: ERP Commitment Change Order Rejection Notification"
+    assert message["To"] == "pat.pm@acme.example"
+    assert message["From"] == "ERP Integrations <erp@acme.example>"
+    assert message["Reply-To"] == "Ana Approver <ana.approver@acme.example>"
+    text, body = parts(message)
+    for part in (text, body):
+        assert "Wrong cost code" in part
+        assert "CCO-001" in part
+        assert "https://pm.example/acme-builders/commitment_change_order/cco-300" in part
+
+
+def test_commitment_type_is_human_readable() -> None:
+    item = {"type": "commitment", "id": "sc-200", "number": "SC-200"}
+    message = sent(rejection_notice(item=item))
+    assert message["Subject"] == "acme-builders: ERP Commitment Rejection Notification"
+
+
+def test_message_id_is_derived_from_the_event_id() -> None:
+    event = rejection_notice()
+    first, second = sent(event), sent(event)
+    assert first["Message-ID"] == second["Message-ID"]
+    assert event["event_id"] in first["Message-ID"]
+    assert sent(rejection_notice())["Message-ID"] != first["Message-ID"]
+
+
+def test_export_failure_subject_and_error() -> None:
+    message = sent(export_failure_notice(error_message="Vendor V1001 is inactive"))
+    assert message["Subject"] == "acme-builders: ERP Commitment Change Order Export Failed"
+    text, body = parts(message)
+    assert "Vendor V1001 is inactive" in text and "Vendor V1001 is inactive" in body
+
+
+def test_daily_summary_lists_every_item() -> None:
+    message = sent(daily_summary(titles=("Concrete", "Steel", "Glazing")))
+    assert message["Subject"] == DAILY_SUMMARY_SUBJECT
+    text, body = parts(message)
+    for n, title in enumerate(("Concrete", "Steel", "Glazing")):
+        assert f"SC-{n}: {title}" in text
+        assert f"SC-{n}: {title}" in body
+    assert "3 items" in text
+
+
+def test_no_link_without_a_template() -> None:
+    mail = MailSettings.from_settings(Settings(smtp_from="erp@acme.example"))
+    text, body = parts(sent(rejection_notice(), mail))
+    assert "http" not in text and "<a " not in body
+
+
+def test_user_text_is_escaped_in_html() -> None:
+    item = {"type": "commitment", "id": "sc-1", "number": "SC-1",
+            "title": "<script>alert(1)</script>"}
+    message = sent(rejection_notice(item=item, reason='<img src=x onerror="steal()"> & more'))
+    _, body = parts(message)
+    assert "<script>" not in body and "<img" not in body
+    assert "&lt;script&gt;" in body
+    assert "&lt;img src=x onerror=&quot;steal()&quot;&gt; &amp;" in body
+
+
+@pytest.mark.parametrize("injection", ["\r\nBcc: x@evil.test", "\nBcc: x@evil.test",
+                                       "\rBcc: x@evil.test", "\u2028Bcc: x@evil.test"])
+def test_a_title_cannot_add_a_header(injection: str) -> None:
+    item = {"type": "commitment", "id": "sc-1", "number": f"SC-1{injection}",
+            "title": f"Footings{injection}", "project_name": f"P{injection}"}
+    message = sent(rejection_notice(item=item))
+    assert message["Bcc"] is None
+    assert all(name.lower() != "bcc" for name in message)
+
+
+def test_a_name_cannot_add_a_header() -> None:
+    event = rejection_notice()
+    event["payload"]["rejected_by"] = {**event["payload"]["rejected_by"],
+                                       "name": "Ana\r\nBcc: x@evil.test"}
+    message = sent(event)
+    assert message["Bcc"] is None
+    reply_to = message["Reply-To"].addresses
+    assert [a.addr_spec for a in reply_to] == ["ana.approver@acme.example"]
+    assert reply_to[0].display_name == "Ana Bcc: x@evil.test"
+
+
+def test_sender_and_template_are_checked_early() -> None:
+    with pytest.raises(ValueError, match="SMTP_FROM"):
+        MailSettings.from_settings(Settings(smtp_from="nobody"))
+    with pytest.raises(ValueError, match="ITEM_URL_TEMPLATE"):
+        MailSettings.from_settings(Settings(item_url_template="https://x/{password}"))
+
+
+def test_one_line() -> None:
+    assert one_line("a\r\nb\u2028c\x85d") == "a b c d"
