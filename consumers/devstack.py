@@ -38,6 +38,8 @@ class Stack:
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.settings.require_bootstrap()
         env["DATABASE_URL"] = self.settings.require_database_url()
         env["ERP_TOPIC_PREFIX"] = self.settings.erp_topic_prefix
+        if self.settings.erp_database_url is not None:
+            env["ERP_DATABASE_URL"] = self.settings.erp_database_url.get_secret_value()
         return env
 
     def start_worker(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
@@ -70,8 +72,11 @@ def prepare(settings: Settings) -> None:
 
     from consumers.kafka import create_topics
 
+    from consumers.erp_seed import migrate as migrate_erp
+
     asyncio.run(create_topics(settings))
     db.migrate(settings.require_database_url())
+    migrate_erp(settings.require_erp_database_url())
 
 
 @contextlib.contextmanager

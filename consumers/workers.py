@@ -29,5 +29,6 @@ class Worker:
 WORKERS: dict[str, Worker] = {
     worker.name: worker
     for worker in (
+        Worker("exporter", "consumers.exporter:run", "exports accepted items into the ERP"),
     )
 }
