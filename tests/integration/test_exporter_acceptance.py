@@ -6,12 +6,13 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import pytest
 
 from consumers import sample_events as se
 from pipeline.settings import Settings
-from tests.export_requests import commitment_export, project_export
+from tests.export_requests import commitment_export, export_requested, project_export
 from tests.integration.exporter_support import (
     events_of,
     exporter_running,
@@ -165,3 +166,46 @@ async def test_bad_input_is_dead_lettered_and_the_exporter_keeps_going(
     assert refused[0].payload.stage == "decode"
     assert refused[0].company_id == COMPANY
     await _result(exporting, after["payload"]["export_id"], "ItemExported")
+
+
+async def test_change_orders_follow_their_commitment_and_the_erp_limits_hold(
+    exporting: Settings,
+) -> None:
+    project = project_export("prj-a7", "RMO-A7", company=COMPANY)
+    commitment = commitment_export("sc-a7", "prj-a7", number="SC-A7", company=COMPANY)
+    await publish_exports(exporting, [project])
+    await _result(exporting, project["payload"]["export_id"], "ItemExported")
+    await publish_exports(exporting, [commitment])
+    await _result(exporting, commitment["payload"]["export_id"], "ItemExported")
+
+    def cco(item_id: str, commitment_id: str, **kw: str) -> dict[str, object]:
+        submitted = se.cco_submitted(item_id, **kw)
+        submitted["payload"]["snapshot"]["commitment"]["id"] = commitment_id
+        return export_requested(submitted, {"change_order_date": "2026-11-21"}, company=COMPANY)
+
+    def pcco(item_id: str, code: str) -> dict[str, object]:
+        submitted = se.pcco_submitted(item_id, billing_item_code=code)
+        submitted["payload"]["project"] = {"id": "prj-a7", "name": "Riverside Medical Office"}
+        return export_requested(submitted, {"transaction_date": "2026-11-22"}, company=COMPANY)
+
+    good_cco, good_pcco = cco("cco-a7", "sc-a7"), pcco("pcco-a7", "BI-010")
+    long_title = cco("cco-a8", "sc-a7", title="A title far longer than thirty characters")
+    orphan = cco("cco-a9", "sc-never-exported")
+    long_code = pcco("pcco-a8", "BILLING-ITEM-11")
+    await publish_exports(exporting, [good_cco, good_pcco, long_title, orphan, long_code])
+
+    def export_id(event: dict[str, object]) -> str:
+        return str(event["payload"]["export_id"])  # type: ignore[index]
+
+    assert (await _result(exporting, export_id(good_cco), "ItemExported")
+            ).payload.erp_reference == "SC-A7/CCO-001"  # type: ignore[attr-defined]
+    assert (await _result(exporting, export_id(good_pcco), "ItemExported")
+            ).payload.erp_reference == "RMO-A7/PCCO-001"  # type: ignore[attr-defined]
+    for refused, words in ((long_title, "character varying(30)"),
+                           (orphan, "has not been exported"),
+                           (long_code, "character varying(10)")):
+        failed = await _result(exporting, export_id(refused), "ExportAttemptFailed")
+        assert words in failed.payload.error_message  # type: ignore[attr-defined]
+    assert query(exporting, "SELECT phase_code, amount FROM spectrum.change_order_lines"
+                 " WHERE company_id = %s AND commitment_id = 'SC-A7'", COMPANY) == [
+                     ("03-300", Decimal("12500.0000"))]
