@@ -48,6 +48,7 @@ async def test_every_item_is_exported_exactly_once_across_sigkills(
             await until(lambda t=target: _exported(mine) >= t, 45, f"{target} exported")
             time.sleep(rng.uniform(0, 0.05))
             process.send_signal(signal.SIGKILL)
+            assert _exported(mine) < ITEMS, "the kill came after the work was done"
             process.wait(10)
             process = exporter_process(worker_env, mine)
         await until(lambda: _exported(mine) >= ITEMS, 60, f"all {ITEMS} exported")
