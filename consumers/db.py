@@ -38,27 +38,44 @@ def load_migrations(package: str = "consumers.migrations") -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-def migrate(database_url: str, migrations: list[Migration] | None = None) -> list[str]:
-    """Apply every migration not applied yet, each in its own transaction; returns those applied."""
+def migrate(
+    database_url: str,
+    migrations: list[Migration] | None = None,
+    *,
+    table: str = "schema_migrations",
+) -> list[str]:
+    """Apply every migration not applied yet, each in its own transaction; returns those applied.
+
+    `table` keeps the bookkeeping of one migration set apart from another's when two sets
+    (the pipeline's and the reference ERP's) share a database.
+    """
     migrations = load_migrations() if migrations is None else migrations
+    bookkeeping = sql.Identifier(table)
     applied: list[str] = []
     try:
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
             try:
                 conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                    " version text PRIMARY KEY, name text NOT NULL,"
-                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                    sql.SQL(
+                        "CREATE TABLE IF NOT EXISTS {} ("
+                        " version text PRIMARY KEY, name text NOT NULL,"
+                        " applied_at timestamptz NOT NULL DEFAULT now())"
+                    ).format(bookkeeping)
                 )
-                done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+                done = {
+                    row[0]
+                    for row in conn.execute(sql.SQL("SELECT version FROM {}").format(bookkeeping))
+                }
                 for migration in migrations:
                     if migration.version in done:
                         continue
                     with conn.transaction():
                         conn.execute(migration.sql.encode())
                         conn.execute(
-                            "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                            sql.SQL("INSERT INTO {} (version, name) VALUES (%s, %s)").format(
+                                bookkeeping
+                            ),
                             (migration.version, migration.name),
                         )
                     applied.append(f"{migration.version}_{migration.name}")

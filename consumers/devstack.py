@@ -42,6 +42,8 @@ class Stack:
         env["ERP_TOPIC_PREFIX"] = self.settings.erp_topic_prefix
         if self.settings.smtp_url is not None:
             env["SMTP_URL"] = self.settings.smtp_url.get_secret_value()
+        if self.settings.erp_database_url is not None:
+            env["ERP_DATABASE_URL"] = self.settings.erp_database_url.get_secret_value()
         return env
 
     def start_worker(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
@@ -73,10 +75,12 @@ def prepare(settings: Settings) -> None:
     """Create every topic from its spec and apply the database schema."""
     import asyncio
 
+    from consumers.erp_seed import migrate as migrate_erp
     from consumers.kafka import create_topics
 
     asyncio.run(create_topics(settings))
     db.migrate(settings.require_database_url())
+    migrate_erp(settings.require_erp_database_url())
 
 
 @contextlib.contextmanager

@@ -142,8 +142,9 @@ def _export_failure(event: ExportFailureNotice, mail: MailSettings) -> tuple[str
 
 def _summary(event: DailySummary, mail: MailSettings) -> tuple[str, str, str]:
     p = event.payload
-    lines = sorted(p.items, key=lambda line: (list(ItemType).index(line.item.type),
-                                               line.submitted_at))
+    lines = sorted(
+        p.items, key=lambda line: (list(ItemType).index(line.item.type), line.submitted_at)
+    )
     count = f"{len(lines)} item{'s' if len(lines) != 1 else ''}"
     intro = f"{count} of {event.company_id} awaiting acceptance in ERP Integrations on {p.date}."
     text_rows, html_rows = [], []
@@ -154,8 +155,10 @@ def _summary(event: DailySummary, mail: MailSettings) -> tuple[str, str, str]:
         sent_by = _person(line.sent_by.name, line.sent_by.email)
         sent_at = line.submitted_at.strftime("%Y-%m-%d %H:%M %Z").strip()
         text_rows.append(
-            f"- {label}" + (f" (project {project})" if project else "")
-            + f"\n  sent by {sent_by} at {sent_at}" + (f"\n  {url}" if url else "")
+            f"- {label}"
+            + (f" (project {project})" if project else "")
+            + f"\n  sent by {sent_by} at {sent_at}"
+            + (f"\n  {url}" if url else "")
         )
         html_rows.append(
             f"<tr><td>{_link_html(url, label)}</td><td>{html.escape(project)}</td>"
@@ -166,7 +169,8 @@ def _summary(event: DailySummary, mail: MailSettings) -> tuple[str, str, str]:
         f"<p>{html.escape(intro)}</p>"
         '<table border="1" cellpadding="4" cellspacing="0">'
         "<tr><th>Item</th><th>Project</th><th>Sent by</th><th>Sent at</th></tr>"
-        + "".join(html_rows) + "</table>"
+        + "".join(html_rows)
+        + "</table>"
     )
     return DAILY_SUMMARY_SUBJECT, text, body
 

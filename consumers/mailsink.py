@@ -31,8 +31,9 @@ class _Handler:
     def __init__(self, sink: MailSink) -> None:
         self.sink = sink
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
         # RFC 2606: `.invalid` never exists, so a sink may refuse it as a real server would.
         if address.lower().rstrip(">").endswith(".invalid"):
             return "550 5.1.2 no such domain"
@@ -41,16 +42,18 @@ class _Handler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         content = envelope.original_content or envelope.content
-        self.sink.keep(ReceivedMail(str(envelope.mail_from), tuple(envelope.rcpt_tos),
-                                    bytes(content)))
+        self.sink.keep(
+            ReceivedMail(str(envelope.mail_from), tuple(envelope.rcpt_tos), bytes(content))
+        )
         return "250 Message accepted"
 
 
 class MailSink:
     """An SMTP server on loopback; `start()` runs it in its own thread, `stop()` ends it."""
 
-    def __init__(self, maildrop: Path | None = None, *, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+    def __init__(
+        self, maildrop: Path | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.maildrop = maildrop
         self.host = host
         self.port = port

@@ -54,8 +54,16 @@ class Outcome(enum.Enum):
 class Notifier:
     """Turns one consumed record into at most one e-mail (the ports are handed in)."""
 
-    def __init__(self, settings: Settings, *, target: SmtpTarget, mail: MailSettings,
-                 ledger: SentLedger, producer: Any, stop: asyncio.Event) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        target: SmtpTarget,
+        mail: MailSettings,
+        ledger: SentLedger,
+        producer: Any,
+        stop: asyncio.Event,
+    ) -> None:
         self.settings, self.target, self.mail = settings, target, mail
         self.ledger, self.producer, self.stop = ledger, producer, stop
         # Events whose last attempt here was turned away before delivery: their next
@@ -67,19 +75,27 @@ class Notifier:
         try:
             event: Notification = decode(record.value or b"", NOTIFICATIONS)
         except ContractError as exc:
-            log.warning("refused %s/%d@%d: %s", record.topic, record.partition, record.offset,
-                        exc.stage)
+            log.warning(
+                "refused %s/%d@%d: %s", record.topic, record.partition, record.offset, exc.stage
+            )
             return await self._dead_letter(refusal_for_contract_error(record, exc))
         try:
             message = render(event, self.mail)
         except (ValueError, KeyError) as exc:  # a header the policy would not write
             return await self._dead_letter(
-                refusal(record, RefusalStage.BUSINESS_RULE, f"cannot render: {exc}", event=event))
+                refusal(record, RefusalStage.BUSINESS_RULE, f"cannot render: {exc}", event=event)
+            )
         try:
             claim = await self.ledger.claim(
-                event_id=event.event_id, event_type=event.event_type, company_id=event.company_id,
-                recipient=event.payload.to, message_id=str(message["Message-ID"]),
-                topic=record.topic, partition=record.partition, offset=record.offset)
+                event_id=event.event_id,
+                event_type=event.event_type,
+                company_id=event.company_id,
+                recipient=event.payload.to,
+                message_id=str(message["Message-ID"]),
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
         except LedgerUnavailable as exc:
             log.warning("sent-ledger unavailable, will retry: %s", exc)
             return Outcome.RETRY
@@ -87,8 +103,12 @@ class Notifier:
             log.info("%s %s already handled; not sent again", event.event_type, event.event_id)
             return Outcome.DONE
         if claim.attempts > 1 and event.event_id not in self._not_delivered:
-            log.warning("%s %s: attempt %d (an earlier attempt may have been delivered)",
-                        event.event_type, event.event_id, claim.attempts)
+            log.warning(
+                "%s %s: attempt %d (an earlier attempt may have been delivered)",
+                event.event_type,
+                event.event_id,
+                claim.attempts,
+            )
         try:
             await send(self.target, message, self.mail.sender.addr_spec, event.payload.to)
         except SmtpUnavailable as exc:
@@ -96,10 +116,15 @@ class Notifier:
             self._not_delivered.add(event.event_id)
             return Outcome.RETRY
         except SmtpRefused as exc:
-            log.warning("%s %s refused by the mail server (%d)", event.event_type,
-                        event.event_id, exc.code)
-            dead = refusal(record, RefusalStage.BUSINESS_RULE,
-                           f"mail server refused the recipient or message: {exc}", event=event)
+            log.warning(
+                "%s %s refused by the mail server (%d)", event.event_type, event.event_id, exc.code
+            )
+            dead = refusal(
+                record,
+                RefusalStage.BUSINESS_RULE,
+                f"mail server refused the recipient or message: {exc}",
+                event=event,
+            )
             # The dead letter goes first: once `failed` is recorded the event is never
             # looked at again, so the dead letter must already be durable.
             if await self._dead_letter(dead) is Outcome.RETRY:
@@ -110,8 +135,9 @@ class Notifier:
         log.info("sent %s %s", event.event_type, event.event_id)
         return await self._record(event, "sent")
 
-    async def _record(self, event: Notification, outcome: Recorded,
-                      error: str | None = None) -> Outcome:
+    async def _record(
+        self, event: Notification, outcome: Recorded, error: str | None = None
+    ) -> Outcome:
         """Record the outcome, retrying until it is durable: re-sending is what we avoid."""
         delay = 0.2
         while True:
@@ -141,8 +167,14 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
 
 
 def _record_of(message: Any) -> Record:
-    return Record(message.topic, message.partition, message.offset, message.key, message.value,
-                  message.timestamp or 0)
+    return Record(
+        message.topic,
+        message.partition,
+        message.offset,
+        message.key,
+        message.value,
+        message.timestamp or 0,
+    )
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
@@ -151,10 +183,14 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     mail = MailSettings.from_settings(settings)
     ledger = SentLedger(settings.require_database_url())
     producer = make_producer(settings)
-    consumer = make_consumer(settings, NOTIFICATIONS.full_name(settings.erp_topic_prefix),
-                             group_id=f"{settings.erp_topic_prefix}erp-notifier")
-    notifier = Notifier(settings, target=target, mail=mail, ledger=ledger, producer=producer,
-                        stop=stop)
+    consumer = make_consumer(
+        settings,
+        NOTIFICATIONS.full_name(settings.erp_topic_prefix),
+        group_id=f"{settings.erp_topic_prefix}erp-notifier",
+    )
+    notifier = Notifier(
+        settings, target=target, mail=mail, ledger=ledger, producer=producer, stop=stop
+    )
     await producer.start()
     await consumer.start()
     log.info("notifier sending to %s as %s", target.describe(), mail.sender)

@@ -44,9 +44,18 @@ class SentLedger:
             await self.close()
             raise LedgerUnavailable(f"sent-ledger: {type(exc).__name__}: {exc}") from exc
 
-    async def claim(self, *, event_id: uuid.UUID, event_type: str, company_id: str,
-                    recipient: str, message_id: str, topic: str, partition: int,
-                    offset: int) -> Claim | None:
+    async def claim(
+        self,
+        *,
+        event_id: uuid.UUID,
+        event_type: str,
+        company_id: str,
+        recipient: str,
+        message_id: str,
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> Claim | None:
         """Record "sending"; None when the notification was already sent or failed for good."""
         rows = await self._execute(
             "INSERT INTO notifications_sent (event_id, event_type, company_id, recipient,"

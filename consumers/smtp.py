@@ -48,8 +48,9 @@ class SmtpTarget:
     timeout_s: float = 30.0
 
     @classmethod
-    def parse(cls, url: str, *, password: SecretStr | None = None,
-              timeout_s: float = 30.0) -> SmtpTarget:
+    def parse(
+        cls, url: str, *, password: SecretStr | None = None, timeout_s: float = 30.0
+    ) -> SmtpTarget:
         """`smtp://[user[:pass]@]host[:port][?starttls=1]`, `smtp+starttls://…`, `smtps://…`."""
         parts = urlsplit(url)
         if parts.scheme not in _SCHEMES or not parts.hostname:
@@ -75,8 +76,11 @@ class SmtpTarget:
         """The target configured by `SMTP_URL`, or a clear error when there is none."""
         if settings.smtp_url is None:
             raise RuntimeError("SMTP_URL is not set (run `erp-pipeline dev` for a local mail sink)")
-        return cls.parse(settings.smtp_url.get_secret_value(), password=settings.smtp_password,
-                         timeout_s=settings.smtp_timeout_s)
+        return cls.parse(
+            settings.smtp_url.get_secret_value(),
+            password=settings.smtp_password,
+            timeout_s=settings.smtp_timeout_s,
+        )
 
     def describe(self) -> str:
         """`smtp+starttls://user@host:port`, without the password: safe to log."""
@@ -93,8 +97,9 @@ def _deliver(target: SmtpTarget, message: EmailMessage, sender: str, recipient: 
     context = ssl.create_default_context()
     client: smtplib.SMTP
     if target.security == "tls":
-        client = smtplib.SMTP_SSL(target.host, target.port, timeout=target.timeout_s,
-                                  context=context)
+        client = smtplib.SMTP_SSL(
+            target.host, target.port, timeout=target.timeout_s, context=context
+        )
     else:
         client = smtplib.SMTP(target.host, target.port, timeout=target.timeout_s)
     try:
@@ -129,8 +134,9 @@ def send_sync(target: SmtpTarget, message: EmailMessage, sender: str, recipient:
     except smtplib.SMTPResponseException as exc:
         # Sender refused, authentication failed, …: a configuration or server problem that
         # holds for every message, so retrying (and alerting) beats dropping notifications.
-        raise SmtpUnavailable(f"{type(exc).__name__}: {exc.smtp_code} {_text(exc.smtp_error)}") \
-            from None
+        raise SmtpUnavailable(
+            f"{type(exc).__name__}: {exc.smtp_code} {_text(exc.smtp_error)}"
+        ) from None
     except (smtplib.SMTPException, OSError) as exc:
         raise SmtpUnavailable(f"{type(exc).__name__}: {exc}") from None
 

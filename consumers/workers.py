@@ -27,6 +27,7 @@ class Worker:
 
 #: Every worker, in the order `dev` starts them. Entry points are imported lazily.
 _IN_ORDER: tuple[Worker, ...] = (
+    Worker("exporter", "consumers.exporter:run", "Exports accepted items into the ERP, once each"),
     Worker(
         "mailsink",
         "consumers.mailsink:run",

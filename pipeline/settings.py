@@ -34,6 +34,14 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
     erp_database_url: SecretStr | None = None
 
+    #: The export consumer: attempts per export before a transient error counts as a failure,
+    #: the exponential backoff between them, and how many exports run at once.
+    exporter_max_attempts: int = Field(default=10, ge=1)
+    exporter_retry_base_s: float = Field(default=0.5, gt=0)
+    exporter_retry_max_s: float = Field(default=30.0, gt=0)
+    exporter_concurrency: int = Field(default=16, ge=1, le=256)
+    exporter_timeout_s: float = Field(default=30.0, gt=0)
+
     data_dir: str = ".data"
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -67,6 +75,12 @@ class Settings(BaseSettings):
                 "DATABASE_URL is not set (run `erp-pipeline dev` for an embedded PostgreSQL)"
             )
         return self.database_url.get_secret_value()
+
+    def require_erp_database_url(self) -> str:
+        """The reference ERP's database URL: `ERP_DATABASE_URL`, else `DATABASE_URL`."""
+        if self.erp_database_url is not None:
+            return self.erp_database_url.get_secret_value()
+        return self.require_database_url()
 
     def kafka_client_kwargs(self) -> dict[str, Any]:
         """Connection options for aiokafka clients (producer, consumer, admin)."""

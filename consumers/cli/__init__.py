@@ -6,6 +6,7 @@ import click
 
 from consumers.cli.contract import publish_cmd, schemas_cmd, tail_cmd, topics_group
 from consumers.cli.demo import demo_cmd
+from consumers.cli.erp import erp_group
 from consumers.cli.stack import db_group, dev_cmd, run_cmd
 
 
@@ -30,3 +31,4 @@ for command in (
     schemas_cmd,
 ):
     main.add_command(command)
+main.add_command(erp_group)

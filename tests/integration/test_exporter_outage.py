@@ -1,0 +1,122 @@
+"""An ERP outage: exports wait it out with backoff, resume, and nothing fails or doubles."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from typing import Any
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from consumers.stack import free_port
+from pipeline.settings import Settings
+from tests.export_requests import project_export
+from tests.integration.exporter_support import (
+    events_of,
+    exporter_process,
+    isolated,
+    publish_exports,
+    query,
+    records_until,
+    seeded_company,
+    until,
+)
+from topics.specs import EXPORT_RESULTS, FAILED_TO_EXPORT
+
+COMPANY = "acme-outage"
+#: How long the ERP stays unreachable (seconds).
+OUTAGE_S = float(os.environ.get("EXPORTER_TEST_OUTAGE_S", "10"))
+HALF = 300
+
+
+class TcpProxy:
+    """A loopback port forwarded to PostgreSQL; `cut()` drops every connection, refuses new ones."""
+
+    def __init__(self, database_url: str) -> None:
+        target: dict[str, Any] = conninfo_to_dict(database_url)
+        self._host = str(target.get("host") or "localhost")
+        self._port = int(target.get("port") or 5432)
+        self.port = free_port()
+        self.url = make_conninfo(database_url, host="127.0.0.1", port=self.port)
+        self._server: asyncio.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        self._server = None
+        for writer in list(self._open):
+            writer.transport.abort()
+        self._open.clear()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            if self._host.startswith("/"):
+                up_reader, up_writer = await asyncio.open_unix_connection(
+                    f"{self._host}/.s.PGSQL.{self._port}")
+            else:
+                up_reader, up_writer = await asyncio.open_connection(self._host, self._port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._open.update((writer, up_writer))
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        self._open.discard(writer)
+        writer.transport.abort()
+
+
+def _exported(settings: Settings, prefix: str = "") -> int:
+    return int(query(settings, "SELECT count(*) FROM exporter.export_ledger WHERE company_id = %s"
+                     " AND item_id LIKE %s", COMPANY, f"prj-o{prefix}%")[0][0])
+
+
+async def test_exports_resume_after_an_erp_outage_without_failing_or_doubling(
+    settings: Settings, worker_env: dict[str, str],
+) -> None:
+    mine = await isolated(settings, "outage")
+    seeded_company(mine, COMPANY)
+    proxy = TcpProxy(mine.require_erp_database_url())
+    await proxy.start()
+    before = [project_export(f"prj-o1-{n}", f"O1{n:04d}", company=COMPANY) for n in range(HALF)]
+    during = [project_export(f"prj-o2-{n}", f"O2{n:04d}", company=COMPANY) for n in range(HALF)]
+    await publish_exports(mine, before)
+    process = exporter_process(
+        worker_env, mine, ERP_DATABASE_URL=proxy.url, EXPORTER_RETRY_BASE_S="0.2",
+        EXPORTER_RETRY_MAX_S="2", EXPORTER_MAX_ATTEMPTS="40", EXPORTER_TIMEOUT_S="5")
+    try:
+        await until(lambda: _exported(mine) >= HALF // 3, 60, "exports under way")
+        await proxy.cut()
+        await publish_exports(mine, during)
+        await asyncio.sleep(OUTAGE_S)  # the outage itself
+        assert _exported(mine, "2-") == 0  # nothing got through a cut line
+        await proxy.start()
+        await until(lambda: _exported(mine) >= 2 * HALF, 60, "all exported after the outage")
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        with contextlib.suppress(AssertionError):
+            await proxy.cut()
+
+    assert query(mine, "SELECT count(*), count(DISTINCT upstream_project_id) FROM spectrum.jobs"
+                 " WHERE company_id = %s", COMPANY) == [(2 * HALF, 2 * HALF)]
+    assert query(mine, "SELECT DISTINCT outcome FROM exporter.export_ledger"
+                 " WHERE company_id = %s", COMPANY) == [("exported",)]
+    results = events_of(await records_until(mine, EXPORT_RESULTS, lambda rs: len(
+        {e.payload.export_id for e in events_of(rs, EXPORT_RESULTS)}) >= 2 * HALF),
+        EXPORT_RESULTS)
+    assert {e.event_type for e in results} == {"ItemExported"}
+    assert await records_until(mine, FAILED_TO_EXPORT, lambda rs: True) == []

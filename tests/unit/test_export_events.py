@@ -1,0 +1,58 @@
+"""The events an export emits, built from a ledger outcome."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from consumers import export_events as events
+from consumers import sample_events as se
+from consumers.erp_port import ExportOutcome
+from tests.export_requests import commitment_export, model
+from topics.payloads import KafkaSource
+
+AT = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
+SOURCE = KafkaSource(topic="erp.exports", partition=3, offset=42, key="k")
+
+
+def _failure(request_attempt: int = 1) -> ExportOutcome:
+    return ExportOutcome(export_id="exp-1", attempt=request_attempt, exported=False,
+                         recorded_at=AT, error_code="foreign_key_violation",
+                         error_message="vendor V9 is not present")
+
+
+def test_results_repeat_their_ids_so_a_re_emit_is_deduplicated() -> None:
+    request = model(commitment_export("sc-1", "prj-1", export_id="exp-1"))
+    success = ExportOutcome("exp-1", 1, True, AT, erp_reference="SC-200")
+    first, again = events.item_exported(request, success), events.item_exported(request, success)
+    assert first == again
+    assert first.payload.erp_reference == "SC-200"
+    assert first.item_key == request.item_key
+
+
+def test_a_failure_is_final_and_carries_the_source_coordinates() -> None:
+    request = model(commitment_export("sc-1", "prj-1", export_id="exp-1"))
+    failed = events.export_failed(request, _failure(), SOURCE)
+    attempt = events.attempt_failed(request, _failure())
+    assert failed.payload.source == SOURCE
+    assert not failed.payload.retryable and not attempt.payload.retryable
+    assert failed.payload.error_message == "vendor V9 is not present"
+    assert failed.event_id != attempt.event_id
+    # a later approver retry is a new attempt, hence new events
+    assert events.export_failed(request, _failure(2), SOURCE).event_id != failed.event_id
+
+
+def test_dead_letter_headers_follow_kafka_connect() -> None:
+    headers = dict(events.dead_letter_headers(_failure(), SOURCE, error_class="PermanentErpError",
+                                              tries=1))
+    assert headers["__connect.errors.topic"] == b"erp.exports"
+    assert headers["__connect.errors.partition"] == b"3"
+    assert headers["__connect.errors.offset"] == b"42"
+    assert headers["__connect.errors.exception.message"] == b"vendor V9 is not present"
+
+
+def test_the_sender_and_the_approver_are_told_once_each() -> None:
+    request = model(commitment_export("sc-1", "prj-1", export_id="exp-1"))
+    notices = events.failure_notices(request, _failure())
+    assert sorted(n.payload.to for n in notices) == sorted([se.SENDER["email"],
+                                                             se.APPROVER["email"]])
+    assert notices[0].payload.item.number == "SC-200"

@@ -1,0 +1,113 @@
+"""The exporter's per-record flow with a fake ERP and a fake producer: retries, limits, results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from consumers.erp_port import ErpError, ExportOutcome, PermanentErpError, TransientErpError
+from consumers.exporter import Exporter
+from pipeline.settings import Settings
+from tests.export_requests import commitment_export
+from topics import decode, spec_for
+from topics.events import ExportRequested
+from topics.payloads import KafkaSource
+
+AT = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
+
+
+class FakeErp:
+    """Fails with the given errors in turn, then succeeds; records what it was asked."""
+
+    def __init__(self, *errors: ErpError) -> None:
+        self.errors = list(errors)
+        self.exports = 0
+        self.failures: list[ErpError] = []
+
+    async def export(self, request: ExportRequested, source: KafkaSource) -> ExportOutcome:
+        self.exports += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return ExportOutcome(request.payload.export_id, request.payload.attempt, True, AT,
+                             erp_reference="SC-200")
+
+    async def record_failure(self, request: ExportRequested, source: KafkaSource,
+                             error: ErpError) -> ExportOutcome:
+        self.failures.append(error)
+        return ExportOutcome(request.payload.export_id, request.payload.attempt, False, AT,
+                             error_code=error.code, error_message=error.message)
+
+    async def close(self) -> None:
+        return None
+
+
+class FakeProducer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any, list[tuple[str, bytes]]]] = []
+
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes,
+                            headers: list[tuple[str, bytes]]) -> None:
+        self.sent.append((topic, decode(value, spec_for(topic)), headers))
+
+
+@dataclass
+class FakeRecord:
+    value: bytes | None
+    topic: str = "erp.exports"
+    partition: int = 2
+    offset: int = 7
+    key: bytes | None = b"acme-builders:commitment:sc-1"
+    timestamp: int = 0
+
+
+def _exporter(erp: FakeErp, **settings: Any) -> tuple[Exporter, FakeProducer]:
+    producer = FakeProducer()
+    config = Settings(exporter_retry_base_s=0.001, exporter_retry_max_s=0.002, **settings)
+    return Exporter(config, erp, producer, consumer=None, rand=lambda: 0.5), producer  # type: ignore[arg-type]
+
+
+def _record() -> FakeRecord:
+    return FakeRecord(json.dumps(commitment_export("sc-1", "prj-1", export_id="exp-1")).encode())
+
+
+async def test_transient_errors_are_retried_until_the_export_succeeds() -> None:
+    erp = FakeErp(TransientErpError("operational_error", "connection refused"),
+                  TransientErpError("serialization_failure", "could not serialize"))
+    exporter, producer = _exporter(erp, exporter_max_attempts=5)
+    await exporter._handle(_record(), None)
+    assert erp.exports == 3 and erp.failures == []
+    assert [event.event_type for _, event, _ in producer.sent] == ["ItemExported"]
+
+
+async def test_after_the_attempt_limit_a_transient_error_lands_in_failed_to_export() -> None:
+    erp = FakeErp(*[TransientErpError("operational_error", "connection refused")] * 3)
+    exporter, producer = _exporter(erp, exporter_max_attempts=3)
+    await exporter._handle(_record(), None)
+    assert erp.exports == 3
+    assert "gave up after 3 tries" in erp.failures[0].message
+    by_topic = {topic: event for topic, event, _ in producer.sent}
+    assert by_topic["erp.failed-to-export"].payload.source.offset == 7
+    headers = dict(next(h for topic, _, h in producer.sent if topic == "erp.failed-to-export"))
+    assert headers["erp.export.tries"] == b"3"
+    assert headers["__connect.errors.exception.class.name"] == b"TransientErpError"
+
+
+async def test_a_permanent_error_is_not_retried_and_notifies_sender_and_approver() -> None:
+    erp = FakeErp(PermanentErpError("foreign_key_violation", "vendor V1001 is not present"))
+    exporter, producer = _exporter(erp, exporter_max_attempts=5)
+    await exporter._handle(_record(), None)
+    assert erp.exports == 1
+    topics = sorted(topic for topic, _, _ in producer.sent)
+    assert topics == ["erp.export-results", "erp.failed-to-export", "erp.notifications",
+                      "erp.notifications"]
+
+
+async def test_an_undecodable_record_is_dead_lettered_without_asking_the_erp() -> None:
+    erp = FakeErp()
+    exporter, producer = _exporter(erp)
+    await exporter._handle(FakeRecord(b"{not json"), None)
+    assert erp.exports == 0
+    [(topic, refused, _)] = producer.sent
+    assert topic == "erp.dead-letters" and refused.payload.stage == "decode"
