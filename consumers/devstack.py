@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from consumers import db
 from consumers.mailsink import MailSink
-from consumers.stack import embedded_services
+from consumers.stack import embedded_services, free_port
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ class Stack:
     embedded_broker: bool
     embedded_postgres: bool
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)
     #: Where the embedded mail sink drops e-mails; None when SMTP_URL points elsewhere.
     maildrop: Path | None = None
 
@@ -46,14 +47,23 @@ class Stack:
             env["ERP_DATABASE_URL"] = self.settings.erp_database_url.get_secret_value()
         return env
 
-    def start_worker(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
-        """Start `erp-pipeline run NAME` as a child process against this stack."""
+    def start_worker(
+        self, name: str, *extra: str, instance: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start `erp-pipeline run NAME` as a child process on a free metrics port.
+
+        `instance` names a second copy of the same worker (same consumer groups).
+        """
+        label = instance or name
+        port = self.metrics_ports.get(label) or free_port()
+        env = {**self.env(), "METRICS_PORT": str(port)}
         process = subprocess.Popen(
             [sys.executable, "-m", "consumers.cli", "run", name, *extra],
-            env=self.env(),
+            env=env,
             stdin=subprocess.DEVNULL,
         )
-        self.workers[name] = process
+        self.workers[label] = process
+        self.metrics_ports[label] = port
         return process
 
     def stop_workers(self, timeout_s: float = 20.0) -> None:

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import enum
 import logging
-import signal
 import uuid
 from typing import Any
 
@@ -31,9 +30,11 @@ from aiokafka.errors import KafkaError
 
 from consumers.emails import MailSettings, Notification, render
 from consumers.kafka import make_consumer, make_producer, publish
+from consumers.runtime import Runtime, run_worker
 from consumers.sent_ledger import LedgerUnavailable, SentLedger
 from consumers.sent_ledger import Outcome as Recorded
 from consumers.smtp import SmtpRefused, SmtpTarget, SmtpUnavailable, send
+from pipeline.metrics import Metrics
 from pipeline.refusals import Record, refusal, refusal_for_contract_error
 from pipeline.settings import Settings
 from topics import ContractError, decode
@@ -63,9 +64,11 @@ class Notifier:
         ledger: SentLedger,
         producer: Any,
         stop: asyncio.Event,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings, self.target, self.mail = settings, target, mail
         self.ledger, self.producer, self.stop = ledger, producer, stop
+        self.metrics = metrics or Metrics(process=False)
         # Events whose last attempt here was turned away before delivery: their next
         # attempt is an ordinary retry, not a possible duplicate worth a warning.
         self._not_delivered: set[uuid.UUID] = set()
@@ -101,6 +104,7 @@ class Notifier:
             return Outcome.RETRY
         if claim is None:
             log.info("%s %s already handled; not sent again", event.event_type, event.event_id)
+            self._count(event, "duplicate")
             return Outcome.DONE
         if claim.attempts > 1 and event.event_id not in self._not_delivered:
             log.warning(
@@ -129,10 +133,12 @@ class Notifier:
             # looked at again, so the dead letter must already be durable.
             if await self._dead_letter(dead) is Outcome.RETRY:
                 return Outcome.RETRY
+            self._count(event, "failed")
             self._not_delivered.discard(event.event_id)
             return await self._record(event, "failed", str(exc))
         self._not_delivered.discard(event.event_id)
         log.info("sent %s %s", event.event_type, event.event_id)
+        self._count(event, "sent")
         return await self._record(event, "sent")
 
     async def _record(
@@ -151,12 +157,21 @@ class Notifier:
                 await _sleep(self.stop, delay)
                 delay = min(delay * 2, self.settings.notifier_retry_max_s)
 
+    def _count(self, event: Notification, outcome: str) -> None:
+        self.metrics.notifications.labels(event.event_type, outcome).inc()
+        consumed = "processed" if outcome == "sent" else outcome
+        self.metrics.events_consumed.labels(NOTIFICATIONS.name, consumed).inc()
+
     async def _dead_letter(self, dead: EventRefused) -> Outcome:
         try:
             await publish(self.producer, self.settings, DEAD_LETTERS, dead)
         except KafkaError as exc:
             log.warning("cannot publish dead letter, will retry: %s", exc)
             return Outcome.RETRY
+        self.metrics.events_refused.labels(dead.payload.stage.value).inc()
+        self.metrics.events_produced.labels(DEAD_LETTERS.name).inc()
+        if dead.payload.stage in (RefusalStage.DECODE, RefusalStage.SCHEMA):
+            self.metrics.events_consumed.labels(NOTIFICATIONS.name, "refused").inc()
         return Outcome.DONE
 
 
@@ -177,7 +192,7 @@ def _record_of(message: Any) -> Record:
     )
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
+async def serve(settings: Settings, stop: asyncio.Event, runtime: Runtime | None = None) -> None:
     """Consume erp.notifications and send e-mails until `stop` is set."""
     target = SmtpTarget.from_settings(settings)
     mail = MailSettings.from_settings(settings)
@@ -189,8 +204,17 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         group_id=f"{settings.erp_topic_prefix}erp-notifier",
     )
     notifier = Notifier(
-        settings, target=target, mail=mail, ledger=ledger, producer=producer, stop=stop
+        settings,
+        target=target,
+        mail=mail,
+        ledger=ledger,
+        producer=producer,
+        stop=stop,
+        metrics=runtime.metrics if runtime else None,
     )
+    if runtime is not None:
+        runtime.watch_consumer(consumer, "erp-notifier")
+        runtime.watch_database(settings.require_database_url())
     await producer.start()
     await consumer.start()
     log.info("notifier sending to %s as %s", target.describe(), mail.sender)
@@ -209,6 +233,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                         break
                     try:
                         await consumer.commit({tp: message.offset + 1})
+                        notifier.metrics.committed("erp-notifier")
                     except KafkaError as exc:  # a rebalance; the ledger absorbs redelivery
                         log.warning("offset commit failed: %s", exc)
             if retry:
@@ -225,11 +250,4 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 def run(settings: Settings) -> None:
     """Worker entry point (`erp-pipeline run notifier`): runs until SIGTERM / SIGINT."""
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await serve(settings, stop)
-
-    asyncio.run(main())
+    run_worker(settings, lambda runtime: serve(settings, runtime.stop, runtime))

@@ -68,8 +68,11 @@ def settings(stack: Stack) -> Settings:
 
 @pytest.fixture
 def worker_env(stack: Stack) -> dict[str, str]:
-    """Environment for a subprocess (`erp-pipeline ...`) that must use this run's stack."""
-    return stack.env()
+    """Environment for a subprocess (`erp-pipeline ...`) that must use this run's stack.
+
+    METRICS_PORT=0 lets every worker a test starts bind a free port for /metrics.
+    """
+    return {**stack.env(), "METRICS_PORT": "0"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

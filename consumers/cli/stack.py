@@ -44,7 +44,10 @@ def describe_stack(stack: Stack) -> list[str]:
         lines.append(f"Mail       local sink, e-mails written to {stack.maildrop.resolve()}/*.eml")
     elif settings.smtp_url is not None:
         lines.append(f"Mail       {SmtpTarget.from_settings(settings).describe()}")
-    lines += [f"Worker     {name}: pid {p.pid}" for name, p in stack.workers.items()]
+    lines += [
+        f"Worker     {name}: pid {p.pid}, metrics http://127.0.0.1:{stack.metrics_ports[name]}/metrics"
+        for name, p in stack.workers.items()
+    ]
     return lines
 
 
