@@ -22,7 +22,6 @@ import datetime as dt
 import functools
 import logging
 import random
-import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +39,8 @@ from consumers.erp_port import (
 )
 from consumers.kafka import make_consumer, make_producer
 from consumers.offsets import OffsetTracker
+from consumers.runtime import Runtime, run_worker
+from pipeline.metrics import Metrics
 from pipeline.refusals import Record, refusal_for_contract_error
 from pipeline.settings import Settings
 from topics import ContractError, Envelope, TopicSpec, decode, encode, headers_for, key_of
@@ -70,8 +71,10 @@ class Exporter:
         consumer: AIOKafkaConsumer,
         *,
         rand: Callable[[], float] = random.random,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings, self._erp = settings, erp
+        self.metrics = metrics or Metrics(process=False)
         self._producer, self._consumer, self._rand = producer, consumer, rand
         self._tracker = OffsetTracker()
         self._tasks: dict[asyncio.Task[None], tuple[Any, int]] = {}
@@ -139,6 +142,7 @@ class Exporter:
             log.warning("offset commit failed: %r", exc)
             return
         self._tracker.committed(moves)
+        self.metrics.committed("erp-exporter")
 
     async def revoke(self, partitions: set[Any]) -> None:
         """Partitions leave in a rebalance: stop their exports, commit what finished."""
@@ -174,7 +178,10 @@ class Exporter:
                 record.timestamp or 0,
             )
             await self._send(DEAD_LETTERS, refusal_for_contract_error(raw, exc))
+            self.metrics.events_consumed.labels(EXPORTS.name, "refused").inc()
+            self.metrics.events_refused.labels(exc.stage).inc()
             return
+        self.metrics.events_consumed.labels(EXPORTS.name, "processed").inc()
         outcome, tries, error_class = await self._export(request, source)
         if outcome.exported:
             await self._send(EXPORT_RESULTS, events.item_exported(request, outcome))
@@ -193,13 +200,19 @@ class Exporter:
         while True:
             tries += 1
             try:
-                outcome = await asyncio.wait_for(
-                    self._erp.export(request, source), settings.exporter_timeout_s
-                )
+                with self.metrics.erp_call.time():
+                    outcome = await asyncio.wait_for(
+                        self._erp.export(request, source), settings.exporter_timeout_s
+                    )
+                self.metrics.export_attempts.labels(
+                    "exported" if outcome.exported else "recorded_failure"
+                ).inc()
                 return outcome, tries, ""
             except PermanentErpError as exc:
+                self._count_failure("permanent", exc)
                 return await self._fail(request, source, exc), tries, type(exc).__name__
             except (TransientErpError, TimeoutError) as exc:
+                self._count_failure("transient", exc)
                 error = (
                     exc
                     if isinstance(exc, ErpError)
@@ -248,6 +261,10 @@ class Exporter:
                 error_message=error.message,
             )
 
+    def _count_failure(self, outcome: str, error: BaseException) -> None:
+        self.metrics.export_attempts.labels(outcome).inc()
+        self.metrics.export_failures.labels(type(error).__name__).inc()
+
     async def _send(
         self, spec: TopicSpec, event: Envelope, extra_headers: list[tuple[str, bytes]] | None = None
     ) -> None:
@@ -257,6 +274,7 @@ class Exporter:
             key=key_of(event).encode("utf-8"),
             headers=headers_for(event) + (extra_headers or []),
         )
+        self.metrics.events_produced.labels(spec.name).inc()
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -270,7 +288,12 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         return None
 
 
-async def serve(settings: Settings, stop: asyncio.Event, erp: ErpPort | None = None) -> None:
+async def serve(
+    settings: Settings,
+    stop: asyncio.Event,
+    erp: ErpPort | None = None,
+    runtime: Runtime | None = None,
+) -> None:
     """Composition root: the ERP adapter, the clients, the exporter; runs until `stop` is set."""
     if erp is None:
         from consumers.spectrum_erp import SpectrumErp
@@ -281,7 +304,12 @@ async def serve(settings: Settings, stop: asyncio.Event, erp: ErpPort | None = N
         )
     producer = make_producer(settings)
     consumer = make_consumer(settings, group_id=group_id(settings))
-    exporter = Exporter(settings, erp, producer, consumer)
+    exporter = Exporter(
+        settings, erp, producer, consumer, metrics=runtime.metrics if runtime else None
+    )
+    if runtime is not None:
+        runtime.watch_consumer(consumer, "erp-exporter")
+        runtime.watch_database(settings.require_erp_database_url())
     consumer.subscribe(
         [EXPORTS.full_name(settings.erp_topic_prefix)], listener=_Rebalance(exporter)
     )
@@ -300,11 +328,4 @@ async def serve(settings: Settings, stop: asyncio.Event, erp: ErpPort | None = N
 def run(settings: Settings) -> None:
     """Worker entry point (`erp-pipeline run exporter`): blocks until SIGTERM or SIGINT."""
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await serve(settings, stop)
-
-    asyncio.run(main())
+    run_worker(settings, lambda runtime: serve(settings, runtime.stop, runtime=runtime))
