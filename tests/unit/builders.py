@@ -8,9 +8,9 @@ from typing import Any
 
 from consumers import sample_events as se
 from pipeline.directory import Directory
+from pipeline.machine import Outcome
 from pipeline.refusals import Record
 from pipeline.rules import react
-from pipeline.machine import Outcome
 from pipeline.state import Incoming, ItemState
 from topics import decode
 from topics.events import ItemEvent

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from consumers import sample_events as se
 from pipeline.directory import Directory
-from topics.payloads import ItemStatus
 from tests.unit.builders import directory, event, run, types
+from topics.payloads import ItemStatus
 
 S = ItemStatus
 PROJECT = ("project", "prj-100")

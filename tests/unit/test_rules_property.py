@@ -25,7 +25,8 @@ def _pool() -> list[object]:
             events.append(event(submitted, minute))
             events.append(event(se.retrieved(*item), minute))
             events.append(event(se.accepted(*item, **fields), minute))
-            events.append(event(se.accepted(*item, submission_version=minute + 1, **fields), minute))
+            versioned = se.accepted(*item, submission_version=minute + 1, **fields)
+            events.append(event(versioned, minute))
             events.append(event(se.accepted(*item, actor=se.VIEWER, **fields), minute))
             events.append(event(se.rejected(*item, "no", ), minute))
             events.append(event(se.envelope("ExportRetryRequested", item=item,

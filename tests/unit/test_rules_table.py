@@ -6,10 +6,10 @@ import pytest
 
 from consumers import sample_events as se
 from pipeline.machine import REACTIONS, Effect, Trigger
-from pipeline.state import ItemState
 from pipeline.outputs import export_id
-from topics.payloads import ItemStatus
+from pipeline.state import ItemState
 from tests.unit.builders import event, run, types
+from topics.payloads import ItemStatus
 
 S = ItemStatus
 PROJECT = ("project", "prj-100")
@@ -98,7 +98,7 @@ def test_resend_starts_a_new_version() -> None:
 def test_retry_requests_the_same_export_with_the_next_attempt() -> None:
     failed = into(S.FAILED_TO_EXPORT)
     assert failed is not None and failed.export is not None
-    state, (outcome,) = run([trigger_event(Trigger.RETRY, failed)], state=failed)
+    _, (outcome,) = run([trigger_event(Trigger.RETRY, failed)], state=failed)
     export = outcome.events[1]
     assert export.payload.export_id == failed.export.payload.export_id
     assert export.payload.attempt == 2

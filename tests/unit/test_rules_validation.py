@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from consumers import sample_events as se
-from topics.payloads import ItemStatus
 from tests.unit.builders import directory, event, run, types
+from topics.payloads import ItemStatus
 
 S = ItemStatus
 
