@@ -88,7 +88,7 @@ def _accept(submitted: dict[str, Any], item: tuple[str, str], fields: dict[str, 
 
 
 def test_project_accept_exports_job_id_and_template() -> None:
-    state, outcome = _accept(se.project_submitted(), ("project", "prj-100"),
+    _, outcome = _accept(se.project_submitted(), ("project", "prj-100"),
                              {"erp_job_id": "J-1", "job_template": "T"})
     assert types(outcome) == ["ItemStatusChanged", "ExportRequested"]
     export = outcome.events[1].payload
