@@ -29,5 +29,6 @@ class Worker:
 WORKERS: dict[str, Worker] = {
     worker.name: worker
     for worker in (
+        Worker("processor", "consumers.processor:run", "approval queue: rules, state, exports"),
     )
 }

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     erp_database_url: SecretStr | None = None
 
     data_dir: str = ".data"
+    processor_store: Literal["rocksdb", "memory"] = "rocksdb"
+    processor_web_port: int = Field(default=0, ge=0, le=65535)  # 0: no faust web server
+    processor_summary_interval_s: float = Field(default=60.0, gt=0)
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -1,0 +1,212 @@
+"""The approval-queue stream processor: the faust app wiring the rules to topics and tables."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from pipeline.directory import Directory
+from pipeline.refusals import Record, refusal, refusal_for_contract_error
+from pipeline.replica import TopicReplica
+from pipeline.rules import react
+from pipeline.settings import Settings
+from pipeline.state import Incoming, ItemState
+from pipeline.summary import SummaryState, due_summaries
+from topics import ContractError, Envelope, TopicSpec, decode, encode, headers_for, key_of
+from topics.events import DailySummary, ItemStatusChanged
+from topics.payloads import RefusalStage
+from topics.specs import (
+    DEAD_LETTERS,
+    DECISIONS,
+    DIRECTORY,
+    EXPORT_RESULTS,
+    EXPORTS,
+    NOTIFICATIONS,
+    STATUS,
+    SUBMISSIONS,
+    KeyFormat,
+)
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "erp-processor"
+ITEMS_TABLE = "items"
+ITEM_TOPICS = (SUBMISSIONS, DECISIONS, EXPORT_RESULTS)
+ROUTES: dict[str, TopicSpec] = {
+    "ItemStatusChanged": STATUS, "ExportRequested": EXPORTS, "RejectionNotice": NOTIFICATIONS,
+    "DailySummary": NOTIFICATIONS, "EventRefused": DEAD_LETTERS,
+}
+Clock = Callable[[], dt.datetime]
+
+
+def internal_topic_specs() -> list[TopicSpec]:
+    """Topics faust needs, to be created from these specs before it starts.
+
+    The embedded broker would otherwise auto-create them on first use with its own partition
+    count, breaking the table's co-partitioning with the item topics.
+    """
+    return [
+        TopicSpec(f"{APP_NAME}-{ITEMS_TABLE}-changelog", SUBMISSIONS.partitions, "compact", -1,
+                  KeyFormat.ITEM, ItemStatusChanged, "Changelog of the processor's item table.",
+                  ()),
+        TopicSpec(f"{APP_NAME}-__assignor-__leader", 1, "delete", -1, KeyFormat.ITEM,
+                  ItemStatusChanged, "faust leader election.", ()),
+    ]
+
+
+def _faust_config(settings: Settings) -> dict[str, Any]:
+    store = "rocksdb://" if settings.processor_store == "rocksdb" else "memory://"
+    web: dict[str, Any] = (
+        {"web_enabled": True, "web_port": settings.processor_web_port}
+        if settings.processor_web_port else {"web_enabled": False})
+    return {
+        "broker": [f"kafka://{host}" for host in settings.require_bootstrap().split(",")],
+        "store": store,
+        "datadir": str(Path(settings.data_dir) / "processor"),
+        "broker_session_timeout": settings.kafka_session_timeout_ms / 1000,
+        "broker_rebalance_timeout": settings.kafka_session_timeout_ms / 1000,
+        "broker_heartbeat_interval": settings.kafka_heartbeat_interval_ms / 1000,
+        "producer_enable_idempotence": False,
+        "producer_acks": -1,
+        "consumer_auto_offset_reset": "earliest",
+        "topic_partitions": SUBMISSIONS.partitions,
+        "topic_allow_declare": False,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        **web,
+    }
+
+
+class Processor:
+    """The faust app with its agents, its table and the replicas every instance keeps."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.app = faust.App(settings.topic(APP_NAME), **_faust_config(settings))
+        self.items = self.app.Table(ITEMS_TABLE, default=None, partitions=SUBMISSIONS.partitions,
+                                    key_type=bytes, value_type=bytes)
+        self.directory = Directory()
+        self.summaries = SummaryState()
+        self.replicas = [
+            TopicReplica(settings, DIRECTORY, self.directory.apply),
+            TopicReplica(settings, STATUS, self._apply_status),
+            TopicReplica(settings, NOTIFICATIONS, self._apply_notification),
+        ]
+        self.ready = asyncio.Event()
+        self._wire()
+
+    def _topic(self, spec: TopicSpec) -> Any:
+        return self.app.topic(self.settings.topic(spec.name), key_type=bytes, value_type=bytes,
+                              partitions=spec.partitions, acks=True)
+
+    def _wire(self) -> None:
+        app = self.app
+        app.agent(self._topic(DIRECTORY), name="directory")(self._directory_agent)
+        items = self.app.topic(*(self.settings.topic(s.name) for s in ITEM_TOPICS),
+                               key_type=bytes, value_type=bytes)
+        app.agent(items, name="items")(self._items_agent)
+        app.task(self._start_replicas, on_leader=False)
+        app.timer(self.settings.processor_summary_interval_s)(self._summary_tick)
+        app.on_before_shutdown.connect(self._stop_replicas)
+
+    async def _start_replicas(self) -> None:
+        for replica in self.replicas:
+            await replica.start()
+        for replica in self.replicas:
+            await replica.sync(timeout_s=60.0)
+        self.ready.set()
+
+    async def _stop_replicas(self, *args: Any, **kwargs: Any) -> None:
+        for replica in self.replicas:
+            await replica.stop()
+
+    def _apply_status(self, event: Any) -> None:
+        self.summaries.apply_status(event)
+
+    def _apply_notification(self, event: Any) -> None:
+        if isinstance(event, DailySummary):
+            self.summaries.apply_summary(event)
+
+    async def publish(self, event: Envelope) -> None:
+        """Send one derived event to its topic and wait for the broker's ack."""
+        spec = ROUTES[event.event_type]
+        await self.app.producer.send_and_wait(
+            self.settings.topic(spec.name), key_of(event).encode(), encode(event), None, None,
+            headers_for(event))
+
+    @staticmethod
+    def _record(event: Any) -> Record:
+        message = event.message
+        return Record(message.topic, message.partition, message.offset, message.key,
+                      message.value, int(message.timestamp * 1000) if message.timestamp else 0)
+
+    async def _directory_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            record = self._record(event)
+            try:
+                decoded = decode(record.value or b"", DIRECTORY)
+            except ContractError as exc:
+                await self.publish(refusal_for_contract_error(record, exc))
+                continue
+            self.directory.apply(decoded)
+
+    async def _items_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            await self.ready.wait()
+            await self.handle(self._record(event))
+
+    async def handle(self, record: Record) -> None:
+        """Decode, apply the rules, store the item's state, publish what they derived.
+
+        Bad input is dead-lettered and never stops the agent; an unexpected error in the rules
+        is dead-lettered at stage business_rule and logged.
+        """
+        spec = next(s for s in ITEM_TOPICS if self.settings.topic(s.name) == record.topic)
+        try:
+            decoded = decode(record.value or b"", spec)
+        except ContractError as exc:
+            await self.publish(refusal_for_contract_error(record, exc))
+            return
+        if spec is DECISIONS:
+            await self.replicas[0].sync()
+        key = decoded.item_key
+        try:
+            stored = self.items.get(key.encode())
+            state = ItemState.model_validate_json(stored) if stored else None
+            outcome = react(state, Incoming(decoded, record), self.directory)
+        except Exception as exc:
+            log.exception("rules failed on %s offset %s", record.topic, record.offset)
+            await self.publish(refusal(record, RefusalStage.BUSINESS_RULE,
+                                       f"unexpected error: {type(exc).__name__}: {exc}",
+                                       event=decoded))
+            return
+        if outcome.state is not None and not outcome.duplicate:
+            self.items[key.encode()] = outcome.state.model_dump_json().encode()
+        for derived in outcome.events:
+            await self.publish(derived)
+
+    async def _summary_tick(self) -> None:
+        if not self.ready.is_set():
+            return
+        for replica in self.replicas:
+            await replica.sync()
+        for summary in due_summaries(self.summaries, self.directory, self.clock()):
+            await self.publish(summary)
+            self.summaries.apply_summary(summary)
+
+
+def build_app(settings: Settings, *, clock: Clock | None = None) -> Processor:
+    """The composition root: the processor for `settings` (and a clock, for tests)."""
+    return Processor(settings, clock)
+
+
+def run_worker(processor: Processor, loglevel: str = "info") -> None:
+    """Run the faust worker until SIGTERM/SIGINT."""
+    faust.Worker(processor.app, loglevel=loglevel.lower(), quiet=True).execute_from_commandline()
