@@ -42,6 +42,7 @@ class TopicReplica:
         """Connect, assign every partition, start reading from the beginning."""
         consumer = AIOKafkaConsumer(
             group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+            fetch_max_wait_ms=50,
             **self.settings.kafka_client_kwargs())
         await consumer.start()
         self._consumer = consumer
