@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +12,15 @@ from consumers import sample_events as se
 from consumers.devstack import Stack
 from pipeline.settings import Settings
 from tests.integration.helpers import about, env_for, events, processor, publish, wait_for
-from topics.specs import DEAD_LETTERS, DECISIONS, DIRECTORY, EXPORTS, NOTIFICATIONS, STATUS, SUBMISSIONS
+from topics.specs import (
+    DEAD_LETTERS,
+    DECISIONS,
+    DIRECTORY,
+    EXPORTS,
+    NOTIFICATIONS,
+    STATUS,
+    SUBMISSIONS,
+)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -114,7 +121,8 @@ def test_unprivileged_decision_is_refused_and_item_unchanged(running: Settings) 
     status_of(running, item, "ready_to_export")
     bad = se.accepted("project", item, actor=se.VIEWER, erp_job_id="J", job_template="T")
     publish(running, DECISIONS, bad)
-    (dead,) = wait_for(running, DEAD_LETTERS, lambda e: e.payload.refused_event_id == bad["event_id"])
+    (dead,) = wait_for(running, DEAD_LETTERS,
+                       lambda e: e.payload.refused_event_id == bad["event_id"])
     assert dead.payload.stage == "authorize"
     publish(running, SUBMISSIONS, se.retrieved("project", item))
     status_of(running, item, "retrieved")
