@@ -196,8 +196,7 @@ def _effects(old: ItemState, change: Change, event: ItemEvent,
         if effect is E.STATUS and new.status is not None:
             emitted.append(outputs.status_changed(
                 event, new.status, old.status, new.version,
-                number=sub.payload.number if sub else None,
-                title=sub.payload.title if sub else None,
+                submission=sub,
                 reason=change.reason, reasons=list(change.reasons),
                 erp_reference=new.erp_reference if new.status is S.SYNCED else None))
         elif effect is E.EXPORT and new.export is not None:

@@ -9,6 +9,7 @@ from topics.events import (
     ExportRequested,
     ItemEvent,
     ItemStatusChanged,
+    ItemSubmitted,
     RejectionNotice,
 )
 from topics.payloads import (
@@ -49,10 +50,11 @@ def export_id(item_key: str, version: int) -> str:
 
 
 def status_changed(cause: ItemEvent, status: ItemStatus, previous: ItemStatus | None,
-                   version: int, *, number: str | None, title: str | None,
+                   version: int, *, submission: ItemSubmitted | None,
                    reason: str | None = None, reasons: list[str] | None = None,
                    erp_reference: str | None = None) -> ItemStatusChanged:
-    """`ItemStatusChanged` caused by `cause`."""
+    """`ItemStatusChanged` caused by `cause`, describing the item as submitted."""
+    sub = submission.payload if submission is not None else None
     return ItemStatusChanged(
         event_id=derived_id(cause, "status"), occurred_at=cause.occurred_at,
         company_id=cause.company_id, item=cause.item, actor=cause.actor,
@@ -60,7 +62,10 @@ def status_changed(cause: ItemEvent, status: ItemStatus, previous: ItemStatus | 
         payload=ItemStatusChangedPayload(
             status=status, previous_status=previous, submission_version=version,
             reason=reason, reasons=reasons or [], erp_reference=erp_reference,
-            item_number=number, item_title=title,
+            item_number=sub.number if sub else None, item_title=sub.title if sub else None,
+            amount=sub.amount if sub else None, project=sub.project if sub else None,
+            sent_by=submission.actor if submission else None,
+            sent_at=submission.occurred_at if submission else None,
         ),
     )
 
