@@ -30,5 +30,6 @@ WORKERS: dict[str, Worker] = {
     worker.name: worker
     for worker in (
         Worker("processor", "consumers.processor:run", "approval queue: rules, state, exports"),
+        Worker("projection", "consumers.projection:run", "erp.status into the read model"),
     )
 }

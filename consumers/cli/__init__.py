@@ -6,6 +6,7 @@ import click
 
 from consumers.cli.contract import publish_cmd, schemas_cmd, tail_cmd, topics_group
 from consumers.cli.demo import demo_cmd
+from consumers.cli.queue import history_cmd, queue_cmd
 from consumers.cli.stack import db_group, dev_cmd, run_cmd
 
 
@@ -21,3 +22,5 @@ def main() -> None:
 
 for command in (dev_cmd, demo_cmd, run_cmd, db_group, topics_group, publish_cmd, tail_cmd, schemas_cmd):
     main.add_command(command)
+main.add_command(queue_cmd)
+main.add_command(history_cmd)
