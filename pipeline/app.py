@@ -18,8 +18,17 @@ from pipeline.rules import react
 from pipeline.settings import Settings
 from pipeline.state import Incoming, ItemState
 from pipeline.summary import SummaryState, due_summaries
-from topics import ContractError, Envelope, TopicSpec, decode, encode, headers_for, key_of
-from topics.events import DailySummary, ItemStatusChanged
+from topics import (
+    MAX_EVENT_BYTES,
+    ContractError,
+    Envelope,
+    TopicSpec,
+    decode,
+    encode,
+    headers_for,
+    key_of,
+)
+from topics.events import DailySummary, EventRefused, ItemStatusChanged
 from topics.payloads import RefusalStage
 from topics.specs import (
     DEAD_LETTERS,
@@ -43,6 +52,8 @@ ROUTES: dict[str, TopicSpec] = {
     "DailySummary": NOTIFICATIONS, "EventRefused": DEAD_LETTERS,
 }
 Clock = Callable[[], dt.datetime]
+#: A dead letter must itself stay decodable: its copy of an oversized value is truncated.
+MAX_DEAD_LETTER_BYTES = MAX_EVENT_BYTES
 
 
 def internal_topic_specs() -> list[TopicSpec]:
@@ -73,6 +84,9 @@ def _faust_config(settings: Settings) -> dict[str, Any]:
         "broker_rebalance_timeout": settings.kafka_session_timeout_ms / 1000,
         "broker_heartbeat_interval": settings.kafka_heartbeat_interval_ms / 1000,
         "producer_enable_idempotence": False,
+        "producer_max_request_size": 2 * MAX_EVENT_BYTES,
+        # oversized values must still be fetched, to be refused rather than stall a partition
+        "consumer_max_fetch_size": 4 * MAX_EVENT_BYTES,
         "producer_acks": -1,
         "consumer_auto_offset_reset": "earliest",
         "topic_partitions": SUBMISSIONS.partitions,
@@ -137,8 +151,15 @@ class Processor:
     async def publish(self, event: Envelope) -> None:
         """Send one derived event to its topic and wait for the broker's ack."""
         spec = ROUTES[event.event_type]
+        value = encode(event)
+        if isinstance(event, EventRefused) and len(value) > MAX_DEAD_LETTER_BYTES:
+            kept = event.payload.raw[: MAX_DEAD_LETTER_BYTES // 2]
+            payload = event.payload.model_copy(update={
+                "raw": kept,
+                "error": f"{event.payload.error} (raw value truncated to {len(kept)} chars)"})
+            value = encode(event.model_copy(update={"payload": payload}))
         await self.app.producer.send_and_wait(
-            self.settings.topic(spec.name), key_of(event).encode(), encode(event), None, None,
+            self.settings.topic(spec.name), key_of(event).encode(), value, None, None,
             headers_for(event))
 
     @staticmethod

@@ -143,8 +143,13 @@ def test_duplicate_event_is_processed_once(running: Settings) -> None:
 def test_bad_bytes_are_dead_lettered_and_processing_goes_on(running: Settings) -> None:
     publish(running, SUBMISSIONS, b"\xff\xfe not json", key=b"acme-builders:project:junk")
     publish(running, DECISIONS, b'{"event_type": "Nope"}', key=b"acme-builders:project:junk")
-    wait_for(running, DEAD_LETTERS, lambda e: e.payload.source.key == "acme-builders:project:junk",
-             count=2)
+    publish(running, DIRECTORY, b"[]", key=b"acme-builders:project:junk")
+    publish(running, SUBMISSIONS, b'{"pad": "' + b"x" * (1024 * 1024) + b'"}',
+            key=b"acme-builders:project:junk")
+    dead = wait_for(running, DEAD_LETTERS,
+                    lambda e: e.payload.source.key == "acme-builders:project:junk", count=4)
+    assert {e.payload.stage for e in dead} == {"decode", "schema"}
+    assert any("byte limit" in e.payload.error and "truncated" in e.payload.error for e in dead)
     item = new_id("prj")
     publish(running, SUBMISSIONS, se.project_submitted(item))
     status_of(running, item, "ready_to_export")
