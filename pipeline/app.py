@@ -1,4 +1,16 @@
-"""The approval-queue stream processor: the faust app wiring the rules to topics and tables."""
+"""The approval-queue stream processor: the faust app wiring the rules to topics and tables.
+
+- One agent reads erp.submissions, erp.decisions and erp.export-results (all keyed by item,
+  co-partitioned with the `items` table); each record is decoded with the project codec, run
+  through `pipeline.rules.react`, its state stored in the table (changelog-backed, rocksdb or
+  memory store) and its derived events published, each awaited, before the next record.
+- The directory is kept by every instance in a whole-topic replica rather than a GlobalTable:
+  before a decision is authorized the replica catches up with erp.directory's end, so a
+  directory change published before the decision is always applied first.
+- The daily summary timer reads replicas of erp.status (what waits) and erp.notifications
+  (summaries already sent, so none is sent twice across restarts); summaries have one id per
+  approver and day, so two instances ticking together yield duplicates consumers drop.
+"""
 
 from __future__ import annotations
 

@@ -101,7 +101,8 @@ def test_retrieve_then_resend_after_reject(running: Settings) -> None:
     publish(running, SUBMISSIONS, se.retrieved("project", item))
     status_of(running, item, "retrieved")
     publish(running, SUBMISSIONS, se.project_submitted(item))
-    publish(running, DECISIONS, se.rejected("project", item, "Wrong customer",))
+    status_of(running, item, "ready_to_export", count=2)  # what the approver sees, then rejects
+    publish(running, DECISIONS, se.rejected("project", item, "Wrong customer"))
     status_of(running, item, "rejected")
     publish(running, SUBMISSIONS, se.project_submitted(item))
     again = status_of(running, item, "ready_to_export", count=3)
@@ -153,3 +154,14 @@ def test_bad_bytes_are_dead_lettered_and_processing_goes_on(running: Settings) -
     item = new_id("prj")
     publish(running, SUBMISSIONS, se.project_submitted(item))
     status_of(running, item, "ready_to_export")
+
+
+def test_decision_ahead_of_its_submission_is_held(running: Settings) -> None:
+    item = new_id("prj")
+    accept = se.accepted("project", item, erp_job_id="J-5", job_template="T",
+                         submission_version=1)
+    publish(running, DECISIONS, accept)
+    publish(running, SUBMISSIONS, se.project_submitted(item))
+    status_of(running, item, "exporting")
+    (export,) = wait_for(running, EXPORTS, about(item))
+    assert export.payload.submission_version == 1
