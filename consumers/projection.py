@@ -116,14 +116,33 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=500)
             records = [r for batch in batches.values() for r in batch]
-            if not records:
-                continue
-            await project_batch(conn, producer, settings, records)
-            await consumer.commit()
+            while records and not stop.is_set():
+                try:
+                    await project_batch(conn, producer, settings, records)
+                except psycopg.OperationalError as exc:
+                    # the transaction rolled back and no offset moved: reconnect, write again
+                    log.warning("database unavailable (%s); retrying the batch", exc)
+                    await asyncio.sleep(1.0)
+                    await conn.close()
+                    conn = await _reconnect(settings, stop)
+                    continue
+                await consumer.commit()
+                break
     finally:
         await consumer.stop()
         await producer.stop()
         await conn.close()
+
+
+async def _reconnect(settings: Settings, stop: asyncio.Event) -> psycopg.AsyncConnection[Any]:
+    while True:
+        try:
+            return await psycopg.AsyncConnection.connect(settings.require_database_url())
+        except psycopg.OperationalError as exc:
+            if stop.is_set():
+                raise
+            log.warning("cannot connect to the database (%s); retrying", exc)
+            await asyncio.sleep(1.0)
 
 
 def run(settings: Settings) -> None:
