@@ -16,6 +16,7 @@ from topics.specs import (
     DEAD_LETTERS,
     DECISIONS,
     DIRECTORY,
+    EXPORT_RESULTS,
     EXPORTS,
     NOTIFICATIONS,
     STATUS,
@@ -165,3 +166,33 @@ def test_decision_ahead_of_its_submission_is_held(running: Settings) -> None:
     status_of(running, item, "exporting")
     (export,) = wait_for(running, EXPORTS, about(item))
     assert export.payload.submission_version == 1
+
+
+def _exporting(running: Settings, item: str) -> Any:
+    publish(running, SUBMISSIONS, se.project_submitted(item))
+    status_of(running, item, "ready_to_export")
+    publish(running, DECISIONS, se.accepted("project", item, erp_job_id="J", job_template="T"))
+    return wait_for(running, EXPORTS, about(item))[-1]
+
+
+def test_export_results_sync_fail_and_retry(running: Settings) -> None:
+    done, failing = new_id("prj"), new_id("prj")
+    export = _exporting(running, done)
+    publish(running, EXPORT_RESULTS, se.envelope(
+        "ItemExported", item=("project", done), actor=se.APPROVER,
+        export_id=export.payload.export_id, erp_reference="JOB-991",
+        exported_at="2026-11-21T16:00:00Z"))
+    assert status_of(running, done, "synced").payload.erp_reference == "JOB-991"
+    export = _exporting(running, failing)
+    for retryable in (True, False):
+        publish(running, EXPORT_RESULTS, se.envelope(
+            "ExportAttemptFailed", item=("project", failing), actor=se.APPROVER,
+            export_id=export.payload.export_id, attempt=1, retryable=retryable,
+            error_code="E1", error_message="Job template unknown"))
+    failed = status_of(running, failing, "failed_to_export")
+    assert failed.payload.reason == "Job template unknown"
+    publish(running, DECISIONS, se.envelope("ExportRetryRequested", item=("project", failing),
+                                            actor=se.APPROVER))
+    retried = wait_for(running, EXPORTS, about(failing), count=2)[-1]
+    assert retried.payload.attempt == 2
+    assert retried.payload.export_id == export.payload.export_id
