@@ -18,12 +18,20 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import faust
 
 from pipeline.directory import Directory
+from pipeline.processor_config import (
+    APP_NAME,
+    ITEM_TOPICS,
+    ITEMS_TABLE,
+    MAX_DEAD_LETTER_BYTES,
+    ROUTES,
+    faust_config,
+    internal_topic_specs,
+)
 from pipeline.refusals import Record, refusal, refusal_for_contract_error
 from pipeline.replica import TopicReplica
 from pipeline.rules import react
@@ -31,7 +39,6 @@ from pipeline.settings import Settings
 from pipeline.state import Incoming, ItemState
 from pipeline.summary import SummaryState, due_summaries
 from topics import (
-    MAX_EVENT_BYTES,
     ContractError,
     Envelope,
     TopicSpec,
@@ -40,73 +47,31 @@ from topics import (
     headers_for,
     key_of,
 )
-from topics.events import DailySummary, EventRefused, ItemStatusChanged
+from topics.events import DailySummary, EventRefused
 from topics.payloads import RefusalStage
 from topics.specs import (
-    DEAD_LETTERS,
     DECISIONS,
     DIRECTORY,
-    EXPORT_RESULTS,
-    EXPORTS,
     NOTIFICATIONS,
     STATUS,
     SUBMISSIONS,
-    KeyFormat,
 )
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "erp-processor"
-ITEMS_TABLE = "items"
-ITEM_TOPICS = (SUBMISSIONS, DECISIONS, EXPORT_RESULTS)
-ROUTES: dict[str, TopicSpec] = {
-    "ItemStatusChanged": STATUS, "ExportRequested": EXPORTS, "RejectionNotice": NOTIFICATIONS,
-    "DailySummary": NOTIFICATIONS, "EventRefused": DEAD_LETTERS,
-}
 Clock = Callable[[], dt.datetime]
-#: A dead letter must itself stay decodable: its copy of an oversized value is truncated.
-MAX_DEAD_LETTER_BYTES = MAX_EVENT_BYTES
 
 
-def internal_topic_specs() -> list[TopicSpec]:
-    """Topics faust needs, to be created from these specs before it starts.
-
-    The embedded broker would otherwise auto-create them on first use with its own partition
-    count, breaking the table's co-partitioning with the item topics.
-    """
-    return [
-        TopicSpec(f"{APP_NAME}-{ITEMS_TABLE}-changelog", SUBMISSIONS.partitions, "compact", -1,
-                  KeyFormat.ITEM, ItemStatusChanged, "Changelog of the processor's item table.",
-                  ()),
-        TopicSpec(f"{APP_NAME}-__assignor-__leader", 1, "delete", -1, KeyFormat.ITEM,
-                  ItemStatusChanged, "faust leader election.", ()),
-    ]
-
-
-def _faust_config(settings: Settings) -> dict[str, Any]:
-    store = "rocksdb://" if settings.processor_store == "rocksdb" else "memory://"
-    web: dict[str, Any] = (
-        {"web_enabled": True, "web_port": settings.processor_web_port}
-        if settings.processor_web_port else {"web_enabled": False})
-    return {
-        "broker": [f"kafka://{host}" for host in settings.require_bootstrap().split(",")],
-        "store": store,
-        "datadir": str(Path(settings.data_dir) / "processor"),
-        "broker_session_timeout": settings.kafka_session_timeout_ms / 1000,
-        "broker_rebalance_timeout": settings.kafka_session_timeout_ms / 1000,
-        "broker_heartbeat_interval": settings.kafka_heartbeat_interval_ms / 1000,
-        "producer_enable_idempotence": False,
-        "producer_max_request_size": 2 * MAX_EVENT_BYTES,
-        # oversized values must still be fetched, to be refused rather than stall a partition
-        "consumer_max_fetch_size": 4 * MAX_EVENT_BYTES,
-        "producer_acks": -1,
-        "consumer_auto_offset_reset": "earliest",
-        "topic_partitions": SUBMISSIONS.partitions,
-        "topic_allow_declare": False,
-        "key_serializer": "raw",
-        "value_serializer": "raw",
-        **web,
-    }
+def _credentials(settings: Settings) -> dict[str, Any]:
+    """TLS / SASL for faust's own clients, from the same settings as every aiokafka client."""
+    kwargs = settings.kafka_client_kwargs()
+    if settings.kafka_sasl_mechanism:
+        return {"broker_credentials": faust.SASLCredentials(
+            username=kwargs["sasl_plain_username"], password=kwargs["sasl_plain_password"],
+            mechanism=settings.kafka_sasl_mechanism, ssl_context=kwargs.get("ssl_context"))}
+    if "ssl_context" in kwargs:
+        return {"broker_credentials": faust.SSLCredentials(kwargs["ssl_context"])}
+    return {}
 
 
 class Processor:
@@ -115,7 +80,8 @@ class Processor:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        self.app = faust.App(settings.topic(APP_NAME), **_faust_config(settings))
+        self.app = faust.App(settings.topic(APP_NAME), **faust_config(settings),
+                             **_credentials(settings))
         self.items = self.app.Table(ITEMS_TABLE, default=None, partitions=SUBMISSIONS.partitions,
                                     key_type=bytes, value_type=bytes)
         self.directory = Directory()
@@ -243,3 +209,6 @@ def build_app(settings: Settings, *, clock: Clock | None = None) -> Processor:
 def run_worker(processor: Processor, loglevel: str = "info") -> None:
     """Run the faust worker until SIGTERM/SIGINT."""
     faust.Worker(processor.app, loglevel=loglevel.lower(), quiet=True).execute_from_commandline()
+
+
+__all__ = ["Processor", "build_app", "internal_topic_specs", "run_worker"]
