@@ -60,6 +60,7 @@ from topics.specs import (
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
+PUBLISH_ATTEMPTS = 6
 
 
 def _credentials(settings: Settings) -> dict[str, Any]:
@@ -103,7 +104,7 @@ class Processor:
         app.agent(self._topic(DIRECTORY), name="directory")(self._directory_agent)
         items = self.app.topic(*(self.settings.topic(s.name) for s in ITEM_TOPICS),
                                key_type=bytes, value_type=bytes)
-        app.agent(items, name="items")(self._items_agent)
+        app.agent(items, name="items", concurrency=1)(self._items_agent)
         app.task(self._start_replicas, on_leader=False)
         app.timer(self.settings.processor_summary_interval_s)(self._summary_tick)
         app.on_before_shutdown.connect(self._stop_replicas)
@@ -136,9 +137,17 @@ class Processor:
                 "raw": kept,
                 "error": f"{event.payload.error} (raw value truncated to {len(kept)} chars)"})
             value = encode(event.model_copy(update={"payload": payload}))
-        await self.app.producer.send_and_wait(
-            self.settings.topic(spec.name), key_of(event).encode(), value, None, None,
-            headers_for(event))
+        for attempt in range(PUBLISH_ATTEMPTS):
+            try:
+                await self.app.producer.send_and_wait(
+                    self.settings.topic(spec.name), key_of(event).encode(), value, None, None,
+                    headers_for(event))
+                return
+            except Exception as exc:
+                if attempt + 1 == PUBLISH_ATTEMPTS:
+                    raise
+                log.warning("publishing %s failed (%s); retrying", event.event_type, exc)
+                await asyncio.sleep(0.5 * 2**attempt)
 
     @staticmethod
     def _record(event: Any) -> Record:
@@ -186,10 +195,14 @@ class Processor:
                                        f"unexpected error: {type(exc).__name__}: {exc}",
                                        event=decoded))
             return
-        if outcome.state is not None and not outcome.duplicate:
-            self.items[key.encode()] = outcome.state.model_dump_json().encode()
+        # Outputs first, state second: a crash in between redelivers the record, which then
+        # republishes the same events (same ids, dropped downstream) instead of skipping them
+        # as a duplicate. The one agent handles records one at a time, so no other event of
+        # the item can slip in between.
         for derived in outcome.events:
             await self.publish(derived)
+        if outcome.state is not None and not outcome.duplicate:
+            self.items[key.encode()] = outcome.state.model_dump_json().encode()
 
     async def _summary_tick(self) -> None:
         if not self.ready.is_set():
