@@ -59,6 +59,10 @@ def test_status_changes_reach_the_read_model(stack: Stack, settings: Settings,
             mine = [row for row in listed if row["item_id"] == item]
             assert mine and mine[0]["title"] == "Concrete foundations"
             assert mine[0]["sent_by"] == se.SENDER["name"] and mine[0]["amount"] == "250000.0000"
+            table = _cli(env, "queue", "--company", se.COMPANY, "--view", "ready-to-export")
+            assert table.splitlines()[0].split() == [
+                "item", "number", "title", "amount", "project", "sent", "by", "sent", "at"]
+            assert f"commitment:{item}" in table
             publish(settings, DECISIONS, se.rejected("commitment", item, "Wrong vendor"))
             _wait_row(settings, item, "rejected")
         # an older status change arriving late is kept in history but does not roll back items

@@ -77,8 +77,10 @@ def test_sigkill_loses_no_state(stack: Stack, settings: Settings, tmp_path: Path
         stop(first, kill=True)
     # the memory store starts empty: the item's state can only come from the table changelog
     with processor({**env, "PROCESSOR_STORE": "memory"}, tmp_path / "p2.log"):
-        publish(settings, DECISIONS,
-                se.accepted("project", item, erp_job_id="J-9", job_template="T"))
+        # the approver answers the version erp.status showed: should the killed worker's last
+        # record be redelivered after this decision, the decision waits for it
+        publish(settings, DECISIONS, se.accepted("project", item, erp_job_id="J-9",
+                                                 job_template="T", submission_version=1))
         wait_for(settings, EXPORTS, about(item))
         publish(settings, SUBMISSIONS, se.retrieved("project", item))
         wait_for(settings, STATUS, lambda e: about(item)(e) and e.payload.status == "exporting")
