@@ -33,7 +33,7 @@ from pipeline.processor_config import (
     internal_topic_specs,
 )
 from pipeline.refusals import Record, refusal, refusal_for_contract_error
-from pipeline.replica import TopicReplica
+from pipeline.runtime import TopicReplica
 from pipeline.rules import react
 from pipeline.settings import Settings
 from pipeline.state import Incoming, ItemState

@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PIPELINE = Path(__file__).resolve().parents[2] / "pipeline"
-WIRING = {"app.py", "replica.py"}
+WIRING = {"app.py", "runtime.py", "worker.py", "observability.py"}
 FORBIDDEN = {"faust", "mode", "aiokafka", "psycopg"}
 
 

@@ -1,4 +1,4 @@
-"""A whole-topic replica in memory: every partition read from the start, folded by a function.
+"""Processor runtime plumbing: a whole-topic replica in memory, folded by a function.
 
 Each processor instance keeps the directory and the status/summary view this way rather than
 in a faust GlobalTable, because the replica can say when it has caught up with the topic's end
