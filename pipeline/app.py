@@ -33,8 +33,8 @@ from pipeline.processor_config import (
     internal_topic_specs,
 )
 from pipeline.refusals import Record, refusal, refusal_for_contract_error
-from pipeline.runtime import TopicReplica
 from pipeline.rules import react
+from pipeline.runtime import TopicReplica
 from pipeline.settings import Settings
 from pipeline.state import Incoming, ItemState
 from pipeline.summary import SummaryState, due_summaries
