@@ -196,3 +196,22 @@ def test_export_results_sync_fail_and_retry(running: Settings) -> None:
     retried = wait_for(running, EXPORTS, about(failing), count=2)[-1]
     assert retried.payload.attempt == 2
     assert retried.payload.export_id == export.payload.export_id
+
+
+def test_directory_change_applies_to_the_decision_right_after_it(running: Settings) -> None:
+    item = new_id("prj")
+    newcomer = {"user_id": f"u-{item}", "email": f"{item}@acme.example", "name": "New Approver"}
+    publish(running, SUBMISSIONS, se.project_submitted(item))
+    status_of(running, item, "ready_to_export")
+    publish(running, DIRECTORY, se.approver_updated(newcomer))
+    publish(running, DECISIONS, se.rejected("project", item, "Duplicate project",
+                                            actor=newcomer))
+    assert status_of(running, item, "rejected").actor.user_id == newcomer["user_id"]
+    publish(running, SUBMISSIONS, se.project_submitted(item))
+    status_of(running, item, "ready_to_export", count=2)
+    publish(running, DIRECTORY, se.approver_updated(newcomer, privileged=False))
+    refused = se.rejected("project", item, "Again", actor=newcomer)
+    publish(running, DECISIONS, refused)
+    (dead,) = wait_for(running, DEAD_LETTERS,
+                       lambda e: e.payload.refused_event_id == refused["event_id"])
+    assert dead.payload.stage == "authorize"
