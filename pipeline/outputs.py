@@ -13,7 +13,6 @@ from topics.events import (
     RejectionNotice,
 )
 from topics.payloads import (
-    AcceptFields,
     Actor,
     ExportRequestedPayload,
     ItemStatus,
@@ -93,5 +92,5 @@ def rejection_notice(cause: ItemEvent, to: Actor, item: NoticeItem, reason: str)
     )
 
 
-__all__ = ["AcceptFields", "correlation", "derived_id", "export_id", "export_requested",
-           "rejection_notice", "status_changed"]
+__all__ = ["correlation", "derived_id", "export_id", "export_requested", "rejection_notice",
+           "status_changed"]

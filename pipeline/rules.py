@@ -6,7 +6,7 @@ from pipeline.directory import Directory, authorization_error
 from pipeline.machine import DECISIONS, Outcome, transition
 from pipeline.refusals import refusal
 from pipeline.state import HELD_LIMIT, HeldDecision, Incoming, ItemState
-from topics.events import Envelope, ItemRetrieved, ItemSubmitted
+from topics.events import Envelope, ItemSubmitted
 from topics.payloads import KafkaSource, RefusalStage
 
 
@@ -100,4 +100,4 @@ def _keep_unknown(before: ItemState | None, outcome: Outcome) -> Outcome:
     return outcome
 
 
-__all__ = ["ItemRetrieved", "Outcome", "react"]
+__all__ = ["Outcome", "react"]
