@@ -27,6 +27,8 @@ class Worker:
 
 #: Every worker, in the order `dev` starts them. Entry points are imported lazily.
 _IN_ORDER: tuple[Worker, ...] = (
+    Worker("processor", "consumers.processor:run", "Approval queue: rules, state, exports"),
+    Worker("projection", "consumers.projection:run", "Writes erp.status into the read model"),
     Worker("exporter", "consumers.exporter:run", "Exports accepted items into the ERP, once each"),
     Worker(
         "mailsink",

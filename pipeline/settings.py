@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     exporter_timeout_s: float = Field(default=30.0, gt=0)
 
     data_dir: str = ".data"
+    processor_store: Literal["rocksdb", "memory"] = "rocksdb"
+    processor_web_port: int = Field(default=0, ge=0, le=65535)  # 0: no faust web server
+    processor_summary_interval_s: float = Field(default=60.0, gt=0)
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

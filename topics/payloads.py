@@ -311,6 +311,10 @@ class ItemStatusChangedPayload(Frozen):
     reasons: list[Annotated[str, Field(max_length=2000)]] = Field(default_factory=list)
     item_number: Text | None = None
     item_title: Text | None = None
+    amount: Money | None = None
+    project: ProjectRef | None = None
+    sent_by: Actor | None = None
+    sent_at: Timestamp | None = None
 
 
 class NoticeItem(Frozen):

@@ -7,6 +7,7 @@ import click
 from consumers.cli.contract import publish_cmd, schemas_cmd, tail_cmd, topics_group
 from consumers.cli.demo import demo_cmd
 from consumers.cli.erp import erp_group
+from consumers.cli.queue import history_cmd, queue_cmd
 from consumers.cli.stack import db_group, dev_cmd, run_cmd
 
 
@@ -29,6 +30,8 @@ for command in (
     publish_cmd,
     tail_cmd,
     schemas_cmd,
+    queue_cmd,
+    history_cmd,
+    erp_group,
 ):
     main.add_command(command)
-main.add_command(erp_group)

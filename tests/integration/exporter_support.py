@@ -43,9 +43,14 @@ async def publish_exports(settings: Settings, raw_events: list[dict[str, Any]]) 
         futures = []
         for raw in raw_events:
             event = decode(json.dumps(raw), EXPORTS)
-            futures.append(await producer.send(
-                EXPORTS.full_name(settings.erp_topic_prefix), encode(event),
-                key=key_of(event).encode(), headers=headers_for(event)))
+            futures.append(
+                await producer.send(
+                    EXPORTS.full_name(settings.erp_topic_prefix),
+                    encode(event),
+                    key=key_of(event).encode(),
+                    headers=headers_for(event),
+                )
+            )
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -61,8 +66,9 @@ async def publish_bytes(settings: Settings, key: bytes, value: bytes) -> None:
         await producer.stop()
 
 
-async def records_until(settings: Settings, spec: TopicSpec, done: Callable[[list[Any]], bool],
-                        timeout_s: float = 30.0) -> list[Any]:
+async def records_until(
+    settings: Settings, spec: TopicSpec, done: Callable[[list[Any]], bool], timeout_s: float = 30.0
+) -> list[Any]:
     """Poll a topic until `done(records)` holds; fail when the deadline passes."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -70,8 +76,9 @@ async def records_until(settings: Settings, spec: TopicSpec, done: Callable[[lis
         if done(records):
             return records
         if time.monotonic() > deadline:
-            raise AssertionError(f"{spec.name}: condition not met in {timeout_s}s "
-                                 f"({len(records)} records)")
+            raise AssertionError(
+                f"{spec.name}: condition not met in {timeout_s}s ({len(records)} records)"
+            )
         await asyncio.sleep(0.2)
 
 
@@ -107,12 +114,20 @@ async def exporter_running(settings: Settings) -> AsyncIterator[None]:
         await asyncio.wait_for(task, 30)
 
 
-def exporter_process(env: dict[str, str], settings: Settings,
-                     **overrides: str) -> subprocess.Popen[bytes]:
+def exporter_process(
+    env: dict[str, str], settings: Settings, **overrides: str
+) -> subprocess.Popen[bytes]:
     """`erp-pipeline run exporter` as a child process against `settings`."""
-    child = {**env, "ERP_TOPIC_PREFIX": settings.erp_topic_prefix,
-             "KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
-             "LOG_LEVEL": "WARNING", **overrides}
+    child = {
+        **env,
+        "ERP_TOPIC_PREFIX": settings.erp_topic_prefix,
+        "KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
+        "LOG_LEVEL": "WARNING",
+        **overrides,
+    }
     child["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
-    return subprocess.Popen([sys.executable, "-m", "consumers.cli", "run", "exporter"],
-                            env=child, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "consumers.cli", "run", "exporter"],
+        env=child,
+        stdin=subprocess.DEVNULL,
+    )

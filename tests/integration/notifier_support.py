@@ -22,8 +22,9 @@ from topics.specs import DEAD_LETTERS, NOTIFICATIONS
 T = TypeVar("T")
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout_s: float = 30.0,
-                     what: str = "condition") -> T:
+async def eventually(
+    check: Callable[[], Awaitable[T | None]], *, timeout_s: float = 30.0, what: str = "condition"
+) -> T:
     """Poll `check` until it returns something truthy, or fail when the deadline passes."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -47,6 +48,7 @@ def mail_to(sink: MailSink, recipient: str) -> list[ReceivedMail]:
 
 async def one_mail_to(sink: MailSink, recipient: str, timeout_s: float = 30.0) -> EmailMessage:
     """Wait for the first message to `recipient` and parse it."""
+
     async def arrived() -> list[ReceivedMail]:
         return mail_to(sink, recipient)
 
@@ -65,13 +67,15 @@ def body_text(message: EmailMessage, kind: str = "plain") -> str:
 def ledger_row(settings: Settings, event_id: str) -> tuple[str, int] | None:
     """(status, attempts) of a notification in the sent-ledger."""
     with psycopg.connect(settings.require_database_url()) as conn:
-        row = conn.execute("SELECT status, attempts FROM notifications_sent WHERE event_id = %s",
-                           (event_id,)).fetchone()
+        row = conn.execute(
+            "SELECT status, attempts FROM notifications_sent WHERE event_id = %s", (event_id,)
+        ).fetchone()
     return (str(row[0]), int(row[1])) if row else None
 
 
-async def dead_letter_for(settings: Settings, *, event_id: str | None = None,
-                          source: tuple[str, int] | None = None) -> EventRefused | None:
+async def dead_letter_for(
+    settings: Settings, *, event_id: str | None = None, source: tuple[str, int] | None = None
+) -> EventRefused | None:
     """The dead letter that refused `event_id`, or the record at (key, offset)."""
     for record in await read_all(settings, DEAD_LETTERS):
         dead: EventRefused = decode(record.value, DEAD_LETTERS)

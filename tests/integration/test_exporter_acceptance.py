@@ -39,15 +39,21 @@ async def exporting(settings: Settings) -> AsyncIterator[Settings]:
 
 def _results_for(export_id: str, event_type: str):  # type: ignore[no-untyped-def]
     def done(records: list[object]) -> bool:
-        return any(e.event_type == event_type and e.payload.export_id == export_id
-                   for e in events_of(records, EXPORT_RESULTS))
+        return any(
+            e.event_type == event_type and e.payload.export_id == export_id
+            for e in events_of(records, EXPORT_RESULTS)
+        )
+
     return done
 
 
 async def _result(settings: Settings, export_id: str, event_type: str) -> object:
     records = await records_until(settings, EXPORT_RESULTS, _results_for(export_id, event_type))
-    return next(e for e in events_of(records, EXPORT_RESULTS)
-                if e.event_type == event_type and e.payload.export_id == export_id)
+    return next(
+        e
+        for e in events_of(records, EXPORT_RESULTS)
+        if e.event_type == event_type and e.payload.export_id == export_id
+    )
 
 
 async def test_an_accepted_project_becomes_a_job_from_its_template(exporting: Settings) -> None:
@@ -55,16 +61,31 @@ async def test_an_accepted_project_becomes_a_job_from_its_template(exporting: Se
     await publish_exports(exporting, [export])
     result = await _result(exporting, export["payload"]["export_id"], "ItemExported")
     assert result.payload.erp_reference == "RMO-A1"  # type: ignore[attr-defined]
-    assert query(exporting, "SELECT template_code, upstream_project_id FROM spectrum.jobs"
-                 " WHERE company_id = %s AND job_number = 'RMO-A1'", COMPANY) == [
-                     ("COMM", "prj-a1")]
-    phases = query(exporting, "SELECT phase_code FROM spectrum.job_phases WHERE company_id = %s"
-                   " AND job_number = 'RMO-A1' ORDER BY 1", COMPANY)
-    template = query(exporting, "SELECT phase_code FROM spectrum.template_cost_codes"
-                     " WHERE company_id = %s AND template_code = 'COMM' ORDER BY 1", COMPANY)
+    assert query(
+        exporting,
+        "SELECT template_code, upstream_project_id FROM spectrum.jobs"
+        " WHERE company_id = %s AND job_number = 'RMO-A1'",
+        COMPANY,
+    ) == [("COMM", "prj-a1")]
+    phases = query(
+        exporting,
+        "SELECT phase_code FROM spectrum.job_phases WHERE company_id = %s"
+        " AND job_number = 'RMO-A1' ORDER BY 1",
+        COMPANY,
+    )
+    template = query(
+        exporting,
+        "SELECT phase_code FROM spectrum.template_cost_codes"
+        " WHERE company_id = %s AND template_code = 'COMM' ORDER BY 1",
+        COMPANY,
+    )
     assert phases == template and ("03-300",) in phases
-    ledger = query(exporting, "SELECT outcome, erp_reference, source_topic FROM"
-                   " exporter.export_ledger WHERE export_id = %s", export["payload"]["export_id"])
+    ledger = query(
+        exporting,
+        "SELECT outcome, erp_reference, source_topic FROM"
+        " exporter.export_ledger WHERE export_id = %s",
+        export["payload"]["export_id"],
+    )
     assert ledger == [("exported", "RMO-A1", f"{exporting.erp_topic_prefix}erp.exports")]
 
 
@@ -78,13 +99,22 @@ async def test_a_redelivered_request_re_emits_the_same_result_without_writing(
     await publish_exports(exporting, [{**export, "event_id": str(uuid.uuid4())}])
 
     def twice(records: list[object]) -> bool:
-        return sum(e.payload.export_id == export_id
-                   for e in events_of(records, EXPORT_RESULTS)) == 2
-    results = [e for e in events_of(await records_until(exporting, EXPORT_RESULTS, twice),
-                                    EXPORT_RESULTS) if e.payload.export_id == export_id]
+        return (
+            sum(e.payload.export_id == export_id for e in events_of(records, EXPORT_RESULTS)) == 2
+        )
+
+    results = [
+        e
+        for e in events_of(await records_until(exporting, EXPORT_RESULTS, twice), EXPORT_RESULTS)
+        if e.payload.export_id == export_id
+    ]
     assert results[0] == results[1]
-    assert query(exporting, "SELECT count(*) FROM spectrum.jobs WHERE company_id = %s"
-                 " AND upstream_project_id = 'prj-a2'", COMPANY) == [(1,)]
+    assert query(
+        exporting,
+        "SELECT count(*) FROM spectrum.jobs WHERE company_id = %s"
+        " AND upstream_project_id = 'prj-a2'",
+        COMPANY,
+    ) == [(1,)]
 
 
 async def test_the_same_job_id_for_another_project_lands_in_failed_to_export(
@@ -99,10 +129,14 @@ async def test_the_same_job_id_for_another_project_lands_in_failed_to_export(
 
     failed = await _result(exporting, export_id, "ExportAttemptFailed")
     assert failed.payload.retryable is False  # type: ignore[attr-defined]
-    records = await records_until(exporting, FAILED_TO_EXPORT, lambda rs: any(
-        e.payload.export_id == export_id for e in events_of(rs, FAILED_TO_EXPORT)))
-    record = next(r for r in records
-                  if events_of([r], FAILED_TO_EXPORT)[0].payload.export_id == export_id)
+    records = await records_until(
+        exporting,
+        FAILED_TO_EXPORT,
+        lambda rs: any(e.payload.export_id == export_id for e in events_of(rs, FAILED_TO_EXPORT)),
+    )
+    record = next(
+        r for r in records if events_of([r], FAILED_TO_EXPORT)[0].payload.export_id == export_id
+    )
     dead = events_of([record], FAILED_TO_EXPORT)[0]
     assert "duplicate key value violates unique constraint" in dead.payload.error_message
     assert "RMO-A3" in dead.payload.error_message
@@ -112,25 +146,37 @@ async def test_the_same_job_id_for_another_project_lands_in_failed_to_export(
     assert headers["__connect.errors.offset"] == str(dead.payload.source.offset).encode()
     assert b"duplicate key" in headers["__connect.errors.exception.message"]
 
-    notices = await records_until(exporting, NOTIFICATIONS, lambda rs: sum(
-        e.item.id == "prj-a4" for e in events_of(rs, NOTIFICATIONS)) == 2)
+    notices = await records_until(
+        exporting,
+        NOTIFICATIONS,
+        lambda rs: sum(e.item.id == "prj-a4" for e in events_of(rs, NOTIFICATIONS)) == 2,
+    )
     to = {e.payload.to for e in events_of(notices, NOTIFICATIONS) if e.item.id == "prj-a4"}
     assert to == {se.SENDER["email"], se.APPROVER["email"]}
-    assert query(exporting, "SELECT upstream_project_id FROM spectrum.jobs WHERE company_id = %s"
-                 " AND job_number = 'RMO-A3'", COMPANY) == [("prj-a3",)]
-    assert query(exporting, "SELECT outcome, attempt FROM exporter.export_ledger"
-                 " WHERE export_id = %s", export_id) == [("failed", 1)]
+    assert query(
+        exporting,
+        "SELECT upstream_project_id FROM spectrum.jobs WHERE company_id = %s"
+        " AND job_number = 'RMO-A3'",
+        COMPANY,
+    ) == [("prj-a3",)]
+    assert query(
+        exporting,
+        "SELECT outcome, attempt FROM exporter.export_ledger WHERE export_id = %s",
+        export_id,
+    ) == [("failed", 1)]
 
 
 async def test_an_unknown_vendor_fails_and_a_retry_succeeds_once_the_vendor_exists(
-    exporting: Settings, worker_env: dict[str, str],
+    exporting: Settings,
+    worker_env: dict[str, str],
 ) -> None:
     project = project_export("prj-a5", "RMO-A5", company=COMPANY)
     await publish_exports(exporting, [project])
     await _result(exporting, project["payload"]["export_id"], "ItemExported")
 
-    commitment = commitment_export("sc-a5", "prj-a5", vendor="V7777", number="SC-A5",
-                                   company=COMPANY)
+    commitment = commitment_export(
+        "sc-a5", "prj-a5", vendor="V7777", number="SC-A5", company=COMPANY
+    )
     export_id = commitment["payload"]["export_id"]
     await publish_exports(exporting, [commitment])
     failed = await _result(exporting, export_id, "ExportAttemptFailed")
@@ -138,22 +184,53 @@ async def test_an_unknown_vendor_fails_and_a_retry_succeeds_once_the_vendor_exis
     assert "V7777" in failed.payload.error_message  # type: ignore[attr-defined]
 
     added = subprocess.run(
-        [sys.executable, "-m", "consumers.cli", "erp", "add-vendor", "V7777", "Travis Rebar",
-         "--company", COMPANY],
-        env=worker_env, capture_output=True, text=True, timeout=60, check=True)
+        [
+            sys.executable,
+            "-m",
+            "consumers.cli",
+            "erp",
+            "add-vendor",
+            "V7777",
+            "Travis Rebar",
+            "--company",
+            COMPANY,
+        ],
+        env=worker_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert "added" in added.stdout
-    retry = commitment_export("sc-a5", "prj-a5", vendor="V7777", number="SC-A5",
-                              company=COMPANY, export_id=export_id, attempt=2)
+    retry = commitment_export(
+        "sc-a5",
+        "prj-a5",
+        vendor="V7777",
+        number="SC-A5",
+        company=COMPANY,
+        export_id=export_id,
+        attempt=2,
+    )
     await publish_exports(exporting, [retry])
     exported = await _result(exporting, export_id, "ItemExported")
     assert exported.payload.erp_reference == "SC-A5"  # type: ignore[attr-defined]
-    assert query(exporting, "SELECT job_number, vendor_code FROM spectrum.commitments"
-                 " WHERE company_id = %s AND upstream_id = 'sc-a5'", COMPANY) == [
-                     ("RMO-A5", "V7777")]
-    assert query(exporting, "SELECT phase_code FROM spectrum.commitment_lines"
-                 " WHERE company_id = %s AND commitment_id = 'SC-A5'", COMPANY) == [("03-300",)]
-    assert query(exporting, "SELECT outcome, attempt FROM exporter.export_ledger"
-                 " WHERE export_id = %s", export_id) == [("exported", 2)]
+    assert query(
+        exporting,
+        "SELECT job_number, vendor_code FROM spectrum.commitments"
+        " WHERE company_id = %s AND upstream_id = 'sc-a5'",
+        COMPANY,
+    ) == [("RMO-A5", "V7777")]
+    assert query(
+        exporting,
+        "SELECT phase_code FROM spectrum.commitment_lines"
+        " WHERE company_id = %s AND commitment_id = 'SC-A5'",
+        COMPANY,
+    ) == [("03-300",)]
+    assert query(
+        exporting,
+        "SELECT outcome, attempt FROM exporter.export_ledger WHERE export_id = %s",
+        export_id,
+    ) == [("exported", 2)]
 
 
 async def test_bad_input_is_dead_lettered_and_the_exporter_keeps_going(
@@ -197,15 +274,22 @@ async def test_change_orders_follow_their_commitment_and_the_erp_limits_hold(
     def export_id(event: dict[str, object]) -> str:
         return str(event["payload"]["export_id"])  # type: ignore[index]
 
-    assert (await _result(exporting, export_id(good_cco), "ItemExported")
-            ).payload.erp_reference == "SC-A7/CCO-001"  # type: ignore[attr-defined]
-    assert (await _result(exporting, export_id(good_pcco), "ItemExported")
-            ).payload.erp_reference == "RMO-A7/PCCO-001"  # type: ignore[attr-defined]
-    for refused, words in ((long_title, "character varying(30)"),
-                           (orphan, "has not been exported"),
-                           (long_code, "character varying(10)")):
+    assert (
+        await _result(exporting, export_id(good_cco), "ItemExported")
+    ).payload.erp_reference == "SC-A7/CCO-001"  # type: ignore[attr-defined]
+    assert (
+        await _result(exporting, export_id(good_pcco), "ItemExported")
+    ).payload.erp_reference == "RMO-A7/PCCO-001"  # type: ignore[attr-defined]
+    for refused, words in (
+        (long_title, "character varying(30)"),
+        (orphan, "has not been exported"),
+        (long_code, "character varying(10)"),
+    ):
         failed = await _result(exporting, export_id(refused), "ExportAttemptFailed")
         assert words in failed.payload.error_message  # type: ignore[attr-defined]
-    assert query(exporting, "SELECT phase_code, amount FROM spectrum.change_order_lines"
-                 " WHERE company_id = %s AND commitment_id = 'SC-A7'", COMPANY) == [
-                     ("03-300", Decimal("12500.0000"))]
+    assert query(
+        exporting,
+        "SELECT phase_code, amount FROM spectrum.change_order_lines"
+        " WHERE company_id = %s AND commitment_id = 'SC-A7'",
+        COMPANY,
+    ) == [("03-300", Decimal("12500.0000"))]

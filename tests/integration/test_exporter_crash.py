@@ -26,12 +26,16 @@ KILLS = 3
 
 
 def _exported(settings: Settings) -> int:
-    return int(query(settings, "SELECT count(*) FROM exporter.export_ledger"
-                     " WHERE company_id = %s", COMPANY)[0][0])
+    return int(
+        query(
+            settings, "SELECT count(*) FROM exporter.export_ledger WHERE company_id = %s", COMPANY
+        )[0][0]
+    )
 
 
 async def test_every_item_is_exported_exactly_once_across_sigkills(
-    settings: Settings, worker_env: dict[str, str],
+    settings: Settings,
+    worker_env: dict[str, str],
 ) -> None:
     mine = await isolated(settings, "crash")
     seeded_company(mine, COMPANY)
@@ -59,14 +63,30 @@ async def test_every_item_is_exported_exactly_once_across_sigkills(
             process.kill()
             process.wait()
 
-    jobs = query(mine, "SELECT count(*), count(DISTINCT upstream_project_id) FROM spectrum.jobs"
-                 " WHERE company_id = %s", COMPANY)
+    jobs = query(
+        mine,
+        "SELECT count(*), count(DISTINCT upstream_project_id) FROM spectrum.jobs"
+        " WHERE company_id = %s",
+        COMPANY,
+    )
     assert jobs == [(ITEMS, ITEMS)]
-    ledger = dict(query(mine, "SELECT export_id, erp_reference FROM exporter.export_ledger"
-                        " WHERE company_id = %s AND outcome = 'exported'", COMPANY))
+    ledger = dict(
+        query(
+            mine,
+            "SELECT export_id, erp_reference FROM exporter.export_ledger"
+            " WHERE company_id = %s AND outcome = 'exported'",
+            COMPANY,
+        )
+    )
     assert set(ledger) == {e["payload"]["export_id"] for e in exports}
-    results = events_of(await records_until(mine, EXPORT_RESULTS, lambda rs: len(
-        {e.payload.export_id for e in events_of(rs, EXPORT_RESULTS)}) >= ITEMS), EXPORT_RESULTS)
+    results = events_of(
+        await records_until(
+            mine,
+            EXPORT_RESULTS,
+            lambda rs: len({e.payload.export_id for e in events_of(rs, EXPORT_RESULTS)}) >= ITEMS,
+        ),
+        EXPORT_RESULTS,
+    )
     # Re-emitted results after a crash are the same result again, never a second export.
     assert {e.event_type for e in results} == {"ItemExported"}
     assert {e.payload.export_id: e.payload.erp_reference for e in results} == ledger

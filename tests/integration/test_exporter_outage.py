@@ -58,7 +58,8 @@ class TcpProxy:
         try:
             if self._host.startswith("/"):
                 up_reader, up_writer = await asyncio.open_unix_connection(
-                    f"{self._host}/.s.PGSQL.{self._port}")
+                    f"{self._host}/.s.PGSQL.{self._port}"
+                )
             else:
                 up_reader, up_writer = await asyncio.open_connection(self._host, self._port)
         except OSError:
@@ -77,12 +78,19 @@ class TcpProxy:
 
 
 def _exported(settings: Settings, prefix: str = "") -> int:
-    return int(query(settings, "SELECT count(*) FROM exporter.export_ledger WHERE company_id = %s"
-                     " AND item_id LIKE %s", COMPANY, f"prj-o{prefix}%")[0][0])
+    return int(
+        query(
+            settings,
+            "SELECT count(*) FROM exporter.export_ledger WHERE company_id = %s AND item_id LIKE %s",
+            COMPANY,
+            f"prj-o{prefix}%",
+        )[0][0]
+    )
 
 
 async def test_exports_resume_after_an_erp_outage_without_failing_or_doubling(
-    settings: Settings, worker_env: dict[str, str],
+    settings: Settings,
+    worker_env: dict[str, str],
 ) -> None:
     mine = await isolated(settings, "outage")
     seeded_company(mine, COMPANY)
@@ -92,8 +100,14 @@ async def test_exports_resume_after_an_erp_outage_without_failing_or_doubling(
     during = [project_export(f"prj-o2-{n}", f"O2{n:04d}", company=COMPANY) for n in range(HALF)]
     await publish_exports(mine, before)
     process = exporter_process(
-        worker_env, mine, ERP_DATABASE_URL=proxy.url, EXPORTER_RETRY_BASE_S="0.2",
-        EXPORTER_RETRY_MAX_S="2", EXPORTER_MAX_ATTEMPTS="40", EXPORTER_TIMEOUT_S="5")
+        worker_env,
+        mine,
+        ERP_DATABASE_URL=proxy.url,
+        EXPORTER_RETRY_BASE_S="0.2",
+        EXPORTER_RETRY_MAX_S="2",
+        EXPORTER_MAX_ATTEMPTS="40",
+        EXPORTER_TIMEOUT_S="5",
+    )
     try:
         await until(lambda: _exported(mine) >= HALF // 3, 60, "exports under way")
         await proxy.cut()
@@ -111,12 +125,24 @@ async def test_exports_resume_after_an_erp_outage_without_failing_or_doubling(
         with contextlib.suppress(AssertionError):
             await proxy.cut()
 
-    assert query(mine, "SELECT count(*), count(DISTINCT upstream_project_id) FROM spectrum.jobs"
-                 " WHERE company_id = %s", COMPANY) == [(2 * HALF, 2 * HALF)]
-    assert query(mine, "SELECT DISTINCT outcome FROM exporter.export_ledger"
-                 " WHERE company_id = %s", COMPANY) == [("exported",)]
-    results = events_of(await records_until(mine, EXPORT_RESULTS, lambda rs: len(
-        {e.payload.export_id for e in events_of(rs, EXPORT_RESULTS)}) >= 2 * HALF),
-        EXPORT_RESULTS)
+    assert query(
+        mine,
+        "SELECT count(*), count(DISTINCT upstream_project_id) FROM spectrum.jobs"
+        " WHERE company_id = %s",
+        COMPANY,
+    ) == [(2 * HALF, 2 * HALF)]
+    assert query(
+        mine, "SELECT DISTINCT outcome FROM exporter.export_ledger WHERE company_id = %s", COMPANY
+    ) == [("exported",)]
+    results = events_of(
+        await records_until(
+            mine,
+            EXPORT_RESULTS,
+            lambda rs: (
+                len({e.payload.export_id for e in events_of(rs, EXPORT_RESULTS)}) >= 2 * HALF
+            ),
+        ),
+        EXPORT_RESULTS,
+    )
     assert {e.event_type for e in results} == {"ItemExported"}
     assert await records_until(mine, FAILED_TO_EXPORT, lambda rs: True) == []

@@ -43,11 +43,15 @@ def sink() -> Iterator[MailSink]:
 @pytest.fixture(scope="module")
 async def notifier(settings: Settings, sink: MailSink) -> AsyncIterator[Settings]:
     """The notifier running in this event loop, sending to `sink`."""
-    mine = settings.model_copy(update={
-        "smtp_url": SecretStr(sink.url), "smtp_from": "ERP Integrations <erp@acme.example>",
-        "smtp_timeout_s": 5.0, "notifier_retry_max_s": 2.0,
-        "item_url_template": "https://pm.example/{company_id}/{item_type}/{item_id}",
-    })
+    mine = settings.model_copy(
+        update={
+            "smtp_url": SecretStr(sink.url),
+            "smtp_from": "ERP Integrations <erp@acme.example>",
+            "smtp_timeout_s": 5.0,
+            "notifier_retry_max_s": 2.0,
+            "item_url_template": "https://pm.example/{company_id}/{item_type}/{item_id}",
+        }
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(serve(mine, stop))
     try:
@@ -67,8 +71,9 @@ async def producer(settings: Settings) -> AsyncIterator[Any]:
         await client.stop()
 
 
-async def followed_by_marker(producer: Any, settings: Settings, sink: MailSink,
-                             item: dict[str, Any] = CCO_ITEM) -> None:
+async def followed_by_marker(
+    producer: Any, settings: Settings, sink: MailSink, item: dict[str, Any] = CCO_ITEM
+) -> None:
     """Publish one more notice on the same partition and wait for it: everything published
     before it on that partition has then been handled (a duplicate would already be here)."""
     marker = someone()
@@ -77,13 +82,15 @@ async def followed_by_marker(producer: Any, settings: Settings, sink: MailSink,
 
 
 async def test_rejection_notice_sends_one_email_with_the_reason(
-        notifier: Settings, producer: Any, sink: MailSink) -> None:
+    notifier: Settings, producer: Any, sink: MailSink
+) -> None:
     creator = someone()
     event = rejection_notice(to=creator, reason="Cost code 03-300 is closed for this job")
     await publish_notification(producer, notifier, event)
     message = await one_mail_to(sink, creator)
     assert message["Subject"] == (
-        "acme-builders: ERP Commitment Change Order Rejection Notification")
+        "acme-builders: ERP Commitment Change Order Rejection Notification"
+    )
     assert message["To"] == creator
     assert "Cost code 03-300 is closed for this job" in body_text(message)
     assert "Cost code 03-300 is closed for this job" in body_text(message, "html")
@@ -94,7 +101,8 @@ async def test_rejection_notice_sends_one_email_with_the_reason(
 
 
 async def test_daily_summary_lists_every_waiting_item(
-        notifier: Settings, producer: Any, sink: MailSink) -> None:
+    notifier: Settings, producer: Any, sink: MailSink
+) -> None:
     approver = someone()
     titles = ("Concrete foundations", "Structural steel", "Curtain wall", "Elevators")
     await publish_notification(producer, notifier, daily_summary(to=approver, titles=titles))
@@ -107,7 +115,8 @@ async def test_daily_summary_lists_every_waiting_item(
 
 
 async def test_a_redelivered_notification_sends_one_email(
-        notifier: Settings, producer: Any, sink: MailSink) -> None:
+    notifier: Settings, producer: Any, sink: MailSink
+) -> None:
     creator = someone()
     event = rejection_notice(to=creator)
     await publish_notification(producer, notifier, event)
@@ -118,10 +127,14 @@ async def test_a_redelivered_notification_sends_one_email(
 
 
 async def test_a_title_cannot_add_a_bcc_header(
-        notifier: Settings, producer: Any, sink: MailSink) -> None:
+    notifier: Settings, producer: Any, sink: MailSink
+) -> None:
     creator = someone()
-    item = {**CCO_ITEM, "title": "Footings\r\nBcc: x@evil.test",
-            "number": "CCO-9\r\nBcc: y@evil.test"}
+    item = {
+        **CCO_ITEM,
+        "title": "Footings\r\nBcc: x@evil.test",
+        "number": "CCO-9\r\nBcc: y@evil.test",
+    }
     await publish_notification(producer, notifier, rejection_notice(to=creator, item=item))
     message = await one_mail_to(sink, creator)
     assert message["Bcc"] is None
@@ -131,7 +144,8 @@ async def test_a_title_cannot_add_a_bcc_header(
 
 
 async def test_an_smtp_outage_delays_but_loses_and_duplicates_nothing(
-        notifier: Settings, producer: Any, sink: MailSink) -> None:
+    notifier: Settings, producer: Any, sink: MailSink
+) -> None:
     sink.stop()
     recipients = [someone() for _ in range(3)]
     events = [rejection_notice(to=to) for to in recipients]
@@ -155,7 +169,8 @@ async def test_an_smtp_outage_delays_but_loses_and_duplicates_nothing(
 
 
 async def test_a_refused_recipient_is_dead_lettered_and_the_next_one_is_sent(
-        notifier: Settings, producer: Any, sink: MailSink) -> None:
+    notifier: Settings, producer: Any, sink: MailSink
+) -> None:
     event = rejection_notice(to="nobody@acme.invalid")
     await publish_notification(producer, notifier, event)
     await followed_by_marker(producer, notifier, sink)
@@ -171,10 +186,12 @@ async def test_a_refused_recipient_is_dead_lettered_and_the_next_one_is_sent(
 
 @pytest.mark.parametrize("value", [b"\xff\xfe not json", b'{"event_type": "RejectionNotice"}'])
 async def test_bad_input_is_dead_lettered_and_the_worker_keeps_going(
-        notifier: Settings, producer: Any, sink: MailSink, value: bytes) -> None:
+    notifier: Settings, producer: Any, sink: MailSink, value: bytes
+) -> None:
     key = f"acme-builders:commitment_change_order:{CCO_ITEM['id']}"
-    sent = await producer.send_and_wait(NOTIFICATIONS.full_name(notifier.erp_topic_prefix),
-                                        value, key=key.encode())
+    sent = await producer.send_and_wait(
+        NOTIFICATIONS.full_name(notifier.erp_topic_prefix), value, key=key.encode()
+    )
     await followed_by_marker(producer, notifier, sink)
 
     async def refused() -> Any:

@@ -25,8 +25,9 @@ class Answers:
     def __init__(self, rcpt: str = "250 OK", data: str = "250 OK") -> None:
         self.rcpt, self.data = rcpt, data
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
         envelope.rcpt_tos.append(address)
         return self.rcpt
 
@@ -54,20 +55,25 @@ def test_accepted(server: tuple[Answers, SmtpTarget]) -> None:
     deliver(server[1])
 
 
-@pytest.mark.parametrize(("rcpt", "data"), [("451 4.3.0 try later", "250 OK"),
-                                            ("250 OK", "452 4.3.1 no room")])
-def test_temporary_answers_are_retried(server: tuple[Answers, SmtpTarget], rcpt: str,
-                                       data: str) -> None:
+@pytest.mark.parametrize(
+    ("rcpt", "data"), [("451 4.3.0 try later", "250 OK"), ("250 OK", "452 4.3.1 no room")]
+)
+def test_temporary_answers_are_retried(
+    server: tuple[Answers, SmtpTarget], rcpt: str, data: str
+) -> None:
     answers, target = server
     answers.rcpt, answers.data = rcpt, data
     with pytest.raises(SmtpUnavailable):
         deliver(target)
 
 
-@pytest.mark.parametrize(("rcpt", "data"), [("550 5.1.1 no such user", "250 OK"),
-                                            ("250 OK", "554 5.6.0 content refused")])
-def test_permanent_answers_are_refused(server: tuple[Answers, SmtpTarget], rcpt: str,
-                                       data: str) -> None:
+@pytest.mark.parametrize(
+    ("rcpt", "data"),
+    [("550 5.1.1 no such user", "250 OK"), ("250 OK", "554 5.6.0 content refused")],
+)
+def test_permanent_answers_are_refused(
+    server: tuple[Answers, SmtpTarget], rcpt: str, data: str
+) -> None:
     answers, target = server
     answers.rcpt, answers.data = rcpt, data
     with pytest.raises(SmtpRefused) as refused:
@@ -81,10 +87,12 @@ def test_no_server_is_retried() -> None:
 
 
 def test_failed_login_is_retried_and_the_password_is_not_in_the_error(
-        server: tuple[Answers, SmtpTarget]) -> None:
+    server: tuple[Answers, SmtpTarget],
+) -> None:
     _, target = server
-    with_login = SmtpTarget(target.host, target.port, username="mailer",
-                            password=SecretStr("hunter2"), timeout_s=5)
+    with_login = SmtpTarget(
+        target.host, target.port, username="mailer", password=SecretStr("hunter2"), timeout_s=5
+    )
     with pytest.raises(SmtpUnavailable) as failed:
         deliver(with_login)
     assert "hunter2" not in str(failed.value)

@@ -27,12 +27,21 @@ from topics.specs import NOTIFICATIONS
 
 
 async def test_the_notifier_worker_sends_and_stops_on_sigterm(
-        settings: Settings, worker_env: dict[str, str]) -> None:
+    settings: Settings, worker_env: dict[str, str]
+) -> None:
     sink = MailSink().start()
-    env = {**worker_env, "SMTP_URL": sink.url, "SMTP_FROM": "erp@acme.example",
-           "KAFKA_SESSION_TIMEOUT_MS": "6000"}
-    process = subprocess.Popen([sys.executable, "-m", "consumers.cli", "run", "notifier"],
-                               env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
+    env = {
+        **worker_env,
+        "SMTP_URL": sink.url,
+        "SMTP_FROM": "erp@acme.example",
+        "KAFKA_SESSION_TIMEOUT_MS": "6000",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "consumers.cli", "run", "notifier"],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
     producer = make_producer(settings)
     await producer.start()
     try:
@@ -50,8 +59,9 @@ async def test_the_notifier_worker_sends_and_stops_on_sigterm(
         sink.stop()
 
 
-def test_dev_stack_starts_a_sink_that_fills_the_maildrop(settings: Settings,
-                                                         tmp_path: Path) -> None:
+def test_dev_stack_starts_a_sink_that_fills_the_maildrop(
+    settings: Settings, tmp_path: Path
+) -> None:
     base = settings.model_copy(update={"smtp_url": None, "data_dir": str(tmp_path)})
     with running_stack(base) as stack:
         assert stack.maildrop == tmp_path / "maildrop"
@@ -60,8 +70,12 @@ def test_dev_stack_starts_a_sink_that_fills_the_maildrop(settings: Settings,
         assert any(str(stack.maildrop.resolve()) in line for line in describe_stack(stack))
         event = NOTIFICATIONS.adapter.validate_python(export_failure_notice())
         mail = MailSettings.from_settings(stack.settings)
-        send_sync(SmtpTarget.from_settings(stack.settings), render(event, mail),
-                  mail.sender.addr_spec, event.payload.to)
+        send_sync(
+            SmtpTarget.from_settings(stack.settings),
+            render(event, mail),
+            mail.sender.addr_spec,
+            event.payload.to,
+        )
         deadline = time.monotonic() + 10
         while not list(stack.maildrop.glob("*.eml")) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -71,11 +85,15 @@ def test_dev_stack_starts_a_sink_that_fills_the_maildrop(settings: Settings,
     assert parsed["Delivered-To"] == event.payload.to
 
 
-def test_a_configured_smtp_url_is_used_instead_of_the_sink(settings: Settings,
-                                                           tmp_path: Path) -> None:
-    configured = settings.model_copy(update={
-        "smtp_url": SecretStr("smtp://mailer:hunter2@mail.example:587?starttls=1"),
-        "data_dir": str(tmp_path)})
+def test_a_configured_smtp_url_is_used_instead_of_the_sink(
+    settings: Settings, tmp_path: Path
+) -> None:
+    configured = settings.model_copy(
+        update={
+            "smtp_url": SecretStr("smtp://mailer:hunter2@mail.example:587?starttls=1"),
+            "data_dir": str(tmp_path),
+        }
+    )
     with running_stack(configured) as stack:
         assert stack.maildrop is None
         lines = describe_stack(stack)

@@ -15,10 +15,12 @@ from topics import decode
 from topics.codec import encode
 from topics.specs import NOTIFICATIONS
 
-MAIL = MailSettings.from_settings(Settings(
-    smtp_from="ERP Integrations <erp@acme.example>",
-    item_url_template="https://pm.example/{company_id}/{item_type}/{item_id}",
-))
+MAIL = MailSettings.from_settings(
+    Settings(
+        smtp_from="ERP Integrations <erp@acme.example>",
+        item_url_template="https://pm.example/{company_id}/{item_type}/{item_id}",
+    )
+)
 
 
 def sent(event: dict[str, Any], mail: MailSettings = MAIL) -> email.message.EmailMessage:
@@ -88,8 +90,12 @@ def test_no_link_without_a_template() -> None:
 
 
 def test_user_text_is_escaped_in_html() -> None:
-    item = {"type": "commitment", "id": "sc-1", "number": "SC-1",
-            "title": "<script>alert(1)</script>"}
+    item = {
+        "type": "commitment",
+        "id": "sc-1",
+        "number": "SC-1",
+        "title": "<script>alert(1)</script>",
+    }
     message = sent(rejection_notice(item=item, reason='<img src=x onerror="steal()"> & more'))
     _, body = parts(message)
     assert "<script>" not in body and "<img" not in body
@@ -97,11 +103,18 @@ def test_user_text_is_escaped_in_html() -> None:
     assert "&lt;img src=x onerror=&quot;steal()&quot;&gt; &amp;" in body
 
 
-@pytest.mark.parametrize("injection", ["\r\nBcc: x@evil.test", "\nBcc: x@evil.test",
-                                       "\rBcc: x@evil.test", "\u2028Bcc: x@evil.test"])
+@pytest.mark.parametrize(
+    "injection",
+    ["\r\nBcc: x@evil.test", "\nBcc: x@evil.test", "\rBcc: x@evil.test", "\u2028Bcc: x@evil.test"],
+)
 def test_a_title_cannot_add_a_header(injection: str) -> None:
-    item = {"type": "commitment", "id": "sc-1", "number": f"SC-1{injection}",
-            "title": f"Footings{injection}", "project_name": f"P{injection}"}
+    item = {
+        "type": "commitment",
+        "id": "sc-1",
+        "number": f"SC-1{injection}",
+        "title": f"Footings{injection}",
+        "project_name": f"P{injection}",
+    }
     message = sent(rejection_notice(item=item))
     assert message["Bcc"] is None
     assert all(name.lower() != "bcc" for name in message)
@@ -109,8 +122,10 @@ def test_a_title_cannot_add_a_header(injection: str) -> None:
 
 def test_a_name_cannot_add_a_header() -> None:
     event = rejection_notice()
-    event["payload"]["rejected_by"] = {**event["payload"]["rejected_by"],
-                                       "name": "Ana\r\nBcc: x@evil.test"}
+    event["payload"]["rejected_by"] = {
+        **event["payload"]["rejected_by"],
+        "name": "Ana\r\nBcc: x@evil.test",
+    }
     message = sent(event)
     assert message["Bcc"] is None
     reply_to = message["Reply-To"].addresses

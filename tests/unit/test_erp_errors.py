@@ -10,10 +10,11 @@ from consumers.spectrum_erp import classify
 
 
 def test_constraint_and_data_errors_are_permanent_with_the_erp_message() -> None:
-    for error, code in ((errors.UniqueViolation("duplicate key value"), "unique_violation"),
-                        (errors.ForeignKeyViolation("not present"), "foreign_key_violation"),
-                        (errors.StringDataRightTruncation("value too long"),
-                         "string_data_right_truncation")):
+    for error, code in (
+        (errors.UniqueViolation("duplicate key value"), "unique_violation"),
+        (errors.ForeignKeyViolation("not present"), "foreign_key_violation"),
+        (errors.StringDataRightTruncation("value too long"), "string_data_right_truncation"),
+    ):
         wrapped = classify(error)
         assert isinstance(wrapped, PermanentErpError) and not wrapped.retryable
         assert wrapped.code == code
@@ -21,8 +22,12 @@ def test_constraint_and_data_errors_are_permanent_with_the_erp_message() -> None
 
 
 def test_connection_serialization_and_deadlock_errors_are_transient() -> None:
-    for error in (psycopg.OperationalError("connection refused"),
-                  errors.SerializationFailure("could not serialize access"),
-                  errors.DeadlockDetected("deadlock detected"), TimeoutError(), OSError("reset")):
+    for error in (
+        psycopg.OperationalError("connection refused"),
+        errors.SerializationFailure("could not serialize access"),
+        errors.DeadlockDetected("deadlock detected"),
+        TimeoutError(),
+        OSError("reset"),
+    ):
         wrapped = classify(error)
         assert isinstance(wrapped, TransientErpError) and wrapped.retryable

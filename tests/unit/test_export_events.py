@@ -15,9 +15,14 @@ SOURCE = KafkaSource(topic="erp.exports", partition=3, offset=42, key="k")
 
 
 def _failure(request_attempt: int = 1) -> ExportOutcome:
-    return ExportOutcome(export_id="exp-1", attempt=request_attempt, exported=False,
-                         recorded_at=AT, error_code="foreign_key_violation",
-                         error_message="vendor V9 is not present")
+    return ExportOutcome(
+        export_id="exp-1",
+        attempt=request_attempt,
+        exported=False,
+        recorded_at=AT,
+        error_code="foreign_key_violation",
+        error_message="vendor V9 is not present",
+    )
 
 
 def test_results_repeat_their_ids_so_a_re_emit_is_deduplicated() -> None:
@@ -42,8 +47,9 @@ def test_a_failure_is_final_and_carries_the_source_coordinates() -> None:
 
 
 def test_dead_letter_headers_follow_kafka_connect() -> None:
-    headers = dict(events.dead_letter_headers(_failure(), SOURCE, error_class="PermanentErpError",
-                                              tries=1))
+    headers = dict(
+        events.dead_letter_headers(_failure(), SOURCE, error_class="PermanentErpError", tries=1)
+    )
     assert headers["__connect.errors.topic"] == b"erp.exports"
     assert headers["__connect.errors.partition"] == b"3"
     assert headers["__connect.errors.offset"] == b"42"
@@ -53,6 +59,7 @@ def test_dead_letter_headers_follow_kafka_connect() -> None:
 def test_the_sender_and_the_approver_are_told_once_each() -> None:
     request = model(commitment_export("sc-1", "prj-1", export_id="exp-1"))
     notices = events.failure_notices(request, _failure())
-    assert sorted(n.payload.to for n in notices) == sorted([se.SENDER["email"],
-                                                             se.APPROVER["email"]])
+    assert sorted(n.payload.to for n in notices) == sorted(
+        [se.SENDER["email"], se.APPROVER["email"]]
+    )
     assert notices[0].payload.item.number == "SC-200"

@@ -16,10 +16,17 @@ from tests.export_requests import commitment_export, export_requested, model, pr
 def test_a_project_becomes_a_job_from_the_chosen_template() -> None:
     job = to_document(model(project_export("prj-1", "RMO100", template="TI")))
     assert job == Job(
-        company_id=se.COMPANY, job_number="RMO100", template_code="TI",
-        description="Riverside Medical Office", upstream_project_id="prj-1",
-        contract_amount=Decimal("4500000.00"), address="12 River Rd, Austin TX",
-        customer="Riverside Health", division="Commercial", price_type="Lump Sum", taxable=True,
+        company_id=se.COMPANY,
+        job_number="RMO100",
+        template_code="TI",
+        description="Riverside Medical Office",
+        upstream_project_id="prj-1",
+        contract_amount=Decimal("4500000.00"),
+        address="12 River Rd, Austin TX",
+        customer="Riverside Health",
+        division="Commercial",
+        price_type="Lump Sum",
+        taxable=True,
     )
 
 
@@ -43,8 +50,11 @@ def test_a_commitment_without_an_erp_vendor_fails_permanently() -> None:
 def test_a_cco_uses_the_custom_id_when_given_else_its_number() -> None:
     fields = {"change_order_date": "2026-11-21"}
     plain = to_document(model(export_requested(se.cco_submitted("cco-1"), fields)))
-    custom = to_document(model(export_requested(
-        se.cco_submitted("cco-1"), {**fields, "erp_change_order_id": "CO-17"})))
+    custom = to_document(
+        model(
+            export_requested(se.cco_submitted("cco-1"), {**fields, "erp_change_order_id": "CO-17"})
+        )
+    )
     assert isinstance(plain, ChangeOrder) and isinstance(custom, ChangeOrder)
     assert (plain.change_order_id, custom.change_order_id) == ("CCO-001", "CO-17")
     assert plain.upstream_commitment_id == "sc-200"

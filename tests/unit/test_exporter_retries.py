@@ -30,14 +30,22 @@ class FakeErp:
         self.exports += 1
         if self.errors:
             raise self.errors.pop(0)
-        return ExportOutcome(request.payload.export_id, request.payload.attempt, True, AT,
-                             erp_reference="SC-200")
+        return ExportOutcome(
+            request.payload.export_id, request.payload.attempt, True, AT, erp_reference="SC-200"
+        )
 
-    async def record_failure(self, request: ExportRequested, source: KafkaSource,
-                             error: ErpError) -> ExportOutcome:
+    async def record_failure(
+        self, request: ExportRequested, source: KafkaSource, error: ErpError
+    ) -> ExportOutcome:
         self.failures.append(error)
-        return ExportOutcome(request.payload.export_id, request.payload.attempt, False, AT,
-                             error_code=error.code, error_message=error.message)
+        return ExportOutcome(
+            request.payload.export_id,
+            request.payload.attempt,
+            False,
+            AT,
+            error_code=error.code,
+            error_message=error.message,
+        )
 
     async def close(self) -> None:
         return None
@@ -47,8 +55,9 @@ class FakeProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, Any, list[tuple[str, bytes]]]] = []
 
-    async def send_and_wait(self, topic: str, value: bytes, key: bytes,
-                            headers: list[tuple[str, bytes]]) -> None:
+    async def send_and_wait(
+        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
         self.sent.append((topic, decode(value, spec_for(topic)), headers))
 
 
@@ -73,8 +82,10 @@ def _record() -> FakeRecord:
 
 
 async def test_transient_errors_are_retried_until_the_export_succeeds() -> None:
-    erp = FakeErp(TransientErpError("operational_error", "connection refused"),
-                  TransientErpError("serialization_failure", "could not serialize"))
+    erp = FakeErp(
+        TransientErpError("operational_error", "connection refused"),
+        TransientErpError("serialization_failure", "could not serialize"),
+    )
     exporter, producer = _exporter(erp, exporter_max_attempts=5)
     await exporter._handle(_record(), None)
     assert erp.exports == 3 and erp.failures == []
@@ -100,8 +111,12 @@ async def test_a_permanent_error_is_not_retried_and_notifies_sender_and_approver
     await exporter._handle(_record(), None)
     assert erp.exports == 1
     topics = sorted(topic for topic, _, _ in producer.sent)
-    assert topics == ["erp.export-results", "erp.failed-to-export", "erp.notifications",
-                      "erp.notifications"]
+    assert topics == [
+        "erp.export-results",
+        "erp.failed-to-export",
+        "erp.notifications",
+        "erp.notifications",
+    ]
 
 
 async def test_an_undecodable_record_is_dead_lettered_without_asking_the_erp() -> None:

@@ -18,20 +18,24 @@ def test_plain_smtp_with_credentials() -> None:
     assert target.describe() == "smtp://mailer@mail.example:2525"
 
 
-@pytest.mark.parametrize(("url", "security", "port"), [
-    ("smtp://mail.example", "plain", 25),
-    ("smtp://mail.example?starttls=1", "starttls", 25),
-    ("smtp+starttls://mail.example", "starttls", 587),
-    ("smtps://mail.example", "tls", 465),
-])
+@pytest.mark.parametrize(
+    ("url", "security", "port"),
+    [
+        ("smtp://mail.example", "plain", 25),
+        ("smtp://mail.example?starttls=1", "starttls", 25),
+        ("smtp+starttls://mail.example", "starttls", 587),
+        ("smtps://mail.example", "tls", 465),
+    ],
+)
 def test_schemes(url: str, security: str, port: int) -> None:
     target = SmtpTarget.parse(url)
     assert (target.security, target.port) == (security, port)
 
 
 def test_password_from_its_own_variable() -> None:
-    settings = Settings(smtp_url=SecretStr("smtp://mailer@mail.example"),
-                        smtp_password=SecretStr("hunter2"))
+    settings = Settings(
+        smtp_url=SecretStr("smtp://mailer@mail.example"), smtp_password=SecretStr("hunter2")
+    )
     target = SmtpTarget.from_settings(settings)
     assert target.password is not None and target.password.get_secret_value() == "hunter2"
     assert "hunter2" not in str(settings.masked())

@@ -1,0 +1,92 @@
+"""The processor's topics, routes and faust configuration (plain data; no faust import)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipeline.settings import Settings
+from topics import MAX_EVENT_BYTES, TopicSpec
+from topics.events import ItemStatusChanged
+from topics.specs import (
+    DEAD_LETTERS,
+    DECISIONS,
+    EXPORT_RESULTS,
+    EXPORTS,
+    NOTIFICATIONS,
+    STATUS,
+    SUBMISSIONS,
+    KeyFormat,
+)
+
+APP_NAME = "erp-processor"
+ITEMS_TABLE = "items"
+ITEM_TOPICS = (SUBMISSIONS, DECISIONS, EXPORT_RESULTS)
+ROUTES: dict[str, TopicSpec] = {
+    "ItemStatusChanged": STATUS,
+    "ExportRequested": EXPORTS,
+    "RejectionNotice": NOTIFICATIONS,
+    "DailySummary": NOTIFICATIONS,
+    "EventRefused": DEAD_LETTERS,
+}
+#: A dead letter must itself stay decodable: its copy of an oversized value is truncated.
+MAX_DEAD_LETTER_BYTES = MAX_EVENT_BYTES
+
+
+def internal_topic_specs() -> list[TopicSpec]:
+    """Topics faust needs, to be created from these specs before it starts.
+
+    The embedded broker would otherwise auto-create them on first use with its own partition
+    count, breaking the table's co-partitioning with the item topics.
+    """
+    return [
+        TopicSpec(
+            f"{APP_NAME}-{ITEMS_TABLE}-changelog",
+            SUBMISSIONS.partitions,
+            "compact",
+            -1,
+            KeyFormat.ITEM,
+            ItemStatusChanged,
+            "Changelog of the processor's item table.",
+            (),
+        ),
+        TopicSpec(
+            f"{APP_NAME}-__assignor-__leader",
+            1,
+            "delete",
+            -1,
+            KeyFormat.ITEM,
+            ItemStatusChanged,
+            "faust leader election.",
+            (),
+        ),
+    ]
+
+
+def faust_config(settings: Settings) -> dict[str, Any]:
+    """`faust.App` options for the settings: the broker facts of DESIGN.md, raw serializers."""
+    store = "rocksdb://" if settings.processor_store == "rocksdb" else "memory://"
+    web: dict[str, Any] = (
+        {"web_enabled": True, "web_port": settings.processor_web_port}
+        if settings.processor_web_port
+        else {"web_enabled": False}
+    )
+    return {
+        "broker": [f"kafka://{host}" for host in settings.require_bootstrap().split(",")],
+        "store": store,
+        "datadir": str(Path(settings.data_dir) / "processor"),
+        "broker_session_timeout": settings.kafka_session_timeout_ms / 1000,
+        "broker_rebalance_timeout": settings.kafka_session_timeout_ms / 1000,
+        "broker_heartbeat_interval": settings.kafka_heartbeat_interval_ms / 1000,
+        "producer_enable_idempotence": False,
+        "producer_max_request_size": 2 * MAX_EVENT_BYTES,
+        # oversized values must still be fetched, to be refused rather than stall a partition
+        "consumer_max_fetch_size": 4 * MAX_EVENT_BYTES,
+        "producer_acks": -1,
+        "consumer_auto_offset_reset": "earliest",
+        "topic_partitions": SUBMISSIONS.partitions,
+        "topic_allow_declare": False,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        **web,
+    }

@@ -1,0 +1,256 @@
+"""The processor on the real broker: the approval workflow end to end, one item per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from consumers import sample_events as se
+from consumers.devstack import Stack
+from pipeline.settings import Settings
+from tests.integration.helpers import about, env_for, events, processor, publish, wait_for
+from topics.specs import (
+    DEAD_LETTERS,
+    DECISIONS,
+    DIRECTORY,
+    EXPORT_RESULTS,
+    EXPORTS,
+    NOTIFICATIONS,
+    STATUS,
+    SUBMISSIONS,
+)
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def running(
+    stack: Stack, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """The directory of the demo company published, and one processor running."""
+    publish(
+        settings,
+        DIRECTORY,
+        se.company_settings(),
+        se.approver_updated(se.APPROVER),
+        se.approver_updated(se.VIEWER, privileged=False),
+    )
+    data = tmp_path_factory.mktemp("processor")
+    with processor(env_for(stack.env(), data), data / "processor.log"):
+        yield settings
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def status_of(settings: Settings, item_id: str, status: str, count: int = 1) -> Any:
+    found = wait_for(
+        settings, STATUS, lambda e: about(item_id)(e) and e.payload.status == status, count
+    )
+    return found[-1]
+
+
+def test_send_enters_ready_to_export(running: Settings) -> None:
+    item = new_id("prj")
+    raw = se.project_submitted(item)
+    publish(running, SUBMISSIONS, raw)
+    status = status_of(running, item, "ready_to_export")
+    assert status.payload.submission_version == 1
+    assert status.payload.item_number == "RMO-100"
+    assert status.correlation_id == raw["event_id"]
+
+
+def test_accept_project_requests_the_export(running: Settings) -> None:
+    item = new_id("prj")
+    publish(running, SUBMISSIONS, se.project_submitted(item))
+    status_of(running, item, "ready_to_export")
+    accept = se.accepted("project", item, erp_job_id="J-77", job_template="Commercial")
+    accept["correlation_id"] = "corr-accept-1"
+    publish(running, DECISIONS, accept)
+    (export,) = wait_for(running, EXPORTS, about(item))
+    assert export.payload.accept_fields.erp_job_id == "J-77"
+    assert export.correlation_id == "corr-accept-1"
+    assert status_of(running, item, "exporting").correlation_id == "corr-accept-1"
+
+
+def test_accept_cco_without_change_order_date_is_dead_lettered(running: Settings) -> None:
+    item = new_id("cco")
+    publish(running, SUBMISSIONS, se.cco_submitted(item))
+    status_of(running, item, "ready_to_export")
+    bad = se.accepted("commitment_change_order", item)
+    publish(running, DECISIONS, bad)
+    (dead,) = wait_for(
+        running, DEAD_LETTERS, lambda e: e.payload.refused_event_id == bad["event_id"]
+    )
+    assert dead.payload.stage == "schema" and "change_order_date" in dead.payload.error
+
+
+def test_reject_commitment_notifies_the_creator(running: Settings) -> None:
+    item = new_id("sc")
+    creator = {"user_id": "u-cal", "email": "cal.creator@acme.example", "name": "Cal"}
+    raw = se.commitment_submitted(item)
+    raw["payload"]["created_by"] = creator
+    publish(running, SUBMISSIONS, raw)
+    status_of(running, item, "ready_to_export")
+    publish(running, DECISIONS, se.rejected("commitment", item, "Vendor is on hold"))
+    rejected = status_of(running, item, "rejected")
+    assert rejected.payload.reason == "Vendor is on hold"
+    (notice,) = wait_for(running, NOTIFICATIONS, about(item, "RejectionNotice"))
+    assert notice.payload.to == creator["email"]
+
+
+def test_retrieve_then_resend_after_reject(running: Settings) -> None:
+    item = new_id("prj")
+    publish(running, SUBMISSIONS, se.project_submitted(item))
+    status_of(running, item, "ready_to_export")
+    publish(running, SUBMISSIONS, se.retrieved("project", item))
+    status_of(running, item, "retrieved")
+    publish(running, SUBMISSIONS, se.project_submitted(item))
+    status_of(running, item, "ready_to_export", count=2)  # what the approver sees, then rejects
+    publish(running, DECISIONS, se.rejected("project", item, "Wrong customer"))
+    status_of(running, item, "rejected")
+    publish(running, SUBMISSIONS, se.project_submitted(item))
+    again = status_of(running, item, "ready_to_export", count=3)
+    assert again.payload.submission_version == 3
+
+
+def test_pcco_with_long_billing_code_is_send_refused(running: Settings) -> None:
+    item = new_id("pcco")
+    publish(running, SUBMISSIONS, se.pcco_submitted(item, billing_item_code="BI-01234567"))
+    refused = status_of(running, item, "send_refused")
+    assert any("billing_item_code" in reason for reason in refused.payload.reasons)
+
+
+def test_unprivileged_decision_is_refused_and_item_unchanged(running: Settings) -> None:
+    item = new_id("prj")
+    publish(running, SUBMISSIONS, se.project_submitted(item))
+    status_of(running, item, "ready_to_export")
+    bad = se.accepted("project", item, actor=se.VIEWER, erp_job_id="J", job_template="T")
+    publish(running, DECISIONS, bad)
+    (dead,) = wait_for(
+        running, DEAD_LETTERS, lambda e: e.payload.refused_event_id == bad["event_id"]
+    )
+    assert dead.payload.stage == "authorize"
+    publish(running, SUBMISSIONS, se.retrieved("project", item))
+    status_of(running, item, "retrieved")
+    assert [e.payload.status for e in events(running, STATUS) if about(item)(e)] == [
+        "ready_to_export",
+        "retrieved",
+    ]
+
+
+def test_duplicate_event_is_processed_once(running: Settings) -> None:
+    item = new_id("prj")
+    raw = se.project_submitted(item)
+    publish(running, SUBMISSIONS, raw, raw)
+    publish(running, SUBMISSIONS, se.retrieved("project", item))
+    status_of(running, item, "retrieved")
+    assert len([e for e in events(running, STATUS) if about(item)(e)]) == 2
+    assert not [e for e in events(running, DEAD_LETTERS) if about(item)(e)]
+
+
+def test_bad_bytes_are_dead_lettered_and_processing_goes_on(running: Settings) -> None:
+    publish(running, SUBMISSIONS, b"\xff\xfe not json", key=b"acme-builders:project:junk")
+    publish(running, DECISIONS, b'{"event_type": "Nope"}', key=b"acme-builders:project:junk")
+    publish(running, DIRECTORY, b"[]", key=b"acme-builders:project:junk")
+    publish(
+        running,
+        SUBMISSIONS,
+        b'{"pad": "' + b"x" * (1024 * 1024) + b'"}',
+        key=b"acme-builders:project:junk",
+    )
+    dead = wait_for(
+        running,
+        DEAD_LETTERS,
+        lambda e: e.payload.source.key == "acme-builders:project:junk",
+        count=4,
+    )
+    assert {e.payload.stage for e in dead} == {"decode", "schema"}
+    assert any("byte limit" in e.payload.error and "truncated" in e.payload.error for e in dead)
+    item = new_id("prj")
+    publish(running, SUBMISSIONS, se.project_submitted(item))
+    status_of(running, item, "ready_to_export")
+
+
+def test_decision_ahead_of_its_submission_is_held(running: Settings) -> None:
+    item = new_id("prj")
+    accept = se.accepted("project", item, erp_job_id="J-5", job_template="T", submission_version=1)
+    publish(running, DECISIONS, accept)
+    publish(running, SUBMISSIONS, se.project_submitted(item))
+    status_of(running, item, "exporting")
+    (export,) = wait_for(running, EXPORTS, about(item))
+    assert export.payload.submission_version == 1
+
+
+def _exporting(running: Settings, item: str) -> Any:
+    publish(running, SUBMISSIONS, se.project_submitted(item))
+    status_of(running, item, "ready_to_export")
+    publish(running, DECISIONS, se.accepted("project", item, erp_job_id="J", job_template="T"))
+    return wait_for(running, EXPORTS, about(item))[-1]
+
+
+def test_export_results_sync_fail_and_retry(running: Settings) -> None:
+    done, failing = new_id("prj"), new_id("prj")
+    export = _exporting(running, done)
+    publish(
+        running,
+        EXPORT_RESULTS,
+        se.envelope(
+            "ItemExported",
+            item=("project", done),
+            actor=se.APPROVER,
+            export_id=export.payload.export_id,
+            erp_reference="JOB-991",
+            exported_at="2026-11-21T16:00:00Z",
+        ),
+    )
+    assert status_of(running, done, "synced").payload.erp_reference == "JOB-991"
+    export = _exporting(running, failing)
+    for retryable in (True, False):
+        publish(
+            running,
+            EXPORT_RESULTS,
+            se.envelope(
+                "ExportAttemptFailed",
+                item=("project", failing),
+                actor=se.APPROVER,
+                export_id=export.payload.export_id,
+                attempt=1,
+                retryable=retryable,
+                error_code="E1",
+                error_message="Job template unknown",
+            ),
+        )
+    failed = status_of(running, failing, "failed_to_export")
+    assert failed.payload.reason == "Job template unknown"
+    publish(
+        running,
+        DECISIONS,
+        se.envelope("ExportRetryRequested", item=("project", failing), actor=se.APPROVER),
+    )
+    retried = wait_for(running, EXPORTS, about(failing), count=2)[-1]
+    assert retried.payload.attempt == 2
+    assert retried.payload.export_id == export.payload.export_id
+
+
+def test_directory_change_applies_to_the_decision_right_after_it(running: Settings) -> None:
+    item = new_id("prj")
+    newcomer = {"user_id": f"u-{item}", "email": f"{item}@acme.example", "name": "New Approver"}
+    publish(running, SUBMISSIONS, se.project_submitted(item))
+    status_of(running, item, "ready_to_export")
+    publish(running, DIRECTORY, se.approver_updated(newcomer))
+    publish(running, DECISIONS, se.rejected("project", item, "Duplicate project", actor=newcomer))
+    assert status_of(running, item, "rejected").actor.user_id == newcomer["user_id"]
+    publish(running, SUBMISSIONS, se.project_submitted(item))
+    status_of(running, item, "ready_to_export", count=2)
+    publish(running, DIRECTORY, se.approver_updated(newcomer, privileged=False))
+    refused = se.rejected("project", item, "Again", actor=newcomer)
+    publish(running, DECISIONS, refused)
+    (dead,) = wait_for(
+        running, DEAD_LETTERS, lambda e: e.payload.refused_event_id == refused["event_id"]
+    )
+    assert dead.payload.stage == "authorize"

@@ -1,0 +1,124 @@
+"""The projection: status changes land in `items` and `item_history`; the CLI reads them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from consumers import sample_events as se
+from consumers.devstack import Stack
+from pipeline.settings import Settings
+from tests.integration.helpers import ROOT, env_for, processor, publish, stop
+from topics.specs import DECISIONS, DIRECTORY, STATUS, SUBMISSIONS
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _rows(settings: Settings, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(settings.require_database_url()) as conn:
+        return list(conn.execute(sql.encode(), params))
+
+
+def _wait_row(settings: Settings, item_id: str, status: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (
+        _rows(settings, "SELECT 1 FROM items WHERE item_id = %s AND status = %s", item_id, status)
+        == []
+    ):
+        assert time.monotonic() < deadline, f"{item_id} never became {status} in items"
+        time.sleep(0.2)
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "consumers.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_status_changes_reach_the_read_model(
+    stack: Stack, settings: Settings, tmp_path: Path
+) -> None:
+    publish(settings, DIRECTORY, se.company_settings(), se.approver_updated(se.APPROVER))
+    env = {**env_for(stack.env(), tmp_path), "PYTHONPATH": str(ROOT)}
+    item = f"sc-{uuid.uuid4().hex[:6]}"
+    projection = subprocess.Popen(
+        [sys.executable, "-m", "consumers.cli", "run", "projection"],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        with processor(env, tmp_path / "processor.log"):
+            publish(settings, SUBMISSIONS, se.commitment_submitted(item))
+            _wait_row(settings, item, "ready_to_export")
+            listed = [
+                json.loads(line)
+                for line in _cli(
+                    env,
+                    "queue",
+                    "--company",
+                    se.COMPANY,
+                    "--view",
+                    "ready-to-export",
+                    "--json",
+                    "--type",
+                    "commitment",
+                ).splitlines()
+            ]
+            mine = [row for row in listed if row["item_id"] == item]
+            assert mine and mine[0]["title"] == "Concrete foundations"
+            assert mine[0]["sent_by"] == se.SENDER["name"] and mine[0]["amount"] == "250000.0000"
+            table = _cli(env, "queue", "--company", se.COMPANY, "--view", "ready-to-export")
+            assert table.splitlines()[0].split() == [
+                "item",
+                "number",
+                "title",
+                "amount",
+                "project",
+                "sent",
+                "by",
+                "sent",
+                "at",
+            ]
+            assert f"commitment:{item}" in table
+            publish(settings, DECISIONS, se.rejected("commitment", item, "Wrong vendor"))
+            _wait_row(settings, item, "rejected")
+        # an older status change arriving late is kept in history but does not roll back items
+        stale = se.envelope(
+            "ItemStatusChanged",
+            item=("commitment", item),
+            at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+            status="ready_to_export",
+            submission_version=1,
+        )
+        publish(settings, STATUS, stale)
+        deadline = time.monotonic() + 60
+        while not _rows(
+            settings, "SELECT 1 FROM item_history WHERE event_id = %s", stale["event_id"]
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert _rows(settings, "SELECT status, reason FROM items WHERE item_id = %s", item) == [
+            ("rejected", "Wrong vendor")
+        ]
+        history = _cli(env, "history", f"{se.COMPANY}:commitment:{item}")
+        assert "ready_to_export" in history and "Wrong vendor" in history
+        assert len(_rows(settings, "SELECT 1 FROM item_history WHERE item_id = %s", item)) == 3
+    finally:
+        stop(projection)  # type: ignore[arg-type]

@@ -1,0 +1,69 @@
+"""The daily summary: due from the local hour, once per approver and day, only while items wait."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from consumers import sample_events as se
+from pipeline.rules import react
+from pipeline.summary import SummaryState, due_summaries
+from tests.unit.builders import directory, event, incoming
+
+CHICAGO_7AM = dt.datetime(2026, 11, 21, 13, 0, tzinfo=dt.UTC)  # 07:00 in America/Chicago
+
+
+def _waiting_state() -> SummaryState:
+    state = SummaryState()
+    outcome = react(None, incoming(event(se.project_submitted(), 0)), directory())
+    state.apply_status(outcome.events[0])  # type: ignore[arg-type]
+    return state
+
+
+def test_nothing_before_the_local_hour() -> None:
+    early = CHICAGO_7AM - dt.timedelta(minutes=1)
+    assert due_summaries(_waiting_state(), directory(), early) == []
+
+
+def test_one_per_subscribed_approver_listing_waiting_items() -> None:
+    due = due_summaries(_waiting_state(), directory(), CHICAGO_7AM)
+    assert [s.payload.to for s in due] == [se.APPROVER["email"]]  # the viewer may not decide
+    summary = due[0]
+    assert str(summary.payload.date) == "2026-11-21"
+    assert [line.item.id for line in summary.payload.items] == ["prj-100"]
+    assert summary.payload.items[0].sent_by.user_id == se.SENDER["user_id"]
+
+
+def test_never_twice_the_same_day_but_again_the_next() -> None:
+    state = _waiting_state()
+    for summary in due_summaries(state, directory(), CHICAGO_7AM):
+        state.apply_summary(summary)
+    assert due_summaries(state, directory(), CHICAGO_7AM + dt.timedelta(hours=5)) == []
+    assert len(due_summaries(state, directory(), CHICAGO_7AM + dt.timedelta(days=1))) == 1
+
+
+def test_nothing_when_no_item_waits() -> None:
+    assert due_summaries(SummaryState(), directory(), CHICAGO_7AM) == []
+    state = _waiting_state()
+    d = directory()
+    item = state.latest[next(iter(state.latest))]
+    state.apply_status(
+        item.model_copy(
+            update={
+                "payload": item.payload.model_copy(update={"status": "rejected"}),
+                "occurred_at": item.occurred_at + dt.timedelta(minutes=1),
+            }
+        )
+    )
+    assert due_summaries(state, d, CHICAGO_7AM) == []
+
+
+def test_unsubscribed_approver_gets_none() -> None:
+    d = directory()
+    d.apply(event(se.approver_updated(se.APPROVER), -10, digest_subscribed=False))
+    assert due_summaries(_waiting_state(), d, CHICAGO_7AM) == []
+
+
+def test_same_id_for_the_same_day() -> None:
+    first = due_summaries(_waiting_state(), directory(), CHICAGO_7AM)
+    again = due_summaries(_waiting_state(), directory(), CHICAGO_7AM + dt.timedelta(hours=1))
+    assert first[0].event_id == again[0].event_id

@@ -1,0 +1,166 @@
+"""Send-time rules (every broken rule listed) and accept-time rules per item type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from consumers import sample_events as se
+from tests.unit.builders import directory, event, run, types
+from topics.payloads import ItemStatus
+
+S = ItemStatus
+
+
+def refused_reasons(raw: dict[str, Any], **company: Any) -> list[str]:
+    state, (outcome,) = run([event(raw, 0)], directory(**company))
+    assert state is not None
+    status = outcome.events[0].payload
+    if state.status is S.SEND_REFUSED:
+        assert status.status is S.SEND_REFUSED and status.reasons
+        return list(status.reasons)
+    assert state.status is S.READY_TO_EXPORT
+    return []
+
+
+def test_valid_samples_enter_the_queue() -> None:
+    for raw in (
+        se.project_submitted(),
+        se.commitment_submitted(),
+        se.cco_submitted(),
+        se.pcco_submitted(),
+    ):
+        assert refused_reasons(raw) == []
+
+
+def test_project_lists_every_broken_rule() -> None:
+    reasons = refused_reasons(
+        se.project_submitted(
+            active=False, division=None, customer="", price_type=None, taxable=None
+        )
+    )
+    assert len(reasons) == 5
+    assert any("active" in r for r in reasons)
+    for field in ("division", "customer", "price_type", "taxable"):
+        assert any(field in r for r in reasons)
+
+
+def test_commitment_rules() -> None:
+    raw = se.commitment_submitted(erp_vendor_id=None, number="SC-2000-LONG", status="draft")
+    raw["payload"]["snapshot"]["line_items"][0].pop("erp_cost_code")
+    reasons = refused_reasons(raw)
+    assert len(reasons) == 4
+    assert any("approved" in r for r in reasons)
+    assert any("erp_vendor_id" in r for r in reasons)
+    assert any("ERP cost code" in r for r in reasons)
+    assert any("number" in r and "10" in r for r in reasons)
+
+
+def test_cco_rules() -> None:
+    raw = se.cco_submitted(title="x" * 31, status="pending")
+    raw["payload"]["number"] = "CCO-0000000001"
+    raw["payload"]["snapshot"]["commitment"]["erp_synced"] = False
+    raw["payload"]["snapshot"]["line_items"][0].pop("erp_cost_code")
+    reasons = refused_reasons(raw)
+    assert len(reasons) == 5
+    assert any("title" in r and "30" in r for r in reasons)
+    assert any("number" in r and "12" in r for r in reasons)
+    assert any("commitment must be synced" in r for r in reasons)
+
+
+def test_pcco_rules() -> None:
+    raw = se.pcco_submitted(billing_item_code="BI-01234567", status="draft")
+    snap = raw["payload"]["snapshot"]
+    snap.pop("date")
+    snap["prime_contract"]["erp_synced"] = False
+    snap["line_items"][0].pop("associated_prime_line_item")
+    reasons = refused_reasons(raw, pcco_export_enabled=False)
+    assert len(reasons) == 6
+    assert any("billing_item_code" in r and "10" in r for r in reasons)
+    assert any("PCCO export" in r for r in reasons)
+    assert any("pli-1" in r for r in reasons)
+
+
+def test_pcco_billing_code_of_11_chars_alone() -> None:
+    assert refused_reasons(se.pcco_submitted(billing_item_code="BI-01234567")) == [
+        "billing_item_code must be at most 10 characters (is 11)"
+    ]
+
+
+def _accept(
+    submitted: dict[str, Any], item: tuple[str, str], fields: dict[str, Any], **company: Any
+) -> Any:
+    d = directory(**company)
+    state, outcomes = run([event(submitted, 0), event(se.accepted(*item, **fields), 5)], d)
+    return state, outcomes[-1]
+
+
+def test_project_accept_exports_job_id_and_template() -> None:
+    _, outcome = _accept(
+        se.project_submitted(), ("project", "prj-100"), {"erp_job_id": "J-1", "job_template": "T"}
+    )
+    assert types(outcome) == ["ItemStatusChanged", "ExportRequested"]
+    export = outcome.events[1].payload
+    assert export.accept_fields.erp_job_id == "J-1" and export.submission_version == 1
+
+
+def test_custom_cco_id_is_required_when_enabled() -> None:
+    state, outcome = _accept(
+        se.cco_submitted(),
+        ("commitment_change_order", "cco-300"),
+        {"change_order_date": "2026-11-21"},
+        custom_cco_id_enabled=True,
+    )
+    assert types(outcome) == ["EventRefused"]
+    assert outcome.events[0].payload.stage == "business_rule"
+    assert "erp_change_order_id" in outcome.events[0].payload.error
+    assert state.status is S.READY_TO_EXPORT
+
+
+def test_custom_cco_id_not_needed_when_disabled() -> None:
+    _, outcome = _accept(
+        se.cco_submitted(),
+        ("commitment_change_order", "cco-300"),
+        {"change_order_date": "2026-11-21"},
+    )
+    assert types(outcome) == ["ItemStatusChanged", "ExportRequested"]
+
+
+def test_pcco_transaction_date_defaults_to_the_decision_date() -> None:
+    _, outcome = _accept(se.pcco_submitted(), ("prime_contract_change_order", "pcco-400"), {})
+    assert str(outcome.events[1].payload.accept_fields.transaction_date) == "2026-11-21"
+
+
+@pytest.mark.parametrize(
+    ("item", "fields"),
+    [
+        (("project", "prj-100"), {"erp_job_id": "J-1"}),
+        (("commitment_change_order", "cco-300"), {}),
+    ],
+)
+def test_schema_requires_accept_fields(item: tuple[str, str], fields: dict[str, Any]) -> None:
+    from topics import SchemaError
+
+    with pytest.raises(SchemaError):
+        event(se.accepted(*item, **fields))
+
+
+def test_rejection_notice_goes_to_creator_or_sender() -> None:
+    creator = {"user_id": "u-cal", "email": "cal.creator@acme.example", "name": "Cal"}
+    _, outcomes = run(
+        [
+            event(se.commitment_submitted(created_by=creator), 0),
+            event(se.rejected("commitment", "sc-200", "wrong vendor"), 5),
+        ]
+    )
+    notice = outcomes[-1].events[1].payload
+    assert notice.to == creator["email"] and notice.reason == "wrong vendor"
+    assert notice.rejected_by.user_id == se.APPROVER["user_id"]
+    _, outcomes = run(
+        [
+            event(se.project_submitted(), 0, created_by=creator),
+            event(se.rejected("project", "prj-100", "no"), 5),
+        ]
+    )
+    assert outcomes[-1].events[1].payload.to == se.SENDER["email"]
