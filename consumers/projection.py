@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
-import signal
 from typing import Any
 
 import psycopg
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from consumers.kafka import make_consumer, make_producer, publish
+from consumers.runtime import Runtime, run_worker
+from pipeline.metrics import Metrics
 from pipeline.refusals import Record, refusal_for_contract_error
 from pipeline.settings import Settings
 from topics import ContractError, decode
 from topics.events import ItemStatusChanged
+from topics.payloads import ItemStatus
 from topics.specs import DEAD_LETTERS, STATUS
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,7 @@ ON CONFLICT (company_id, item_type, item_id) DO UPDATE SET
     last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at,
     last_event_id = EXCLUDED.last_event_id
 WHERE (i.submission_version, i.updated_at) <= (EXCLUDED.submission_version, EXCLUDED.updated_at)
+RETURNING decided_at
 """
 
 INSERT_HISTORY = """
@@ -104,8 +108,10 @@ async def project_batch(
     producer: AIOKafkaProducer,
     settings: Settings,
     records: list[ConsumerRecord[Any, Any]],
+    metrics: Metrics | None = None,
 ) -> None:
     """Write a batch in one transaction; dead-letter what cannot be decoded."""
+    metrics = metrics or Metrics(process=False)
     async with conn.transaction():
         for record in records:
             try:
@@ -122,15 +128,60 @@ async def project_batch(
                 await publish(
                     producer, settings, DEAD_LETTERS, refusal_for_contract_error(dead, exc)
                 )
+                metrics.events_consumed.labels(STATUS.name, "refused").inc()
+                metrics.events_refused.labels(exc.stage).inc()
                 continue
             row = row_of(event, record)
-            await conn.execute(UPSERT_ITEM, row)
+            cursor = await conn.execute(UPSERT_ITEM, row)
+            before = await cursor.fetchone()
             await conn.execute(INSERT_HISTORY, row)
+            metrics.events_consumed.labels(STATUS.name, "processed").inc()
+            _observe_latencies(metrics, event, before[0] if before else None)
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
+def _observe_latencies(
+    metrics: Metrics, event: ItemStatusChanged, decided_at: dt.datetime | None
+) -> None:
+    """Submission → decision and accept → synced, from the events' own times."""
+    p = event.payload
+    if p.status.value in DECIDED and p.previous_status == ItemStatus.READY_TO_EXPORT and p.sent_at:
+        decision = "accepted" if p.status == ItemStatus.EXPORTING else "rejected"
+        seconds = (event.occurred_at - p.sent_at).total_seconds()
+        metrics.submission_to_decision.labels(decision).observe(max(0.0, seconds))
+    elif p.status == ItemStatus.SYNCED and decided_at is not None:
+        metrics.accept_to_synced.observe(max(0.0, (event.occurred_at - decided_at).total_seconds()))
+
+
+#: Queue depth per status, type and company, and the oldest item waiting, for the gauges.
+COUNT_ITEMS = "SELECT status, item_type, company_id, count(*) FROM items GROUP BY 1, 2, 3"
+OLDEST_READY = """
+SELECT company_id, extract(epoch FROM now() - min(coalesce(sent_at, updated_at)))
+FROM items WHERE status = 'ready_to_export' GROUP BY 1
+"""
+
+
+async def sample_queues(database_url: str, metrics: Metrics) -> None:
+    """Set the queue-depth and oldest-waiting gauges from the read model."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        counts = await (await conn.execute(COUNT_ITEMS)).fetchall()
+        oldest = await (await conn.execute(OLDEST_READY)).fetchall()
+    metrics.items.clear()
+    for status, item_type, company, count in counts:
+        metrics.items.labels(status, item_type, company).set(count)
+    metrics.oldest_ready_age.clear()
+    for company, age in oldest:
+        metrics.oldest_ready_age.labels(company).set(float(age))
+
+
+async def serve(settings: Settings, stop: asyncio.Event, runtime: Runtime | None = None) -> None:
     """Consume erp.status until `stop` is set, committing offsets after each transaction."""
     consumer = make_consumer(settings, settings.topic(STATUS.name), group_id=settings.topic(GROUP))
+    metrics = runtime.metrics if runtime else Metrics(process=False)
+    if runtime is not None:
+        database_url = settings.require_database_url()
+        runtime.watch_consumer(consumer, GROUP)
+        runtime.watch_database(database_url)
+        runtime.samplers.append(lambda: sample_queues(database_url, metrics))
     producer = make_producer(settings)
     conn = await psycopg.AsyncConnection.connect(settings.require_database_url())
     await producer.start()
@@ -141,7 +192,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             records = [r for batch in batches.values() for r in batch]
             while records and not stop.is_set():
                 try:
-                    await project_batch(conn, producer, settings, records)
+                    await project_batch(conn, producer, settings, records, metrics)
                 except psycopg.OperationalError as exc:
                     # the transaction rolled back and no offset moved: reconnect, write again
                     log.warning("database unavailable (%s); retrying the batch", exc)
@@ -150,6 +201,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                     conn = await _reconnect(settings, stop)
                     continue
                 await consumer.commit()
+                metrics.committed(GROUP)
                 break
     finally:
         await consumer.stop()
@@ -171,11 +223,4 @@ async def _reconnect(settings: Settings, stop: asyncio.Event) -> psycopg.AsyncCo
 def run(settings: Settings) -> None:
     """Run the projection until SIGTERM/SIGINT."""
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await serve(settings, stop)
-
-    asyncio.run(main())
+    run_worker(settings, lambda runtime: serve(settings, runtime.stop, runtime))

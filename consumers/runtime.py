@@ -20,9 +20,6 @@ from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: How often lag and other sampled gauges are refreshed.
-SAMPLE_EVERY_S = 5.0
-
 
 @dataclass
 class Runtime:
@@ -88,7 +85,8 @@ async def _sample_forever(runtime: Runtime) -> None:
         await runtime.sample()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
-                runtime.stop.wait(), max(0.1, SAMPLE_EVERY_S - (time.monotonic() - started))
+                runtime.stop.wait(),
+                max(0.1, runtime.settings.metrics_sample_interval_s - (time.monotonic() - started)),
             )
 
 

@@ -23,6 +23,9 @@ from typing import Any
 import faust
 
 from pipeline.directory import Directory
+from pipeline.lag import GroupLag
+from pipeline.metrics import Metrics
+from pipeline.observability import HealthServer
 from pipeline.processor_config import (
     APP_NAME,
     ITEM_TOPICS,
@@ -83,8 +86,11 @@ def _credentials(settings: Settings) -> dict[str, Any]:
 class Processor:
     """The faust app with its agents, its table and the replicas every instance keeps."""
 
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: Settings, clock: Clock | None = None, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.app = faust.App(
             settings.topic(APP_NAME), **faust_config(settings), **_credentials(settings)
@@ -124,6 +130,7 @@ class Processor:
         app.agent(items, name="items", concurrency=1)(self._items_agent)
         app.task(self._start_replicas, on_leader=False)
         app.timer(self.settings.processor_summary_interval_s)(self._summary_tick)
+        app.task(self._observe, on_leader=False)
         app.on_before_shutdown.connect(self._stop_replicas)
 
     async def _start_replicas(self) -> None:
@@ -136,6 +143,33 @@ class Processor:
     async def _stop_replicas(self, *args: Any, **kwargs: Any) -> None:
         for replica in self.replicas:
             await replica.stop()
+
+    async def _observe(self) -> None:
+        """Serve /metrics, /healthz, /readyz and sample the group's lag until shutdown."""
+        server = HealthServer(self.metrics, self.settings.metrics_port, self._readiness)
+        lag = GroupLag(
+            self.settings.kafka_client_kwargs(),
+            self.settings.topic(APP_NAME),
+            APP_NAME,
+            self.metrics,
+        )
+        await server.start()
+        try:
+            while True:
+                await lag.sample()
+                await asyncio.sleep(self.settings.metrics_sample_interval_s)
+        finally:
+            await lag.close()
+            await server.stop()
+
+    async def _readiness(self) -> str | None:
+        if not self.ready.is_set():
+            return "directory, status and notification replicas not caught up yet"
+        if self.app.rebalancing:
+            return "rebalancing: partitions being assigned, tables recovering"
+        if not self.app.consumer.assignment():
+            return "no partitions assigned yet"
+        return None
 
     def _apply_status(self, event: Any) -> None:
         self.summaries.apply_status(event)
@@ -167,6 +201,9 @@ class Processor:
                     None,
                     headers_for(event),
                 )
+                self.metrics.events_produced.labels(spec.name).inc()
+                if isinstance(event, EventRefused):
+                    self.metrics.events_refused.labels(event.payload.stage.value).inc()
                 return
             except Exception as exc:
                 if attempt + 1 == PUBLISH_ATTEMPTS:
@@ -212,6 +249,7 @@ class Processor:
             decoded = decode(record.value or b"", spec)
         except ContractError as exc:
             await self.publish(refusal_for_contract_error(record, exc))
+            self.metrics.events_consumed.labels(spec.name, "refused").inc()
             return
         if spec is DECISIONS:
             await self.replicas[0].sync()
@@ -222,6 +260,7 @@ class Processor:
             outcome = react(state, Incoming(decoded, record), self.directory)
         except Exception as exc:
             log.exception("rules failed on %s offset %s", record.topic, record.offset)
+            self.metrics.events_consumed.labels(spec.name, "refused").inc()
             await self.publish(
                 refusal(
                     record,
@@ -239,6 +278,9 @@ class Processor:
             await self.publish(derived)
         if outcome.state is not None and not outcome.duplicate:
             self.items[key.encode()] = outcome.state.model_dump_json().encode()
+        refused = any(isinstance(e, EventRefused) for e in outcome.events)
+        result = "duplicate" if outcome.duplicate else "refused" if refused else "processed"
+        self.metrics.events_consumed.labels(spec.name, result).inc()
 
     async def _summary_tick(self) -> None:
         if not self.ready.is_set():
@@ -250,9 +292,11 @@ class Processor:
             self.summaries.apply_summary(summary)
 
 
-def build_app(settings: Settings, *, clock: Clock | None = None) -> Processor:
+def build_app(
+    settings: Settings, *, clock: Clock | None = None, metrics: Metrics | None = None
+) -> Processor:
     """The composition root: the processor for `settings` (and a clock, for tests)."""
-    return Processor(settings, clock)
+    return Processor(settings, clock, metrics)
 
 
 def run_worker(processor: Processor, loglevel: str = "info") -> None:

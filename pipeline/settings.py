@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     processor_web_port: int = Field(default=0, ge=0, le=65535)  # 0: no faust web server
     processor_summary_interval_s: float = Field(default=60.0, gt=0)
     metrics_port: int = Field(default=9464, ge=0, le=65535)
+    metrics_sample_interval_s: float = Field(default=5.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # notifier: SMTP_URL is smtp://[user[:password]@]host[:port] (smtps:// for implicit TLS,

@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Modules of pipeline/ allowed to import I/O libraries: the wiring, not the rules.
-PIPELINE_WIRING = {"app.py", "runtime.py", "worker.py", "observability.py"}
+PIPELINE_WIRING = {"app.py", "runtime.py", "worker.py", "observability.py", "lag.py"}
 IO_LIBRARIES = {
     "faust",
     "mode",
@@ -52,3 +52,9 @@ def test_pipeline_does_not_import_consumers_and_rules_stay_pure(path: Path) -> N
 
 def test_the_check_sees_imports() -> None:
     assert {"pydantic_settings", "ssl"} <= _imports(ROOT / "pipeline" / "settings.py")
+
+
+@pytest.mark.parametrize("path", _modules("pipeline"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_the_app_imports_faust(path: Path) -> None:
+    if path.name != "app.py":
+        assert "faust" not in _imports(path)
