@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from consumers.kafka import create_topics
 from pipeline.app import build_app, internal_topic_specs, run_worker
@@ -12,5 +13,7 @@ from topics import ALL_TOPICS
 
 def run(settings: Settings) -> None:
     """Run the approval-queue processor until SIGTERM/SIGINT."""
+    # faust creates only the last level of its data directory
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     asyncio.run(create_topics(settings, (*ALL_TOPICS, *internal_topic_specs())))
     run_worker(build_app(settings), settings.log_level)

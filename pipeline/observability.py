@@ -43,7 +43,12 @@ class HealthServer:
         app.router.add_get("/readyz", self._readyz)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        try:
+            await web.TCPSite(self._runner, self.host, self.port).start()
+        except OSError as exc:
+            # The worker's job matters more than its metrics: keep working, say it loudly.
+            log.error("cannot serve metrics on %s:%d: %s", self.host, self.port, exc)
+            return
         log.info("metrics and health on http://%s:%d/metrics", self.host, self.port)
 
     async def stop(self) -> None:

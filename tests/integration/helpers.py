@@ -126,6 +126,7 @@ def env_for(base: dict[str, str], data_dir: Path, **extra: str) -> dict[str, str
         "DATA_DIR": str(data_dir),
         "KAFKA_SESSION_TIMEOUT_MS": "6000",
         "PROCESSOR_SUMMARY_INTERVAL_S": "1",
+        "METRICS_PORT": "0",
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         **extra,
     }
