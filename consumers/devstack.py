@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -32,6 +34,8 @@ class Stack:
     embedded_postgres: bool
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     metrics_ports: dict[str, int] = field(default_factory=dict)
+    #: When set, each worker's output goes to `<log_dir>/<name>.log` instead of the console.
+    log_dir: Path | None = None
     #: Where the embedded mail sink drops e-mails; None when SMTP_URL points elsewhere.
     maildrop: Path | None = None
 
@@ -57,11 +61,21 @@ class Stack:
         label = instance or name
         port = self.metrics_ports.get(label) or free_port()
         env = {**self.env(), "METRICS_PORT": str(port)}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "consumers.cli", "run", name, *extra],
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
+        output: Any = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            output = (self.log_dir / f"{label}.log").open("ab")
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "consumers.cli", "run", name, *extra],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT if output is not None else None,
+            )
+        finally:
+            if output is not None:
+                output.close()
         self.workers[label] = process
         self.metrics_ports[label] = port
         return process
@@ -99,6 +113,10 @@ def running_stack(settings: Settings | None = None) -> Iterator[Stack]:
     settings = settings or Settings()
     data_dir = Path(settings.data_dir)
     want_broker = not settings.kafka_bootstrap_servers
+    if want_broker:
+        # The embedded broker keeps nothing between runs, so local table state kept on disk
+        # by an earlier run describes topics that no longer exist: start it afresh too.
+        shutil.rmtree(data_dir / "processor", ignore_errors=True)
     want_postgres = settings.database_url is None
     with embedded_services(broker=want_broker, postgres=want_postgres, data_dir=data_dir) as (
         bootstrap,

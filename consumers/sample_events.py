@@ -88,7 +88,7 @@ def _submitted(
         title=title,
         status=kw.pop("status", "approved"),
         amount=amount,
-        project={"id": "prj-100", "name": "Riverside Medical Office"},
+        project=kw.pop("project", {"id": "prj-100", "name": "Riverside Medical Office"}),
         snapshot=snapshot,
         **kw,
     )

@@ -150,6 +150,7 @@ class Processor:
         lag = GroupLag(
             self.settings.kafka_client_kwargs(),
             self.settings.topic(APP_NAME),
+            [self.settings.topic(spec.name) for spec in ITEM_TOPICS],
             APP_NAME,
             self.metrics,
         )

@@ -3,74 +3,128 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
+import time
+from pathlib import Path
 from typing import Any
 
 import click
+import psycopg
+from psycopg.rows import dict_row
+from rich.console import Console
+from rich.table import Table
 
-from consumers import sample_events as se
 from consumers.cli.common import load_settings, setup_logging
 from consumers.cli.stack import describe_stack, wait_for_stop_signal
-from consumers.devstack import running_stack
-from consumers.kafka import make_producer, publish, read_all
+from consumers.demo import COMPANY, Story, StoryFailed, Watcher
+from consumers.devstack import Stack, running_stack
 from consumers.workers import WORKERS
 from pipeline.settings import Settings
-from topics import TopicSpec, decode
-from topics.specs import DIRECTORY, SUBMISSIONS
+
+console = Console(highlight=False)
+
+VIEWS = {
+    "Ready to Export": "ready_to_export",
+    "Failed to Export": "failed_to_export",
+    "Synced": "synced",
+}
 
 
-def _step(text: str) -> None:
-    click.secho(f"▸ {text}", fg="cyan")
-
-
-async def _publish_and_read_back(
-    settings: Settings, spec: TopicSpec, raw: list[dict[str, Any]]
-) -> int:
-    """Publish contract events, then read the topic back and count what came back decoded."""
-    events = [decode(_json(item), spec) for item in raw]
-    producer = make_producer(settings)
-    await producer.start()
+async def _play(story: Story) -> None:
+    watcher = Watcher(story.settings)
+    await watcher.start()
     try:
-        for event in events:
-            await publish(producer, settings, spec, event)
+        await story.play(watcher)
     finally:
-        await producer.stop()
-    wanted = {str(e.event_id) for e in events}
-    seen = {str(decode(record.value, spec).event_id) for record in await read_all(settings, spec)}
-    return len(wanted & seen)
+        await watcher.stop()
 
 
-def _json(value: dict[str, Any]) -> str:
-    import json
+def _view(settings: Settings, title: str, status: str, keys: list[str]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("item", "number", "title", "amount", "sent by", "error / ERP ref"):
+        table.add_column(column)
+    with psycopg.connect(settings.require_database_url(), row_factory=dict_row) as conn:
+        rows = conn.execute(
+            "SELECT * FROM items WHERE company_id = %s AND status = %s"
+            " AND company_id || ':' || item_type || ':' || item_id = ANY(%s) ORDER BY updated_at",
+            (COMPANY, status, keys),
+        ).fetchall()
+    for row in rows:
+        table.add_row(
+            f"{row['item_type']}:{row['item_id']}",
+            row["number"] or "",
+            row["title"] or "",
+            str(row["amount"] or ""),
+            row["sent_by_email"] or "",
+            row["last_error"] or row["erp_reference"] or "",
+        )
+    return table
 
-    return json.dumps(value)
+
+def _emails(maildrop: Path, want_summary: bool, timeout_s: float = 60) -> list[Any]:
+    """The e-mails in the mail drop, waiting (bounded) for the daily summary to arrive."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        messages = [
+            email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            for path in sorted(maildrop.glob("*.eml"))
+        ]
+        subjects = [str(m["Subject"]) for m in messages]
+        if not want_summary or "ERP Integrations Daily Summary" in subjects:
+            return messages
+        if time.monotonic() > deadline:
+            raise StoryFailed("the daily summary e-mail did not arrive")
+        time.sleep(0.2)
+
+
+def _finale(stack: Stack, story: Story) -> None:
+    settings = stack.settings
+    console.print(f"\nThe views of today's items (run {story.tag}):")
+    for title, status in VIEWS.items():
+        console.print(_view(settings, title, status, list(story.keys.values())))
+    if stack.maildrop is not None:
+        table = Table(title=f"E-mails in {stack.maildrop}", title_justify="left")
+        table.add_column("to")
+        table.add_column("subject")
+        for message in _emails(stack.maildrop, want_summary=True):
+            table.add_row(str(message["To"]), str(message["Subject"]))
+        console.print(table)
+    for name, port in stack.metrics_ports.items():
+        console.print(f"[bold]/metrics[/] of {name}: http://127.0.0.1:{port}/metrics")
+    console.print(
+        "\nExplore further (in another shell, with the environment printed above):\n"
+        f"  erp-pipeline queue --company {COMPANY} --view ready-to-export\n"
+        f"  erp-pipeline history {COMPANY}:commitment:<id>\n"
+        "  erp-pipeline tail erp.status\n"
+        "  erp-pipeline tail erp.dead-letters\n"
+        "  erp-pipeline publish erp.submissions docs/examples/project-submitted.json"
+    )
 
 
 @click.command("demo")
 @click.option("--once", is_flag=True, help="Play the story and exit instead of running on.")
 def demo_cmd(once: bool) -> None:
-    """Start the embedded stack with every worker and play a scripted day on it."""
+    """Start the embedded stack with every worker and play a scripted day in the ERP tool."""
     settings = load_settings()
     setup_logging(settings.model_copy(update={"log_level": "WARNING"}))
-    _step("starting the embedded stack (broker, PostgreSQL, topics, schema, workers)")
+    console.print("[bold]ERP accounting-acceptance pipeline: a day in the ERP Integrations tool[/]")
     with running_stack(settings) as stack:
+        stack.log_dir = Path(settings.data_dir) / "logs"
         for worker in WORKERS.values():
             if worker.in_dev:
                 stack.start_worker(worker.name)
         for line in describe_stack(stack):
-            click.echo(f"  {line}")
-        _step("publishing the demo company's approvers and settings to erp.directory")
-        directory = [
-            se.company_settings(),
-            se.approver_updated(se.APPROVER),
-            se.approver_updated(se.VIEWER, privileged=False),
-        ]
-        count = asyncio.run(_publish_and_read_back(stack.settings, DIRECTORY, directory))
-        click.echo(f"  {count}/{len(directory)} directory events round-tripped through Kafka")
-        _step("a project manager sends a project to the ERP (erp.submissions)")
-        submissions = [se.project_submitted()]
-        count = asyncio.run(_publish_and_read_back(stack.settings, SUBMISSIONS, submissions))
-        click.echo(f"  {count}/{len(submissions)} submission round-tripped through Kafka")
+            console.print(f"  {line}")
+        console.print(f"  Logs       {stack.log_dir}/<worker>.log")
+        console.print(f"  export KAFKA_BOOTSTRAP_SERVERS={stack.settings.require_bootstrap()}")
+        try:
+            story = Story(stack.settings, lambda text: console.print(f"[cyan]▸[/] {text}"))
+            asyncio.run(_play(story))
+            _finale(stack, story)
+        except StoryFailed as exc:
+            raise click.ClickException(f"the demo did not complete: {exc}") from None
         if once:
             return
-        click.echo("Running; press Ctrl-C to stop.")
+        console.print("\nRunning; press Ctrl-C to stop.")
         wait_for_stop_signal()

@@ -185,7 +185,9 @@ def test_every_worker_reports_consumption_lag_commits_and_memory(
         'sum(erp_pipeline_events_produced_total{topic="erp.status"})',
     ):
         assert prometheus.wait(worker_metric, lambda v: v >= 1) >= 1
-    assert prometheus.wait("count(erp_pipeline_consumer_lag)", lambda v: v >= 1) >= 1
+    for group in ("erp-processor", "erp-projection", "erp-exporter"):
+        lag = f'count(erp_pipeline_consumer_lag{{group="{group}"}})'
+        assert prometheus.wait(lag, lambda v: v >= 1) >= 1
     assert prometheus.wait("max(erp_pipeline_consumer_lag)", lambda v: v >= 0) >= 0
     assert (
         prometheus.wait("count(erp_pipeline_last_commit_timestamp_seconds)", lambda v: v >= 2) >= 2

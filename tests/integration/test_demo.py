@@ -1,0 +1,83 @@
+"""`erp-pipeline demo --once` tells the story; checked from the topics, the ERP and the mail drop."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from consumers.devstack import Stack
+from consumers.kafka import read_all
+from topics import decode
+from topics.specs import DEAD_LETTERS, STATUS
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def test_demo_plays_every_step_of_the_story(stack: Stack, tmp_path: Path) -> None:
+    prefix = f"{stack.settings.erp_topic_prefix}demo{uuid.uuid4().hex[:6]}."
+    env = {
+        **stack.env(),
+        "ERP_TOPIC_PREFIX": prefix,
+        "DATA_DIR": str(tmp_path),
+        "METRICS_PORT": "0",
+    }
+    env.pop("SMTP_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "consumers.cli", "demo", "--once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    settings = stack.settings.model_copy(update={"erp_topic_prefix": prefix})
+    statuses = [decode(r.value, STATUS) for r in asyncio.run(read_all(settings, STATUS))]
+    final = {e.item_key: e.payload.status.value for e in statuses}
+    reached = Counter((e.item.type.value, e.payload.status.value) for e in statuses)
+    assert Counter(final.values()) == {
+        "synced": 4,
+        "rejected": 1,
+        "send_refused": 1,
+        "ready_to_export": 1,
+    }
+    assert {k.split(":")[1] for k, v in final.items() if v == "synced"} == {
+        "project",
+        "commitment",
+        "commitment_change_order",
+    }
+    assert reached[("commitment", "failed_to_export")] == 1
+    refused = next(e for e in statuses if e.payload.status.value == "send_refused")
+    assert any("billing_item_code" in reason for reason in refused.payload.reasons)
+    dead = [decode(r.value, DEAD_LETTERS) for r in asyncio.run(read_all(settings, DEAD_LETTERS))]
+    assert [d.payload.stage.value for d in dead] == ["authorize"]
+
+    project = next(k for k in final if ":project:" in k).split(":")[2]
+    with psycopg.connect(stack.settings.require_erp_database_url()) as conn:
+        jobs = conn.execute(
+            "SELECT job_number, template_code FROM spectrum.jobs WHERE upstream_project_id = %s",
+            (project,),
+        ).fetchall()
+    assert len(jobs) == 1 and jobs[0][1] == "COMM"
+
+    mails = [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+        for p in (tmp_path / "maildrop").glob("*.eml")
+    ]
+    subjects = Counter((str(m["To"]), str(m["Subject"])) for m in mails)
+    assert subjects == {
+        ("pat.pm@acme.example", "acme-builders: ERP Commitment Rejection Notification"): 1,
+        ("pat.pm@acme.example", "acme-builders: ERP Commitment Export Failed"): 1,
+        ("ana.approver@acme.example", "acme-builders: ERP Commitment Export Failed"): 1,
+        ("ana.approver@acme.example", "ERP Integrations Daily Summary"): 1,
+    }
