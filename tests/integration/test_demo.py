@@ -1,4 +1,4 @@
-"""`erp-pipeline demo --once` tells the story; checked from the topics, the ERP and the mail drop."""
+"""`erp-pipeline demo --once` tells the story, checked from the topics, ERP and mail drop."""
 
 from __future__ import annotations
 
