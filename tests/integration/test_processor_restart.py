@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,43 @@ def _summaries(settings: Settings, company: str) -> list[str]:
     )
 
 
+def _later_tick(settings: Settings, zone: str) -> None:
+    """Wait until the running processor has finished a summary tick that began after now.
+
+    A fresh company with one waiting item gets its summary from the first tick that sees it;
+    ticks run whole, so once that summary is out, any second summary an earlier tick might
+    have sent would already be on the topic. This proves an absence without a timed wait.
+    """
+    probe = f"probe-{uuid.uuid4().hex[:6]}"
+    person = _person("pia", probe)
+    publish(
+        settings,
+        DIRECTORY,
+        _in(probe, se.company_settings(timezone=zone, daily_summary_hour=0)),
+        se.approver_updated(person, company=probe),
+    )
+    publish(settings, SUBMISSIONS, _in(probe, se.project_submitted(f"prj-{probe}")))
+    wait_for(
+        settings,
+        NOTIFICATIONS,
+        lambda e: e.event_type == "DailySummary" and e.company_id == probe,
+    )
+    # a second tick after the probe's: the busy company was looked at again meanwhile
+    probe2 = f"probe-{uuid.uuid4().hex[:6]}"
+    publish(
+        settings,
+        DIRECTORY,
+        _in(probe2, se.company_settings(timezone=zone, daily_summary_hour=0)),
+        se.approver_updated(_person("pia", probe2), company=probe2),
+    )
+    publish(settings, SUBMISSIONS, _in(probe2, se.project_submitted(f"prj-{probe2}")))
+    wait_for(
+        settings,
+        NOTIFICATIONS,
+        lambda e: e.event_type == "DailySummary" and e.company_id == probe2,
+    )
+
+
 def test_daily_summary_once_per_approver_per_day(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
@@ -67,12 +103,12 @@ def test_daily_summary_once_per_approver_per_day(
         )
         assert summary.payload.to == alice["email"]
         assert [line.item.id for line in summary.payload.items] == [item]
-        time.sleep(3)  # three summary ticks: proving an absence needs some time to pass
+        _later_tick(settings, zone)
     with processor(env, tmp_path / "p2.log"):
         other = f"prj-{uuid.uuid4().hex[:6]}"
         publish(settings, SUBMISSIONS, _in(busy, se.project_submitted(other)))
         wait_for(settings, STATUS, about(other))
-        time.sleep(3)
+        _later_tick(settings, zone)
     assert _summaries(settings, busy) == [alice["email"]]
     assert _summaries(settings, idle) == []
 
