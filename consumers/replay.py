@@ -60,7 +60,14 @@ async def _offsets_at(
 ) -> dict[TopicPartition, int]:
     """The first offset at or after `at` on each partition (its end when nothing is that late)."""
     found = await consumer.offsets_for_times({tp: _millis(at) for tp in tps})
-    return {tp: (found[tp].offset if found.get(tp) is not None else ends[tp]) for tp in tps}
+    offsets = {}
+    for tp in tps:
+        answer = found.get(tp)
+        # Kafka answers "none that late" with no offset; some brokers (the embedded Tansu)
+        # with offset 0 and timestamp -1 instead: both mean the partition's end.
+        late_enough = answer is not None and answer.timestamp >= 0
+        offsets[tp] = answer.offset if answer is not None and late_enough else ends[tp]
+    return offsets
 
 
 class _Reader:
