@@ -18,6 +18,7 @@ from consumers import sample_events as se
 from consumers.devstack import Stack
 from consumers.kafka import create_topics
 from consumers.mailsink import MailSink
+from consumers.replay import ReplayOptions, replay
 from pipeline.settings import Settings
 from tests.helpers import cli, end_offsets
 from tests.integration.helpers import about, publish, wait_for
@@ -260,3 +261,23 @@ def test_verify_names_a_tampered_item(story: Story) -> None:
     finally:
         with psycopg.connect(url) as conn:
             conn.execute(tamper, ("retrieved", COMPANY))
+
+
+def test_to_a_midpoint_rebuilds_the_state_of_then(story: Story, tmp_path: Path) -> None:
+    report = _report(story, tmp_path / "early.jsonl", "--to", story.midpoint.isoformat())
+    rows = [json.loads(line) for line in report.splitlines()]
+    assert [(r["item"].rsplit(":", 1)[-1], r["decision"], r["final_status"]) for r in rows] == [
+        ("sc-1", "rejected", "rejected"),
+        ("sc-3", "retrieved", "retrieved"),
+        ("prj-100", "accepted", "synced"),
+    ]
+
+
+def test_an_interrupted_replay_is_partial_and_a_full_one_is_counted(story: Story) -> None:
+    stop = asyncio.Event()
+    stop.set()
+    interrupted = asyncio.run(replay(story.settings, ReplayOptions(company=COMPANY), stop))
+    assert interrupted.partial and interrupted.rebuilt.rows == []
+    whole = asyncio.run(replay(story.settings, ReplayOptions()))
+    assert not whole.partial and whole.records >= whole.rebuilt.events > 0
+    assert len(whole.rebuilt.states) == 6
