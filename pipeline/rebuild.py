@@ -85,10 +85,17 @@ class Rebuild:
         exporting: AuditRow | None = None
         for entry in entries:
             self.result.events += 1
-            outcome = react(state, Incoming(entry.event, entry.record), self.directory)
+            row = row_for(entry, state)
+            try:
+                outcome = react(state, Incoming(entry.event, entry.record), self.directory)
+            except Exception as exc:  # the live processor dead-letters it and keeps the state
+                if row is not None:
+                    rows[row.event_id] = row
+                    row.outcome = "refused"
+                    row.refusal = f"business_rule: unexpected error: {type(exc).__name__}: {exc}"
+                continue
             if outcome.duplicate:
                 continue
-            row = row_for(entry, state)
             if row is not None:
                 rows[row.event_id] = row
                 by_status[str(derived_id(entry.event, "status"))] = row

@@ -160,3 +160,19 @@ def test_reports_are_deterministic_and_totals_count_statuses_and_approvers() -> 
     counted = totals(first.rows, {KEY: "rejected"})
     assert counted["status"] == {"rejected": 1}
     assert counted["approver"] == {f"{se.APPROVER['email']} rejected applied": 1}
+
+
+def test_an_error_in_the_rules_is_reported_like_the_live_dead_letter(monkeypatch: Any) -> None:
+    import pipeline.rebuild
+
+    def broken(*args: Any) -> Any:
+        raise ValueError("boom")
+
+    monkeypatch.setattr(pipeline.rebuild, "react", broken)
+    result = rebuild([entry(event(se.rejected(*COMMITMENT, "x"), 1), "decisions")]).result
+    (row,) = result.rows
+    assert (row.outcome, row.refusal) == (
+        "refused",
+        "business_rule: unexpected error: ValueError: boom",
+    )
+    assert result.states == {}
