@@ -131,12 +131,14 @@ def totals(rows: list[AuditRow], final: dict[str, str]) -> dict[str, Counter[str
     return {"status": Counter(final.values()), "approver": by_approver}
 
 
-def table(rows: list[AuditRow], columns: list[str]) -> str:
-    """Rows as an aligned text table of `columns`."""
-    cells = [
-        [str(_values(row)[c] if _values(row)[c] is not None else "") for c in columns]
-        for row in ordered(rows)
-    ]
+def _fit(value: Any, width: int) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table(rows: list[AuditRow], columns: list[str], width: int = 40) -> str:
+    """Rows as an aligned text table of `columns`, each cell cut to `width` characters."""
+    cells = [[_fit(_values(row)[c], width) for c in columns] for row in ordered(rows)]
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]

@@ -23,6 +23,7 @@ SHOWN = [
     "decided_by",
     "decided_at",
     "outcome",
+    "refusal",
     "erp_reference",
     "export_error",
     "final_status",

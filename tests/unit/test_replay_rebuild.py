@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from consumers import sample_events as se
-from pipeline.audit import COLUMNS, to_csv, to_jsonl, totals
+from pipeline.audit import COLUMNS, table, to_csv, to_jsonl, totals
 from pipeline.outputs import export_id
 from pipeline.rebuild import TOPIC_RANK, Entry, Rebuild, merged
 from pipeline.refusals import Record
@@ -157,6 +157,8 @@ def test_reports_are_deterministic_and_totals_count_statuses_and_approvers() -> 
     header, line = to_csv(first.rows).splitlines()
     assert header.split(",") == COLUMNS and '"Wrong, ""vendor"""' in line
     assert json.loads(to_jsonl(first.rows))["decided_by"] == se.APPROVER["email"]
+    header, line = table(first.rows, ["decision", "detail"], width=8).splitlines()
+    assert header.split() == ["decision", "detail"] and line.split("  ") == ["rejected", "Wrong, …"]
     counted = totals(first.rows, {KEY: "rejected"})
     assert counted["status"] == {"rejected": 1}
     assert counted["approver"] == {f"{se.APPROVER['email']} rejected applied": 1}
