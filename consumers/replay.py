@@ -4,6 +4,11 @@ Nothing is written anywhere: one group-less consumer with manual partition assig
 erp.directory, erp.submissions, erp.decisions and erp.export-results from the beginning
 (state needs the whole history), up to the end offsets of now or of `--to`; decisions whose
 records lie before the offsets of `--from` are applied but not reported.
+
+The live processor reads an item's three topics in whatever order they arrive; the replay
+orders them by their times (each topic's own order kept). Where the two orders differ in a way
+the rules care about (an unversioned decision read before the submission it answers, a
+directory change dated before a decision but published after it), `--verify` names the item.
 """
 
 from __future__ import annotations

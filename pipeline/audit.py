@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from collections import Counter
@@ -62,6 +63,11 @@ class AuditRow:
 COLUMNS = [f.name for f in fields(AuditRow) if f.name != "reported"]
 
 
+def utc(at: dt.datetime) -> str:
+    """A time as RFC 3339 in UTC, so that report rows sort and compare as text."""
+    return at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
 def _detail(event: Any) -> str:
     """The reason of a reject or retrieve, or the accept fields, as stable text."""
     payload = event.payload
@@ -86,10 +92,10 @@ def row_for(entry: Entry, state: ItemState | None) -> AuditRow | None:
         item_type=event.item.type.value,
         submission_version=version if isinstance(version, int) else (state.version if state else 0),
         sent_by=sub.actor.email if sub is not None else "",
-        sent_at=sub.occurred_at.isoformat() if sub is not None else "",
+        sent_at=utc(sub.occurred_at) if sub is not None else "",
         decision=action,
         decided_by=event.actor.email,
-        decided_at=event.occurred_at.isoformat(),
+        decided_at=utc(event.occurred_at),
         detail=_detail(event),
         source=f"{record.topic.rsplit('.', 1)[-1]}:{record.partition}:{record.offset:012d}",
         event_id=str(event.event_id),

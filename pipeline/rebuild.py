@@ -6,7 +6,7 @@ import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from pipeline.audit import AuditRow, row_for
+from pipeline.audit import AuditRow, row_for, utc
 from pipeline.directory import Directory
 from pipeline.outputs import derived_id
 from pipeline.refusals import Record
@@ -140,7 +140,7 @@ def _link(
             row.submission_version = payload.submission_version
             if payload.sent_by is not None:
                 row.sent_by = payload.sent_by.email
-            row.sent_at = payload.sent_at.isoformat() if payload.sent_at else row.sent_at
+            row.sent_at = utc(payload.sent_at) if payload.sent_at else row.sent_at
     elif isinstance(derived, ExportRequested):
         row = by_export.get(str(derived.event_id))
         if row is not None:
