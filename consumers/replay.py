@@ -46,12 +46,14 @@ class ReplayOptions:
 
 @dataclass
 class ReplayResult:
-    """The rebuilt items and audit rows, how much was read, how long it took."""
+    """The rebuilt items and audit rows, how much was read, how long it took (reading and
+    decoding included in `read_s`)."""
 
     rebuilt: Rebuilt
     records: int = 0
     undecodable: int = 0
     elapsed_s: float = 0.0
+    read_s: float = 0.0
     partial: bool = False
     ends: dict[str, int] = field(default_factory=dict)
 
@@ -161,6 +163,7 @@ async def replay(
         progress.done(reader.records)
     finally:
         await stop_consumer(consumer)
+    read_s = time.monotonic() - started
     rebuild = Rebuild()
     for event in reader.directory:
         rebuild.directory_event(event)
@@ -168,11 +171,12 @@ async def replay(
         rebuild.item(key, merged(reader.items[key].values()))
     return ReplayResult(
         rebuild.result,
-        reader.records,
-        reader.undecodable,
-        time.monotonic() - started,
-        partial,
-        {f"{tp.topic}:{tp.partition}": end for tp, end in sorted(ends.items())},
+        records=reader.records,
+        undecodable=reader.undecodable,
+        elapsed_s=time.monotonic() - started,
+        read_s=read_s,
+        partial=partial,
+        ends={f"{tp.topic}:{tp.partition}": end for tp, end in sorted(ends.items())},
     )
 
 

@@ -281,3 +281,10 @@ def test_an_interrupted_replay_is_partial_and_a_full_one_is_counted(story: Story
     whole = asyncio.run(replay(story.settings, ReplayOptions()))
     assert not whole.partial and whole.records >= whole.rebuilt.events > 0
     assert len(whole.rebuilt.states) == 6
+
+
+def test_one_item_is_replayed_and_verified_alone(story: Story, tmp_path: Path) -> None:
+    item = f"{COMPANY}:commitment:sc-2"
+    report = _report(story, tmp_path / "one.jsonl", "--item", item, "--verify")
+    rows = [json.loads(line) for line in report.splitlines()]
+    assert _decisions(rows) == [e for e in EXPECTED if e[0] == "sc-2"]
