@@ -8,6 +8,7 @@ from consumers.cli.contract import publish_cmd, schemas_cmd, tail_cmd, topics_gr
 from consumers.cli.demo import demo_cmd
 from consumers.cli.erp import erp_group
 from consumers.cli.queue import history_cmd, queue_cmd
+from consumers.cli.replay import replay_cmd
 from consumers.cli.stack import db_group, dev_cmd, run_cmd
 
 
@@ -33,5 +34,6 @@ for command in (
     queue_cmd,
     history_cmd,
     erp_group,
+    replay_cmd,
 ):
     main.add_command(command)

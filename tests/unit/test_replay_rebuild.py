@@ -1,0 +1,180 @@
+"""The replay's merge, rebuild and audit report, with no broker."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from consumers import sample_events as se
+from pipeline.audit import COLUMNS, table, to_csv, to_jsonl, totals
+from pipeline.outputs import export_id
+from pipeline.rebuild import TOPIC_RANK, Entry, Rebuild, merged
+from pipeline.refusals import Record
+from tests.unit.builders import at, event
+from topics.events import ItemEvent
+
+COMMITMENT = ("commitment", "sc-1")
+KEY = f"{se.COMPANY}:commitment:sc-1"
+_offsets: dict[str, int] = {}
+
+
+def entry(e: ItemEvent, topic: str, reported: bool = True) -> Entry:
+    offset = _offsets.get(topic, 0)
+    _offsets[topic] = offset + 1
+    record = Record(f"erp.{topic}", 0, offset, e.item_key.encode(), b"{}")
+    return Entry(e, record, TOPIC_RANK[topic], reported)
+
+
+def rebuild(entries: list[Entry]) -> Rebuild:
+    r = Rebuild()
+    r.directory_event(event(se.company_settings(), -100))
+    r.directory_event(event(se.approver_updated(se.APPROVER), -100))
+    r.directory_event(event(se.approver_updated(se.VIEWER, privileged=False), -100))
+    streams: dict[str, list[Entry]] = {}
+    for e in entries:
+        streams.setdefault(e.record.topic, []).append(e)
+    r.item(KEY, merged(streams.values()))
+    return r
+
+
+def exported(version: int, minutes: int, reference: str) -> Any:
+    raw = se.envelope(
+        "ItemExported",
+        item=COMMITMENT,
+        export_id=export_id(KEY, version),
+        erp_reference=reference,
+        exported_at=at(minutes).isoformat(),
+    )
+    return event(raw, minutes)
+
+
+def failed(version: int, minutes: int) -> Any:
+    raw = se.envelope(
+        "ExportAttemptFailed",
+        item=COMMITMENT,
+        export_id=export_id(KEY, version),
+        attempt=1,
+        retryable=False,
+        error_code="unknown_vendor",
+        error_message="vendor V7777 is not in vendors",
+    )
+    return event(raw, minutes)
+
+
+def test_merge_keeps_each_topics_order_and_breaks_ties_by_topic() -> None:
+    sub = entry(event(se.commitment_submitted("sc-1"), 5), "submissions")
+    late_clock = entry(event(se.rejected(*COMMITMENT, "x"), 1), "decisions")
+    next_one = entry(event(se.rejected(*COMMITMENT, "y"), 0), "decisions")
+    same_time = entry(event(se.retrieved(*COMMITMENT), 5), "decisions")
+    order = list(merged([[late_clock, next_one, same_time], [sub]]))
+    # the decisions topic's own order holds even when its clocks disagree
+    assert order == [late_clock, next_one, sub, same_time]
+
+
+def test_the_whole_story_of_an_item_with_a_failed_export_and_a_retry() -> None:
+    result = rebuild(
+        [
+            entry(event(se.commitment_submitted("sc-1"), 0), "submissions"),
+            entry(event(se.rejected(*COMMITMENT, "Wrong vendor"), 1), "decisions"),
+            entry(event(se.commitment_submitted("sc-1"), 2), "submissions"),
+            entry(event(se.accepted(*COMMITMENT, details="ok"), 3), "decisions"),
+            entry(failed(2, 4), "export-results"),
+            entry(
+                event(se.envelope("ExportRetryRequested", item=COMMITMENT, actor=se.APPROVER), 5),
+                "decisions",
+            ),
+            entry(exported(2, 6, "SC-1"), "export-results"),
+        ]
+    ).result
+    state = result.states[KEY]
+    assert (state.status, state.version, state.erp_reference) == ("synced", 2, "SC-1")
+    rows = {row.decision: row for row in result.rows}
+    assert set(rows) == {"rejected", "accepted", "export_retry"}
+    assert (rows["rejected"].outcome, rows["rejected"].status_after) == ("applied", "rejected")
+    assert rows["rejected"].submission_version == 1 and rows["rejected"].detail == "Wrong vendor"
+    accepted = rows["accepted"]
+    assert (accepted.submission_version, accepted.status_after) == (2, "exporting")
+    assert accepted.export_id == export_id(KEY, 2) and accepted.attempt == 1
+    assert accepted.export_error.startswith("unknown_vendor") and not accepted.erp_reference
+    assert json.loads(accepted.detail) == {"details": "ok"}
+    retry = rows["export_retry"]
+    assert (retry.attempt, retry.erp_reference, retry.outcome) == (2, "SC-1", "applied")
+    assert {row.final_status for row in result.rows} == {"synced"}
+    assert all(row.sent_by == se.SENDER["email"] for row in result.rows)
+    assert result.events == 3 + 7
+
+
+def test_a_refused_decision_is_reported_with_its_reason() -> None:
+    result = rebuild(
+        [
+            entry(event(se.commitment_submitted("sc-1"), 0), "submissions"),
+            entry(event(se.rejected(*COMMITMENT, "no", actor=se.VIEWER), 1), "decisions"),
+        ]
+    ).result
+    (row,) = result.rows
+    assert row.outcome == "refused" and row.refusal.startswith("authorize: user u-vic")
+    assert row.status_after == "" and row.final_status == "ready_to_export"
+
+
+def test_a_decision_for_a_version_not_seen_yet_is_applied_when_it_arrives() -> None:
+    accept = se.accepted(*COMMITMENT, submission_version=2)
+    result = rebuild(
+        [
+            entry(event(se.commitment_submitted("sc-1"), 0), "submissions"),
+            entry(event(se.retrieved(*COMMITMENT), 1), "submissions"),
+            entry(event(accept, 2), "decisions"),
+            entry(event(se.commitment_submitted("sc-1"), 3), "submissions"),
+        ]
+    ).result
+    rows = {row.decision: row for row in result.rows}
+    assert rows["accepted"].outcome == "applied" and rows["accepted"].status_after == "exporting"
+    assert rows["accepted"].submission_version == 2
+    assert rows["retrieved"].decided_by == se.SENDER["email"]
+    assert result.states[KEY].status == "exporting"
+
+
+def test_decisions_before_the_window_shape_state_but_are_not_reported() -> None:
+    result = rebuild(
+        [
+            entry(event(se.commitment_submitted("sc-1"), 0), "submissions", reported=False),
+            entry(event(se.rejected(*COMMITMENT, "old"), 1), "decisions", reported=False),
+            entry(event(se.commitment_submitted("sc-1"), 2), "submissions"),
+            entry(event(se.rejected(*COMMITMENT, "new"), 3), "decisions"),
+        ]
+    ).result
+    (row,) = result.rows
+    assert (row.detail, row.submission_version) == ("new", 2)
+
+
+def test_reports_are_deterministic_and_totals_count_statuses_and_approvers() -> None:
+    stories = [
+        entry(event(se.commitment_submitted("sc-1"), 0), "submissions"),
+        entry(event(se.rejected(*COMMITMENT, 'Wrong, "vendor"'), 1), "decisions"),
+    ]
+    first, second = rebuild(stories).result, rebuild(stories).result
+    assert to_csv(first.rows) == to_csv(second.rows)
+    assert to_jsonl(first.rows) == to_jsonl(second.rows)
+    header, line = to_csv(first.rows).splitlines()
+    assert header.split(",") == COLUMNS and '"Wrong, ""vendor"""' in line
+    assert json.loads(to_jsonl(first.rows))["decided_by"] == se.APPROVER["email"]
+    header, line = table(first.rows, ["decision", "detail"], width=8).splitlines()
+    assert header.split() == ["decision", "detail"] and line.split("  ") == ["rejected", "Wrong, …"]
+    counted = totals(first.rows, {KEY: "rejected"})
+    assert counted["status"] == {"rejected": 1}
+    assert counted["approver"] == {f"{se.APPROVER['email']} rejected applied": 1}
+
+
+def test_an_error_in_the_rules_is_reported_like_the_live_dead_letter(monkeypatch: Any) -> None:
+    import pipeline.rebuild
+
+    def broken(*args: Any) -> Any:
+        raise ValueError("boom")
+
+    monkeypatch.setattr(pipeline.rebuild, "react", broken)
+    result = rebuild([entry(event(se.rejected(*COMMITMENT, "x"), 1), "decisions")]).result
+    (row,) = result.rows
+    assert (row.outcome, row.refusal) == (
+        "refused",
+        "business_rule: unexpected error: ValueError: boom",
+    )
+    assert result.states == {}
