@@ -158,6 +158,11 @@ async def read_all(settings: Settings, spec: TopicSpec) -> list[Any]:
         while not await caught_up(consumer, ends):
             for batch in (await consumer.getmany(timeout_ms=500)).values():
                 records.extend(batch)
+        # Some brokers (the embedded one) under-report end offsets after concurrent writes:
+        # records past the reported end are still there, so drain until a poll comes back empty.
+        while batches := await consumer.getmany(timeout_ms=300):
+            for batch in batches.values():
+                records.extend(batch)
         return records
     finally:
         await stop_consumer(consumer)

@@ -114,3 +114,29 @@ def test_db_migrate_is_idempotent_and_created_the_read_model(
 def test_every_command_has_help(worker_env: dict[str, str], command: list[str]) -> None:
     result = cli(worker_env, *command, "--help")
     assert result.returncode == 0 and "Usage:" in result.stdout
+
+
+async def test_read_all_returns_every_record_of_a_concurrent_burst(settings: Settings) -> None:
+    """The embedded broker under-reports end offsets after pipelined writes; nothing is missed."""
+    import asyncio as aio
+    import uuid as uid
+
+    from consumers.kafka import create_topics, make_producer
+    from topics.specs import STATUS
+
+    mine = settings.model_copy(
+        update={"erp_topic_prefix": f"{settings.erp_topic_prefix}burst{uid.uuid4().hex[:4]}."}
+    )
+    await create_topics(mine, [STATUS])
+    producer = make_producer(mine)
+    await producer.start()
+    try:
+        value, count = b"v" * 200, 3000
+        sent = [
+            await producer.send(mine.topic(STATUS.name), value, key=str(n).encode())
+            for n in range(count)
+        ]
+        await aio.gather(*sent)
+    finally:
+        await producer.stop()
+    assert len(await read_all(mine, STATUS)) == count
