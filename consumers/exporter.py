@@ -169,14 +169,7 @@ class Exporter:
         try:
             request: ExportRequested = decode(record.value or b"", EXPORTS)
         except ContractError as exc:
-            raw = Record(
-                record.topic,
-                record.partition,
-                record.offset,
-                record.key,
-                record.value,
-                record.timestamp or 0,
-            )
+            raw = Record.of(record)
             await self._send(DEAD_LETTERS, refusal_for_contract_error(raw, exc))
             self.metrics.events_consumed.labels(EXPORTS.name, "refused").inc()
             self.metrics.events_refused.labels(exc.stage).inc()

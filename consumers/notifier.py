@@ -181,17 +181,6 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
-def _record_of(message: Any) -> Record:
-    return Record(
-        message.topic,
-        message.partition,
-        message.offset,
-        message.key,
-        message.value,
-        message.timestamp or 0,
-    )
-
-
 async def serve(settings: Settings, stop: asyncio.Event, runtime: Runtime | None = None) -> None:
     """Consume erp.notifications and send e-mails until `stop` is set."""
     target = SmtpTarget.from_settings(settings)
@@ -225,7 +214,7 @@ async def serve(settings: Settings, stop: asyncio.Event, runtime: Runtime | None
             batches = await consumer.getmany(timeout_ms=500)
             for tp, messages in batches.items():
                 for message in messages:
-                    if await notifier.handle(_record_of(message)) is Outcome.RETRY:
+                    if await notifier.handle(Record.of(message)) is Outcome.RETRY:
                         # Consume this record again after the backoff; later records of the
                         # partition wait behind it so that nothing is skipped.
                         consumer.seek(tp, message.offset)

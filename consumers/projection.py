@@ -117,14 +117,7 @@ async def project_batch(
             try:
                 event = decode(record.value, STATUS)
             except ContractError as exc:
-                dead = Record(
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    record.key,
-                    record.value,
-                    record.timestamp,
-                )
+                dead = Record.of(record)
                 await publish(
                     producer, settings, DEAD_LETTERS, refusal_for_contract_error(dead, exc)
                 )

@@ -107,14 +107,7 @@ class _Reader:
             return
         if not self.wanted(record.key):
             return
-        rec = Record(
-            record.topic,
-            record.partition,
-            record.offset,
-            record.key,
-            record.value,
-            record.timestamp,
-        )
+        rec = Record.of(record)
         rank = TOPIC_RANK[spec.name.removeprefix("erp.")]
         self.items[event.item_key][spec.name].append(Entry(event, rec, rank, reported))
 

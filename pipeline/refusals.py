@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from topics import ContractError, Envelope, raw_for_dead_letter
 from topics.events import EventRefused
@@ -26,6 +27,18 @@ class Record:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int = 0
+
+    @classmethod
+    def of(cls, record: Any) -> Record:
+        """From a consumed aiokafka record (timestamp in milliseconds)."""
+        return cls(
+            record.topic,
+            record.partition,
+            record.offset,
+            record.key,
+            record.value,
+            record.timestamp or 0,
+        )
 
 
 def refusal(
