@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from consumers.cli.bench import bench_cmd
 from consumers.cli.contract import publish_cmd, schemas_cmd, tail_cmd, topics_group
 from consumers.cli.demo import demo_cmd
 from consumers.cli.erp import erp_group
@@ -33,5 +34,6 @@ for command in (
     queue_cmd,
     history_cmd,
     erp_group,
+    bench_cmd,
 ):
     main.add_command(command)
