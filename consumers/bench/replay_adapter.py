@@ -12,29 +12,35 @@ from pipeline.settings import Settings
 
 
 def measure_replay(settings: Settings, events: int) -> dict[str, Any]:
-    """Run the replay over this run's topics and report events/s, or why it was not measured.
+    """Replay this run's topics and report events/s, or why it was not measured.
 
-    `events` is how many records the topics held, used when replay reports no count itself.
+    Calls `replay(settings, ReplayOptions())` (awaited when it is a coroutine function);
+    `events` stands in for the record count when the result carries none.
     """
     try:
-        replay = importlib.import_module("consumers.replay").replay
+        module = importlib.import_module("consumers.replay")
+        replay = module.replay
     except (ImportError, AttributeError):
         return {"measured": False, "note": "replay: not measured (consumers.replay.replay absent)"}
+    args: list[Any] = [settings]
+    if "options" in inspect.signature(replay).parameters:
+        args.append(module.ReplayOptions())
     started = time.perf_counter()
     try:
-        result = replay(settings)
+        result = replay(*args)
         if inspect.iscoroutine(result):
             result = asyncio.run(result)
     except Exception as exc:  # the adapter must never sink the rest of the report
         return {"measured": False, "note": f"replay: failed ({type(exc).__name__}: {exc})"}
     elapsed = time.perf_counter() - started
     count = _count(result) or events
-    return {"measured": True, "events": count, "seconds": elapsed, "events_per_s": count / elapsed}
+    seconds = getattr(result, "elapsed_s", 0.0) or elapsed
+    return {"measured": True, "events": count, "seconds": seconds, "events_per_s": count / seconds}
 
 
 def _count(result: Any) -> int | None:
-    for name in ("events", "event_count", "records"):
+    for name in ("records", "events", "event_count"):
         value = getattr(result, name, None)
-        if isinstance(value, int):
+        if isinstance(value, int) and value > 0:
             return value
     return None
