@@ -51,6 +51,7 @@ def make_consumer(
         "auto_offset_reset": "earliest",
         "session_timeout_ms": settings.kafka_session_timeout_ms,
         "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
         "fetch_max_bytes": 8 * 1024 * 1024,
         "max_partition_fetch_bytes": 4 * 1024 * 1024,
         **settings.kafka_client_kwargs(),

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     kafka_heartbeat_interval_ms: int = Field(default=1_000, ge=100)
     kafka_replication_factor: int = Field(default=1, ge=1)
+    #: How long a fetch may wait for data. Kafka answers a waiting fetch as soon as data
+    #: arrives; the embedded broker does not, so this wait is added to every hop there.
+    kafka_fetch_max_wait_ms: int = Field(default=20, ge=1, le=10_000)
 
     erp_topic_prefix: str = ""
     database_url: SecretStr | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from consumers.cli.bench import bench_cmd
 from consumers.cli.contract import publish_cmd, schemas_cmd, tail_cmd, topics_group
 from consumers.cli.demo import demo_cmd
 from consumers.cli.erp import erp_group
@@ -35,5 +36,6 @@ for command in (
     history_cmd,
     erp_group,
     replay_cmd,
+    bench_cmd,
 ):
     main.add_command(command)

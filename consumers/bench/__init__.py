@@ -1,0 +1,1 @@
+"""`erp-pipeline bench`: throughput, latency and memory of the pipeline against a raw baseline."""

@@ -1,0 +1,85 @@
+"""`erp-pipeline bench`: throughput, latency and memory on the configured (or embedded) stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import click
+
+from consumers.cli.common import load_settings, setup_logging
+
+
+@click.command("bench")
+@click.option("--items", default=2000, show_default=True, help="Items in the end-to-end run.")
+@click.option(
+    "--types", "types_", default="mix", show_default=True, help="mix, or e.g. project,commitment."
+)
+@click.option(
+    "--pending",
+    default=100_000,
+    show_default=True,
+    help="Items left pending for the memory figure.",
+)
+@click.option(
+    "--load-seconds", default=20.0, show_default=True, help="How long the 20 % load run lasts."
+)
+@click.option(
+    "--baseline-events", default=0, help="Records in the raw baseline [default: 10 per item]."
+)
+@click.option("--no-faust-reference", is_flag=True, help="Skip the faust reference agent.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report as JSON.",
+)
+def bench_cmd(
+    items: int,
+    types_: str,
+    pending: int,
+    load_seconds: float,
+    baseline_events: int,
+    no_faust_reference: bool,
+    json_path: Path | None,
+) -> None:
+    """Measure the pipeline against a raw aiokafka baseline in the same run.
+
+    Runs on the configured broker and database, or embedded ones, under a topic prefix of its
+    own: the raw hop, N items end to end with an automatic approver (90 % accepted), the same
+    at 20 % of the measured maximum, and the processor's memory per pending item.
+    """
+    from consumers.bench import workload
+    from consumers.bench.report import print_table
+    from consumers.bench.run import Options, run_all
+    from consumers.devstack import running_stack
+
+    try:
+        types = workload.item_types(types_)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--types") from None
+    # workers are child processes configured from the environment: quick group joins, quiet logs
+    os.environ.setdefault("KAFKA_SESSION_TIMEOUT_MS", "6000")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    settings = load_settings()
+    setup_logging(settings)
+    prefix = f"{settings.erp_topic_prefix}bench{uuid.uuid4().hex[:8]}."
+    settings = settings.model_copy(update={"erp_topic_prefix": prefix})
+    options = Options(
+        items=items,
+        types=types,
+        pending=pending,
+        load_seconds=load_seconds,
+        baseline_events=baseline_events,
+        faust_reference=not no_faust_reference,
+    )
+    with running_stack(settings) as stack:
+        report = run_all(
+            stack, options, say=lambda text: click.secho(f"▸ {text}", fg="cyan", err=True)
+        )
+    print_table(report)
+    if json_path is not None:
+        json_path.write_text(json.dumps(report, indent=2))
+        click.echo(f"report written to {json_path}", err=True)

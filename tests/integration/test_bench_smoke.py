@@ -1,0 +1,67 @@
+"""`erp-pipeline bench` end to end on the test stack: the report is complete and adds up."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from consumers.devstack import Stack
+from tests.helpers import cli
+from tests.integration.helpers import ROOT
+
+pytestmark = pytest.mark.timeout(240)
+
+ITEMS = 500
+
+
+def test_bench_reports_every_item_terminal_and_counts_add_up(
+    stack: Stack, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "bench.json"
+    env = {**worker_env, "PYTHONPATH": str(ROOT), "DATA_DIR": str(tmp_path / "data")}
+    done = cli(
+        env,
+        "bench",
+        "--items",
+        str(ITEMS),
+        "--pending",
+        "1000",
+        "--load-seconds",
+        "3",
+        "--baseline-events",
+        "3000",
+        "--no-faust-reference",
+        "--json",
+        str(out),
+        timeout=200,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+
+    assert report["machine"]["cpu_count"] >= 1
+    assert report["machine"]["packages"]["aiokafka"]
+    assert report["baseline"]["events"] == 3000
+    assert report["baseline"]["hop_events_per_s"] > 0
+    assert report["baseline"]["consume_events_per_s"] > 0
+    for name in ("max", "load"):
+        section = report[name]
+        items = section["items"]
+        assert section["submitted"] == section["ready_to_export"] == section["terminal"] == items
+        assert section["accepted"] + section["rejected_by_approver"] == items
+        finals = section["final_statuses"]
+        assert sum(finals.values()) == items
+        assert finals.get("synced", 0) == section["accepted"]
+        assert finals.get("rejected", 0) == section["rejected_by_approver"]
+        assert section["submit_to_ready_ms"]["count"] == items
+        assert section["accept_to_synced_ms"]["count"] == section["accepted"]
+        assert section["items_per_s"] > 0
+    assert report["max"]["items"] == ITEMS
+    assert report["max"]["rejected_by_approver"] == ITEMS // 10
+    assert report["ratio_to_hop"] > 0
+    assert report["memory"]["reached"] == report["memory"]["pending"] == 1000
+    assert report["memory"]["rss_after"] > 0
+    assert "measured" in report["replay"]
+    assert report["faust_reference"]["measured"] is False
+    assert "erp-pipeline bench" in done.stdout

@@ -1,0 +1,50 @@
+"""The benchmark's pure parts: the item mix, the approver's 90/10 split, percentiles."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from consumers.bench import workload
+from consumers.bench.report import percentile
+from topics import decode
+from topics.specs import DECISIONS, SUBMISSIONS
+
+
+def test_the_mix_alternates_types_and_unknown_types_are_refused() -> None:
+    types = workload.item_types("mix")
+    assert [workload.item_type(i, types) for i in range(4)] == [
+        "project",
+        "commitment",
+        "project",
+        "commitment",
+    ]
+    assert workload.item_types("commitment") == ("commitment",)
+    with pytest.raises(ValueError):
+        workload.item_types("invoice")
+
+
+def test_submissions_and_decisions_are_valid_contract_events() -> None:
+    types = workload.item_types("mix")
+    for index in range(20):
+        submitted = decode(json.dumps(workload.submission("bench-x", index, types)), SUBMISSIONS)
+        assert submitted.company_id == "bench-x"
+        ident = workload.item_id(index, types)
+        assert workload.index_of(ident) == index
+        kind = workload.item_type(index, types)
+        answer = decode(json.dumps(workload.decision("bench-x", kind, ident, 1)), DECISIONS)
+        expected = "ItemAccepted" if workload.accepts(index) else "ItemRejected"
+        assert answer.event_type == expected
+
+
+def test_one_item_in_ten_is_rejected() -> None:
+    assert sum(not workload.accepts(i) for i in range(1000)) == 100
+
+
+def test_nearest_rank_percentiles() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([], 50) is None
