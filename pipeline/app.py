@@ -23,7 +23,6 @@ from typing import Any
 import faust
 
 from pipeline.directory import Directory
-from pipeline.lag import GroupLag
 from pipeline.metrics import Metrics
 from pipeline.observability import HealthServer
 from pipeline.processor_config import (
@@ -110,7 +109,6 @@ class Processor:
             TopicReplica(settings, NOTIFICATIONS, self._apply_notification),
         ]
         self.ready = asyncio.Event()
-        self._fetch_wait_set = False
         self._wire()
 
     def _topic(self, spec: TopicSpec) -> Any:
@@ -148,21 +146,33 @@ class Processor:
     async def _observe(self) -> None:
         """Serve /metrics, /healthz, /readyz and sample the group's lag until shutdown."""
         server = HealthServer(self.metrics, self.settings.metrics_port, self._readiness)
-        lag = GroupLag(
-            self.settings.kafka_client_kwargs(),
-            self.settings.topic(APP_NAME),
-            [self.settings.topic(spec.name) for spec in ITEM_TOPICS],
-            APP_NAME,
-            self.metrics,
-        )
         await server.start()
         try:
             while True:
-                await lag.sample()
+                self._sample_lag()
                 await asyncio.sleep(self.settings.metrics_sample_interval_s)
         finally:
-            await lag.close()
             await server.stop()
+
+    def _sample_lag(self) -> None:
+        """Lag of the assigned partitions from faust's own consumer: highwater - committed.
+
+        Read from the running consumer rather than asked of the broker with the group's id:
+        a second client naming the group can disturb the group on some brokers.
+        """
+        consumer: Any = self.app.consumer
+        try:
+            committed = consumer._committed_offset
+            for tp in consumer.assignment():
+                highwater = consumer.highwater(tp)
+                if highwater is None:
+                    continue
+                done = committed.get(tp) or 0
+                self.metrics.consumer_lag.labels(APP_NAME, tp.topic, str(tp.partition)).set(
+                    max(0, highwater - done)
+                )
+        except (AttributeError, KeyError) as exc:  # another faust layout: no lag, no crash
+            log.debug("lag sample failed: %r", exc)
 
     async def _readiness(self) -> str | None:
         if not self.ready.is_set():
@@ -238,25 +248,7 @@ class Processor:
     async def _items_agent(self, stream: Any) -> None:
         async for event in stream.events():
             await self.ready.wait()
-            self._shorten_fetch_wait()
             await self.handle(self._record(event))
-
-    def _shorten_fetch_wait(self) -> None:
-        """Apply KAFKA_FETCH_MAX_WAIT_MS to faust's consumer, which fixes it at 1.5 s.
-
-        On a broker that does not answer a waiting fetch when data arrives (the embedded one),
-        that wait is added to every hop: ~0.4 s per status change. faust has no setting for
-        it, so the value is set on the running fetcher (read afresh for every fetch request).
-        """
-        if self._fetch_wait_set:
-            return
-        self._fetch_wait_set = True
-        try:
-            consumer: Any = self.app.consumer
-            fetcher = consumer._thread._ensure_consumer()._fetcher
-            fetcher._fetch_max_wait_ms = self.settings.kafka_fetch_max_wait_ms
-        except AttributeError:  # another faust / aiokafka layout: keep its default
-            log.warning("could not set the consumer's fetch wait; faust's default applies")
 
     async def handle(self, record: Record) -> None:
         """Decode, apply the rules, store the item's state, publish what they derived.
