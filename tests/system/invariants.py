@@ -1,0 +1,133 @@
+"""The end-of-run checks: nothing lost, nothing doubled, read from topics, read model, ERP, sink."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from typing import Any
+
+from tests.integration.exporter_support import query
+from tests.system.scripts import BASE_PROJECT, Item
+from tests.system.support import ROOT, System, decoded, mail_ids, rows, statuses, until
+from topics.specs import NOTIFICATIONS, STATUS
+
+
+def final_statuses_reached(system: System, items: list[Item], phase: str = "final") -> bool:
+    """Whether the read model shows every item at its phase's status."""
+    company = items[0].company
+    now = statuses(system.settings, company)
+    want = {i.id: (i.script.final if phase == "final" else i.after_first_phase) for i in items}
+    return all(now.get(item) == status for item, status in want.items())
+
+
+def lagging(system: System, items: list[Item], phase: str = "final") -> str:
+    """A description of the items not yet at their status (for failure messages)."""
+    now = statuses(system.settings, items[0].company)
+    off = Counter(
+        (now.get(i.id), i.script.final if phase == "final" else i.after_first_phase)
+        for i in items
+        if now.get(i.id) != (i.script.final if phase == "final" else i.after_first_phase)
+    )
+    stray = next((i for i in items if now.get(i.id) != (i.script.final if phase == "final" else i.after_first_phase)), None)
+    history = rows(system.settings, "SELECT status, previous_status, reason, erp_reference FROM item_history WHERE company_id = %s AND item_id = %s ORDER BY occurred_at, source_offset", items[0].company, stray.id) if stray else []
+    return f"(status now, status wanted) → items: {dict(off)}; e.g. {stray}: {history}"
+
+
+def check_statuses(system: System, items: list[Item]) -> None:
+    """Read model and erp.status agree with each script; nothing sits in `exporting`."""
+    company = items[0].company
+    want = {i.id: i.script.final for i in items} | {BASE_PROJECT: "synced"}
+    assert statuses(system.settings, company) == want
+    latest: dict[str, str] = {}
+    for event in decoded(system.settings, STATUS):
+        if event.company_id == company:
+            latest[event.item.id] = event.payload.status.value
+    assert latest == want
+    assert "exporting" not in latest.values()
+
+
+def check_erp(system: System, items: list[Item]) -> None:
+    """Exactly one ERP record per synced item, none for any other."""
+    company = items[0].company
+    jobs = Counter(
+        str(row[0])
+        for row in query(
+            system.settings,
+            "SELECT upstream_project_id FROM spectrum.jobs WHERE company_id = %s",
+            company,
+        )
+    )
+    commitments = Counter(
+        str(row[0])
+        for row in query(
+            system.settings,
+            "SELECT upstream_id FROM spectrum.commitments WHERE company_id = %s",
+            company,
+        )
+    )
+    want_jobs = {i.id: 1 for i in items if i.exported and i.kind == "project"}
+    want_commitments = {i.id: 1 for i in items if i.exported and i.kind == "commitment"}
+    assert dict(jobs) == want_jobs | {BASE_PROJECT: 1}
+    assert dict(commitments) == want_commitments
+
+
+def check_mail(system: System, items: list[Item], duplicates_allowed: int = 0) -> None:
+    """One e-mail per notification of the company (each message names its event).
+
+    `duplicates_allowed` bounds repeats of one event's e-mail: the notifier's documented
+    at-least-once window (SMTP accepted, `sent` not yet recorded) can only open when a
+    notifier is killed, so it is at most the number of notifier kills.
+    """
+    company = items[0].company
+    notices = [e for e in decoded(system.settings, NOTIFICATIONS) if e.company_id == company]
+    wanted = {str(e.event_id) for e in notices}
+    rejections = Counter(e.item.id for e in notices if e.event_type == "RejectionNotice")
+    assert {k: len({e.event_id for e in notices if e.event_type == "RejectionNotice" and e.item.id == k}) for k in rejections} == {
+        i.id: 1 for i in items if i.rejections
+    }
+    failures = {e.item.id for e in notices if e.event_type == "ExportFailureNotice"}
+    assert failures == {i.id for i in items if i.after_first_phase == "failed_to_export"}
+
+    def all_sent() -> bool:
+        return wanted <= set(mail_ids(system.sink))
+
+    until(all_sent, 60, lambda: f"{len(wanted - set(mail_ids(system.sink)))} e-mails missing")
+    sent = Counter(event_id for event_id in mail_ids(system.sink) if event_id in wanted)
+    assert set(sent) == wanted
+    repeats = sum(count - 1 for count in sent.values())
+    assert repeats <= duplicates_allowed, f"{repeats} repeated e-mails"
+
+
+def replay_verify_hook(system: System) -> bool:
+    """`erp-pipeline replay --verify` over this run's topics; False when the command is missing."""
+    probe = subprocess.run(
+        [sys.executable, "-m", "consumers.cli", "replay", "--help"],
+        env=_cli_env(system),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if probe.returncode != 0:
+        return False
+    done = subprocess.run(
+        [sys.executable, "-m", "consumers.cli", "replay", "--verify"],
+        env=_cli_env(system),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return True
+
+
+def _cli_env(system: System) -> dict[str, Any]:
+    return {
+        **system.base_env,
+        "ERP_TOPIC_PREFIX": system.settings.erp_topic_prefix,
+        "PYTHONPATH": str(ROOT),
+    }
