@@ -13,25 +13,32 @@ from tests.system.support import ROOT, System, decoded, mail_ids, rows, statuses
 from topics.specs import NOTIFICATIONS, STATUS
 
 
+def _want(item: Item, phase: str) -> str:
+    return item.script.final if phase == "final" else item.after_first_phase
+
+
 def final_statuses_reached(system: System, items: list[Item], phase: str = "final") -> bool:
     """Whether the read model shows every item at its phase's status."""
-    company = items[0].company
-    now = statuses(system.settings, company)
-    want = {i.id: (i.script.final if phase == "final" else i.after_first_phase) for i in items}
-    return all(now.get(item) == status for item, status in want.items())
+    now = statuses(system.settings, items[0].company)
+    return all(now.get(i.id) == _want(i, phase) for i in items)
 
 
 def lagging(system: System, items: list[Item], phase: str = "final") -> str:
-    """A description of the items not yet at their status (for failure messages)."""
+    """The items not yet at their status, and one's history (for failure messages)."""
     now = statuses(system.settings, items[0].company)
-    off = Counter(
-        (now.get(i.id), i.script.final if phase == "final" else i.after_first_phase)
-        for i in items
-        if now.get(i.id) != (i.script.final if phase == "final" else i.after_first_phase)
-    )
-    stray = next((i for i in items if now.get(i.id) != (i.script.final if phase == "final" else i.after_first_phase)), None)
-    history = rows(system.settings, "SELECT status, previous_status, reason, erp_reference FROM item_history WHERE company_id = %s AND item_id = %s ORDER BY occurred_at, source_offset", items[0].company, stray.id) if stray else []
-    return f"(status now, status wanted) → items: {dict(off)}; e.g. {stray}: {history}"
+    behind = [i for i in items if now.get(i.id) != _want(i, phase)]
+    off = Counter((now.get(i.id), _want(i, phase)) for i in behind)
+    history = [
+        rows(
+            system.settings,
+            "SELECT status, previous_status, reason FROM item_history"
+            " WHERE company_id = %s AND item_id = %s ORDER BY occurred_at, source_offset",
+            i.company,
+            i.id,
+        )
+        for i in behind[:1]
+    ]
+    return f"(status now, status wanted) → items: {dict(off)}; e.g. {behind[:1]}: {history}"
 
 
 def check_statuses(system: System, items: list[Item]) -> None:
@@ -73,7 +80,7 @@ def check_erp(system: System, items: list[Item]) -> None:
 
 
 def check_mail(
-    system: System, items: list[Item], *, exact: bool = False, rejected: set[str] = frozenset()
+    system: System, items: list[Item], *, exact: bool = False, rejected: frozenset[str] = frozenset()
 ) -> None:
     """One e-mail per notification of the company (each message names its event).
 
@@ -88,7 +95,9 @@ def check_mail(
     for e in notices:
         if e.event_type == "RejectionNotice":
             rejections.setdefault(e.item.id, set()).add(str(e.event_id))
-    assert {k: len(v) for k, v in rejections.items()} == {i.id: 1 for i in items if i.rejections} | dict.fromkeys(rejected, 1)
+    assert {k: len(v) for k, v in rejections.items()} == {
+        i.id: 1 for i in items if i.rejections
+    } | dict.fromkeys(rejected, 1)
     failures = {e.item.id for e in notices if e.event_type == "ExportFailureNotice"}
     assert failures == {i.id for i in items if i.after_first_phase == "failed_to_export"}
 

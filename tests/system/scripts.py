@@ -88,7 +88,9 @@ def _submitted(item: Item) -> dict[str, Any]:
 
 
 def _accepted(item: Item, version: int) -> dict[str, Any]:
-    fields = {"erp_job_id": f"J{item.n:05d}", "job_template": "COMM"} if item.kind == "project" else {}
+    fields: dict[str, Any] = (
+        {"erp_job_id": f"J{item.n:05d}", "job_template": "COMM"} if item.kind == "project" else {}
+    )
     return se.accepted(item.kind, item.id, submission_version=version, **fields)
 
 
@@ -99,7 +101,13 @@ def first_phase(item: Item) -> list[Raw]:
         out.append(_raw(DECISIONS, c, _accepted(item, 1)))
     elif item.script in (Script.REJECT, Script.RESEND):
         rejected = se.rejected(item.kind, item.id, "numbers do not match the contract")
-        out.append(_raw(DECISIONS, c, {**rejected, "payload": {**rejected["payload"], "submission_version": 1}}))
+        out.append(
+            _raw(
+                DECISIONS,
+                c,
+                {**rejected, "payload": {**rejected["payload"], "submission_version": 1}},
+            )
+        )
     else:
         out.append(_raw(SUBMISSIONS, c, se.retrieved(item.kind, item.id)))
     return out
@@ -111,9 +119,7 @@ def second_phase(item: Item) -> list[Raw]:
     if item.script is Script.RESEND:
         return [_raw(SUBMISSIONS, c, _submitted(item)), _raw(DECISIONS, c, _accepted(item, 2))]
     if item.script is Script.FAIL_THEN_RETRY:
-        retry = se.envelope(
-            "ExportRetryRequested", item=(item.kind, item.id), actor=se.APPROVER
-        )
+        retry = se.envelope("ExportRetryRequested", item=(item.kind, item.id), actor=se.APPROVER)
         return [_raw(DECISIONS, c, retry)]
     return []
 
@@ -131,8 +137,12 @@ def prepare_company(system: System, company: str, *, wait_s: float = 90) -> None
         ],
     )
     base = se.project_submitted(BASE_PROJECT)
-    accept = se.accepted("project", BASE_PROJECT, submission_version=1, erp_job_id="JBASE", job_template="COMM")
-    publish_all(system.settings, [_raw(SUBMISSIONS, company, base), _raw(DECISIONS, company, accept)])
+    accept = se.accepted(
+        "project", BASE_PROJECT, submission_version=1, erp_job_id="JBASE", job_template="COMM"
+    )
+    publish_all(
+        system.settings, [_raw(SUBMISSIONS, company, base), _raw(DECISIONS, company, accept)]
+    )
     until(
         lambda: statuses(system.settings, company).get(BASE_PROJECT) == "synced",
         wait_s,
@@ -143,10 +153,22 @@ def prepare_company(system: System, company: str, *, wait_s: float = 90) -> None
 def add_late_vendor(system: System, company: str) -> None:
     """`erp-pipeline erp add-vendor` as an operator would run it."""
     subprocess.run(
-        [sys.executable, "-m", "consumers.cli", "erp", "add-vendor", LATE_VENDOR, "Travis Rebar",
-         "--company", company],
-        env={**system.base_env, "PYTHONPATH": str(ROOT),
-             "ERP_DATABASE_URL": system.settings.require_erp_database_url()},
+        [
+            sys.executable,
+            "-m",
+            "consumers.cli",
+            "erp",
+            "add-vendor",
+            LATE_VENDOR,
+            "Travis Rebar",
+            "--company",
+            company,
+        ],
+        env={
+            **system.base_env,
+            "PYTHONPATH": str(ROOT),
+            "ERP_DATABASE_URL": system.settings.require_erp_database_url(),
+        },
         cwd=ROOT,
         check=True,
         capture_output=True,

@@ -114,9 +114,7 @@ class System:
     def exited(self) -> dict[str, int]:
         """Workers that are no longer running, with their exit codes."""
         return {
-            label: code
-            for label, p in self.processes.items()
-            if (code := p.poll()) is not None
+            label: code for label, p in self.processes.items() if (code := p.poll()) is not None
         }
 
     def stop_all(self) -> None:
@@ -133,7 +131,9 @@ class System:
                 process.wait()
 
 
-def publish_all(settings: Settings, records: Iterable[tuple[TopicSpec, bytes | None, bytes]]) -> None:
+def publish_all(
+    settings: Settings, records: Iterable[tuple[TopicSpec, bytes | None, bytes]]
+) -> None:
     """Publish (topic, key, value) records, waiting for every acknowledgement."""
 
     async def go() -> None:
@@ -188,7 +188,9 @@ def until(check: Callable[[], bool], timeout_s: float, what: Callable[[], str] |
     deadline = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout_s:.0f}s: {what if isinstance(what, str) else what()}")
+            raise AssertionError(
+                f"not reached in {timeout_s:.0f}s: {what if isinstance(what, str) else what()}"
+            )
         time.sleep(0.5)
 
 
@@ -196,9 +198,7 @@ def mail_ids(sink: MailSink) -> list[str]:
     """The notification event id of every message at the sink (one entry per message)."""
     found = []
     for mail in sink.messages():
-        header = email.message_from_bytes(mail.content, policy=policy.default)[
-            "X-ERP-Notification"
-        ]
+        header = email.message_from_bytes(mail.content, policy=policy.default)["X-ERP-Notification"]
         if header:
             found.append(str(header).split()[-1])
     return found

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(400)
 
 COMPANY = "sys-chaos"
 #: Items in the run (the full-size run is 5000; the default fits a 2-core machine in ~90 s).
-ITEMS = env_flag("SYSTEM_CHAOS_ITEMS", 250)
+ITEMS = env_flag("SYSTEM_CHAOS_ITEMS", 300)
 #: Seconds between kills, and kills per phase: kills come while work is in flight, then stop so
 #: that the groups settle (unbounded kills of 8 workers on 6 s sessions rebalance forever).
 KILL_EVERY_S = float(env_flag("SYSTEM_CHAOS_KILL_EVERY_S", 4))

@@ -24,7 +24,11 @@ OUTAGE_S = float(env_flag("SYSTEM_DB_OUTAGE_S", 8))
 
 def test_workers_ride_out_a_database_outage(system: System) -> None:
     prepare_company(system, COMPANY)
-    items = [i for i in scripted(COMPANY, ITEMS) if i.script in (Script.ACCEPT, Script.REJECT, Script.RETRIEVE)]
+    items = [
+        i
+        for i in scripted(COMPANY, ITEMS)
+        if i.script in (Script.ACCEPT, Script.REJECT, Script.RETRIEVE)
+    ]
     pids = system.pids()
     publish_all(system.settings, [r for item in items for r in first_phase(item)])
     until(lambda: len(statuses(system.settings, COMPANY)) > len(items) // 5, 60, "work under way")
