@@ -80,7 +80,11 @@ def check_erp(system: System, items: list[Item]) -> None:
 
 
 def check_mail(
-    system: System, items: list[Item], *, exact: bool = False, rejected: frozenset[str] = frozenset()
+    system: System,
+    items: list[Item],
+    *,
+    exact: bool = False,
+    rejected: frozenset[str] = frozenset(),
 ) -> None:
     """One e-mail per notification of the company (each message names its event).
 
