@@ -10,7 +10,7 @@ from typing import Any
 from tests.integration.exporter_support import query
 from tests.system.scripts import BASE_PROJECT, Item
 from tests.system.support import ROOT, System, decoded, mail_ids, rows, statuses, until
-from topics.specs import NOTIFICATIONS, STATUS
+from topics.specs import EXPORT_RESULTS, EXPORTS, FAILED_TO_EXPORT, NOTIFICATIONS, STATUS
 
 
 def _want(item: Item, phase: str) -> str:
@@ -38,7 +38,17 @@ def lagging(system: System, items: list[Item], phase: str = "final") -> str:
         )
         for i in behind[:1]
     ]
-    return f"(status now, status wanted) → items: {dict(off)}; e.g. {behind[:1]}: {history}"
+    stuck = {i.id for i in behind if now.get(i.id) == "exporting"}
+    trail = Counter(
+        e.event_type
+        for spec in (EXPORTS, EXPORT_RESULTS, FAILED_TO_EXPORT)
+        for e in decoded(system.settings, spec)
+        if e.company_id == items[0].company and e.item.id in stuck
+    )
+    return (
+        f"(status now, status wanted) → items: {dict(off)}; e.g. {behind[:1]}: {history};"
+        f" events of the {len(stuck)} items in exporting: {dict(trail)}"
+    )
 
 
 def check_statuses(system: System, items: list[Item]) -> None:
