@@ -269,6 +269,9 @@ class Processor:
         try:
             stored = self.items.get(key.encode())
             state = ItemState.model_validate_json(stored) if stored else None
+            poison = self.settings.processor_poison_item_id
+            if poison and key.rpartition(":")[2] == poison:
+                raise RuntimeError("PROCESSOR_POISON_ITEM_ID names this item (fault injection)")
             outcome = react(state, Incoming(decoded, record), self.directory)
         except Exception as exc:
             log.exception("rules failed on %s offset %s", record.topic, record.offset)

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     processor_store: Literal["rocksdb", "memory"] = "rocksdb"
     processor_web_port: int = Field(default=0, ge=0, le=65535)  # 0: no faust web server
     processor_summary_interval_s: float = Field(default=60.0, gt=0)
+    #: Test-only fault injection: the rules raise on every event of the item with this id, to
+    #: prove an unexpected error is dead-lettered and the partition keeps flowing. Never set
+    #: it in a deployment.
+    processor_poison_item_id: str | None = None
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     metrics_sample_interval_s: float = Field(default=5.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
