@@ -44,8 +44,12 @@ class LoopThread:
         return future.result(timeout_s)
 
     def stop(self) -> None:
+        # let aborted transports finish closing their sockets before the loop stops
+        self.call(asyncio.sleep(0.2))
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+        if not self.loop.is_running():
+            self.loop.close()
 
 
 @dataclass
