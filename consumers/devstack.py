@@ -45,6 +45,7 @@ class Stack:
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.settings.require_bootstrap()
         env["DATABASE_URL"] = self.settings.require_database_url()
         env["ERP_TOPIC_PREFIX"] = self.settings.erp_topic_prefix
+        env["KAFKA_SINGLE_RECORD_BATCHES"] = str(self.settings.kafka_single_record_batches).lower()
         if self.settings.smtp_url is not None:
             env["SMTP_URL"] = self.settings.smtp_url.get_secret_value()
         if self.settings.erp_database_url is not None:
@@ -125,6 +126,8 @@ def running_stack(settings: Settings | None = None) -> Iterator[Stack]:
         updates: dict[str, object] = {}
         if bootstrap:
             updates["kafka_bootstrap_servers"] = bootstrap
+            # its end offsets are exact only for one-record batches (see Settings)
+            updates["kafka_single_record_batches"] = True
         if database_url:
             updates["database_url"] = SecretStr(database_url)
         with _mail_sink(settings, data_dir) as sink:

@@ -28,7 +28,8 @@ def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     """A producer for at-least-once delivery: acks from all replicas, no idempotence.
 
     Idempotence is off because the embedded broker cannot grant producer ids; duplicates
-    that a retry may cause are removed downstream by `event_id`.
+    that a retry may cause are removed downstream by `event_id`. With
+    `KAFKA_SINGLE_RECORD_BATCHES` every record goes in a batch of its own (see Settings).
     """
     options: dict[str, Any] = {
         "acks": "all",
@@ -37,6 +38,8 @@ def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
         "max_request_size": 4 * 1024 * 1024,
         **settings.kafka_client_kwargs(),
     }
+    if settings.kafka_single_record_batches:
+        options["max_batch_size"] = 1  # the first record always fits: one record per batch
     options.update(overrides)
     return AIOKafkaProducer(**options)
 

@@ -146,8 +146,8 @@ async def replay(
             for tp, records in batches.items():
                 spec = reader.specs[tp.topic]
                 for record in records:
-                    if record.offset >= ends[tp]:
-                        break
+                    if options.end is not None and record.offset >= ends[tp]:
+                        break  # past `--to`; without it, records past a short end are kept
                     reader.add(record, spec, record.offset >= report_from[tp])
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:

@@ -4,6 +4,12 @@
   co-partitioned with the `items` table); each record is decoded with the project codec, run
   through `pipeline.rules.react`, its state stored in the table (changelog-backed, rocksdb or
   memory store) and its derived events published, each awaited, before the next record.
+- Every input partition has a checkpoint in the same table (`pipeline.checkpoints`): records
+  below it are skipped as already applied, a record past it makes the processor seek back,
+  and a watchdog re-seeks a partition whose records past the checkpoint stopped arriving.
+  The consumer group's committed offsets only say where fetching starts.
+- Local table state (rocksdb) left by a worker that did not shut down cleanly is dropped at
+  start and restored from the changelog: it may hold writes that never reached the changelog.
 - The directory is kept by every instance in a whole-topic replica rather than a GlobalTable:
   before a decision is authorized the replica catches up with erp.directory's end, so a
   directory change published before the decision is always applied first.
@@ -17,11 +23,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import shutil
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import faust
+from faust.types import TP
 
+from pipeline import checkpoints
 from pipeline.directory import Directory
 from pipeline.metrics import Metrics
 from pipeline.observability import HealthServer
@@ -36,7 +47,7 @@ from pipeline.processor_config import (
 )
 from pipeline.refusals import Record, refusal, refusal_for_contract_error
 from pipeline.rules import react
-from pipeline.runtime import TopicReplica
+from pipeline.runtime import PartitionProbe, TopicReplica
 from pipeline.settings import Settings
 from pipeline.state import Incoming, ItemState
 from pipeline.summary import SummaryState, due_summaries
@@ -63,6 +74,8 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
 PUBLISH_ATTEMPTS = 6
+#: Written into the processor's state directory by a clean shutdown, removed at start.
+CLEAN_SHUTDOWN_MARK = "clean-shutdown"
 
 
 def _credentials(settings: Settings) -> dict[str, Any]:
@@ -109,6 +122,13 @@ class Processor:
             TopicReplica(settings, NOTIFICATIONS, self._apply_notification),
         ]
         self.ready = asyncio.Event()
+        self.probe = PartitionProbe(settings)
+        self.reseeks = checkpoints.Reseeks()
+        self._item_topics = {settings.topic(s.name): s for s in ITEM_TOPICS}
+        self._started = time.monotonic()
+        #: When a record of each input partition, and of any, last reached the agent.
+        self._last_seen: dict[tuple[str, int], float] = {}
+        self._last_any = self._started
         self._wire()
 
     def _topic(self, spec: TopicSpec) -> Any:
@@ -142,6 +162,7 @@ class Processor:
     async def _stop_replicas(self, *args: Any, **kwargs: Any) -> None:
         for replica in self.replicas:
             await replica.stop()
+        await self.probe.stop()
 
     async def _observe(self) -> None:
         """Serve /metrics, /healthz, /readyz and sample the group's lag until shutdown."""
@@ -150,6 +171,10 @@ class Processor:
         try:
             while True:
                 self._sample_lag()
+                try:
+                    await self._heal_stalls()
+                except Exception:
+                    log.exception("checking input partitions for stalls failed")
                 await asyncio.sleep(self.settings.metrics_sample_interval_s)
         finally:
             await server.stop()
@@ -248,7 +273,99 @@ class Processor:
     async def _items_agent(self, stream: Any) -> None:
         async for event in stream.events():
             await self.ready.wait()
-            await self.handle(self._record(event))
+            await self.consume(self._record(event))
+
+    async def consume(self, record: Record) -> None:
+        """One record of an item topic: handled if its partition's checkpoint expects it."""
+        if await self._next_in_line(record):
+            await self.handle(record)
+            self._advance(record)
+
+    def _checkpoint(self, topic: str, partition: int) -> int | None:
+        return checkpoints.decode(self.items.get(checkpoints.key(topic, partition)))
+
+    def _advance(self, record: Record) -> None:
+        """Move the record's partition checkpoint past it (after its state was stored)."""
+        self.items[checkpoints.key(record.topic, record.partition)] = checkpoints.encode(
+            record.offset + 1
+        )
+
+    async def _next_in_line(self, record: Record) -> bool:
+        """Whether `record` is the next one its partition's checkpoint expects.
+
+        Records below the checkpoint were applied already. A record past it means records in
+        between never reached this agent: unless the probe finds no record there (offsets a
+        transaction marker or compaction left empty), the partition is sought back to the
+        checkpoint and the record waits for its turn.
+        """
+        tp = (record.topic, record.partition)
+        self._last_seen[tp] = self._last_any = time.monotonic()
+        expected = self._checkpoint(*tp)
+        if expected is None:
+            expected = await self.probe.log_start(*tp)
+        verdict = checkpoints.verdict(expected, record.offset)
+        if verdict is checkpoints.Verdict.SKIP:
+            self.metrics.events_consumed.labels(
+                self._item_topics[record.topic].name, "duplicate"
+            ).inc()
+            return False
+        if verdict is checkpoints.Verdict.APPLY:
+            self.reseeks.done(tp)
+            return True
+        start = await self.probe.log_start(*tp)
+        if expected < start:
+            log.error(
+                "%s[%s] offsets %s..%s were deleted by retention before they were applied",
+                *tp,
+                expected,
+                start - 1,
+            )
+            expected = start
+        first = await self.probe.first_offset(*tp, expected)
+        if expected == record.offset or (first is not None and first >= record.offset):
+            return True  # nothing was skipped: no record lies in between
+        await self._seek_back(tp, expected, "gap")
+        return False
+
+    async def _seek_back(self, tp: tuple[str, int], offset: int, cause: str) -> None:
+        """Seek an input partition back to its checkpoint, once per wait."""
+        if not self.reseeks.due(tp, offset, time.monotonic()):
+            return
+        log.warning(
+            "%s[%s]: records from offset %s were not applied (%s); seeking back", *tp, offset, cause
+        )
+        self.metrics.processor_reseeks.labels(self._item_topics[tp[0]].name, cause).inc()
+        await self._seek(tp, offset)
+
+    async def _seek(self, tp: tuple[str, int], offset: int) -> None:
+        await self.app.consumer.seek(TP(*tp), offset)
+
+    async def _heal_stalls(self) -> None:
+        """Seek back any input partition with records past its checkpoint that stopped coming.
+
+        Covers records lost at the tail of a partition, where no later record arrives to show
+        the gap. A partition counts as stalled once the agent has had nothing at all to do for
+        a while (so records merely queued behind a backlog do not count), or after a long
+        wait regardless.
+        """
+        if not self.ready.is_set() or self.app.rebalancing:
+            return
+        consumer: Any = self.app.consumer
+        now = time.monotonic()
+        for tp in consumer.assignment():
+            if tp.topic not in self._item_topics:
+                continue
+            key = (tp.topic, tp.partition)
+            expected = self._checkpoint(*key)
+            idle = now - self._last_seen.get(key, self._started)
+            highwater = consumer.highwater(tp)
+            if not checkpoints.stalled(expected, highwater, idle, now - self._last_any):
+                continue
+            self._last_seen[key] = now  # one look per stall period
+            if expected is None:
+                expected = await self.probe.log_start(*key)
+            if await self.probe.first_offset(*key, expected) is not None:
+                await self._seek_back(key, expected, "stall")
 
     async def handle(self, record: Record) -> None:
         """Decode, apply the rules, store the item's state, publish what they derived.
@@ -314,14 +431,53 @@ def build_app(
     return Processor(settings, clock, metrics)
 
 
+def state_dir(settings: Settings) -> Path:
+    """Where the processor keeps local table state (faust's datadir)."""
+    return Path(settings.data_dir) / "processor"
+
+
+def drop_unclean_state(settings: Settings) -> bool:
+    """Delete local table state unless the last worker using it shut down cleanly.
+
+    The rocksdb store writes an item's state locally before its changelog record is sent; a
+    worker killed in between leaves local state the changelog lacks, which would then differ
+    from what any other instance restores. Without the clean-shutdown mark the state is
+    dropped and restored from the changelog. Returns whether it was dropped.
+    """
+    directory = state_dir(settings)
+    mark = directory / CLEAN_SHUTDOWN_MARK
+    dropped = False
+    if directory.is_dir() and not mark.exists() and any(directory.iterdir()):
+        log.warning("%s: no clean shutdown recorded; restoring from the changelog", directory)
+        shutil.rmtree(directory)
+        dropped = True
+    mark.unlink(missing_ok=True)
+    return dropped
+
+
 def run_worker(processor: Processor, loglevel: str = "info") -> None:
-    """Run the faust worker until SIGTERM/SIGINT."""
+    """Run the faust worker until SIGTERM/SIGINT; a clean stop marks the local state sound."""
+    drop_unclean_state(processor.settings)
     worker = faust.Worker(processor.app, loglevel=loglevel.lower(), quiet=True)
     # faust's terminal spinner, kept at WARNING and above, sets the root logger to DEBUG so that
     # every log call spins it: each of aiokafka's per-request debug calls then builds a record
     # (~7 % of the processor's CPU). A worker has no terminal to spin for.
     worker.spinner = None
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        if not exc.code:
+            directory = state_dir(processor.settings)
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / CLEAN_SHUTDOWN_MARK).touch()
+        raise
 
 
-__all__ = ["Processor", "build_app", "internal_topic_specs", "run_worker"]
+__all__ = [
+    "Processor",
+    "build_app",
+    "drop_unclean_state",
+    "internal_topic_specs",
+    "run_worker",
+    "state_dir",
+]

@@ -104,6 +104,13 @@ class Metrics:
             ["group"],
             registry=r,
         )
+        self.processor_reseeks = Counter(
+            "erp_pipeline_processor_reseeks_total",
+            "Times the processor sought an input partition back to its checkpoint because "
+            "records past it were never applied, by topic and cause (gap, stall).",
+            ["topic", "cause"],
+            registry=r,
+        )
         self.notifications = Counter(
             "erp_pipeline_notifications_total",
             "Notifications, by kind and outcome (sent, failed, duplicate).",

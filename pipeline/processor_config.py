@@ -47,7 +47,7 @@ def internal_topic_specs() -> list[TopicSpec]:
             -1,
             KeyFormat.ITEM,
             ItemStatusChanged,
-            "Changelog of the processor's item table.",
+            "Changelog of the processor's item table (item states and input checkpoints).",
             (),
         ),
         TopicSpec(
@@ -80,6 +80,8 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "broker_heartbeat_interval": settings.kafka_heartbeat_interval_ms / 1000,
         "producer_enable_idempotence": False,
         "producer_max_request_size": 2 * MAX_EVENT_BYTES,
+        # exact end offsets for table recovery on brokers that need it (see Settings)
+        **({"producer_max_batch_size": 1} if settings.kafka_single_record_batches else {}),
         # oversized values must still be fetched, to be refused rather than stall a partition
         "consumer_max_fetch_size": 4 * MAX_EVENT_BYTES,
         "producer_acks": -1,

@@ -97,3 +97,61 @@ class TopicReplica:
                 await self._task
         if self._consumer is not None:
             await self._consumer.stop()
+
+
+class PartitionProbe:
+    """Looks into partitions without joining any group: where a partition starts, and the
+    offset of its first record at or after a given offset.
+
+    The processor asks it when a record arrives past its partition's checkpoint, to tell
+    records it never received from offsets that hold no record (transaction markers,
+    compaction). One group-less consumer, started on first use, one question at a time.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._consumer: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()
+
+    async def _ready(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                fetch_max_wait_ms=50,
+                **self.settings.kafka_client_kwargs(),
+            )
+            await consumer.start()
+            self._consumer = consumer
+        return self._consumer
+
+    async def log_start(self, topic: str, partition: int) -> int:
+        """The partition's first offset still held by the broker."""
+        async with self._lock:
+            consumer = await self._ready()
+            tp = TopicPartition(topic, partition)
+            return int((await consumer.beginning_offsets([tp]))[tp])
+
+    async def first_offset(
+        self, topic: str, partition: int, offset: int, timeout_s: float = 2.0
+    ) -> int | None:
+        """Offset of the first record at or after `offset`; None if none arrives in time."""
+        async with self._lock:
+            consumer = await self._ready()
+            tp = TopicPartition(topic, partition)
+            consumer.assign([tp])
+            consumer.seek(tp, offset)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                batches = await consumer.getmany(tp, timeout_ms=200, max_records=1)
+                for records in batches.values():
+                    if records:
+                        return int(records[0].offset)
+            return None
+
+    async def stop(self) -> None:
+        """Disconnect (if it ever connected)."""
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None

@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     #: How long a fetch may wait for data. Kafka answers a waiting fetch as soon as data
     #: arrives; the embedded broker does not, so this wait is added to every hop there.
     kafka_fetch_max_wait_ms: int = Field(default=20, ge=1, le=10_000)
+    #: Send every record in a record batch of its own. For brokers that report a partition's
+    #: end offset as the last batch's first offset + 1 (the embedded broker does): with
+    #: multi-record batches they hide the batch's other records from anything reading "up to
+    #: the end", such as the processor restoring its table from the changelog after a
+    #: rebalance. `erp-pipeline dev` turns it on when it starts the embedded broker; leave it
+    #: off against Apache Kafka (it costs throughput there and fixes nothing).
+    kafka_single_record_batches: bool = False
 
     erp_topic_prefix: str = ""
     database_url: SecretStr | None = None

@@ -49,6 +49,8 @@ def stack(run_id: str) -> Iterator[Stack]:
                 "database_url": SecretStr(database_url),
                 "erp_topic_prefix": f"t{run_id}.",
                 "kafka_session_timeout_ms": 6000,
+                # as `erp-pipeline dev` does for the embedded broker (see Settings)
+                "kafka_single_record_batches": bool(bootstrap) or base.kafka_single_record_batches,
             }
         )
         prepare(settings)

@@ -13,8 +13,8 @@ import pytest
 from consumers.devstack import Stack
 from consumers.kafka import create_topics
 from consumers.mailsink import MailSink
-from tests.integration.test_exporter_outage import TcpProxy
 from tests.system.support import LABELS, ROOT, LoopThread, System
+from tests.tcp_proxy import TcpProxy
 
 #: The item whose processing raises inside the processor (see PROCESSOR_POISON_ITEM_ID).
 POISON_ITEM = "poison-pill-item"

@@ -22,7 +22,7 @@ import psycopg
 from consumers.kafka import make_producer, read_all
 from consumers.mailsink import MailSink
 from pipeline.settings import Settings
-from tests.integration.test_exporter_outage import TcpProxy
+from tests.tcp_proxy import TcpProxy
 from topics import ContractError, TopicSpec, decode
 
 ROOT = Path(__file__).resolve().parents[2]
