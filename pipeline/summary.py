@@ -3,46 +3,84 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import uuid
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from pipeline.directory import Directory, may_decide
 from pipeline.outputs import NAMESPACE
 from topics.events import DailySummary, ItemStatusChanged
-from topics.payloads import SYSTEM_ACTOR, DailySummaryPayload, ItemStatus, NoticeItem, SummaryLine
+from topics.payloads import (
+    SYSTEM_ACTOR,
+    Actor,
+    DailySummaryPayload,
+    ItemStatus,
+    ItemType,
+    NoticeItem,
+    SummaryLine,
+)
 
 Sent = tuple[str, str, dt.date]  # (company, approver e-mail, company-local date)
 
 
+class Waiting(NamedTuple):
+    """What a summary line needs of an item whose newest status is Ready to Export."""
+
+    item_key: str
+    company_id: str
+    item_type: ItemType
+    item_id: str
+    number: str | None
+    title: str | None
+    submitted_at: dt.datetime
+    sent_by: Actor
+
+
 @dataclass
 class SummaryState:
-    """The latest status of every item and the summaries already sent."""
+    """The newest status of every item (its time and version only) and, for those waiting in
+    Ready to Export, the few fields a summary line shows; the summaries already sent.
 
-    latest: dict[str, ItemStatusChanged] = field(default_factory=dict)
+    Kept small: one instance holds every item of every company it has seen.
+    """
+
+    latest: dict[str, tuple[dt.datetime, int]] = field(default_factory=dict)
+    ready: dict[str, Waiting] = field(default_factory=dict)
     sent: set[Sent] = field(default_factory=set)
+    _actors: dict[Actor, Actor] = field(default_factory=dict)
 
     def apply_status(self, event: ItemStatusChanged) -> None:
         """Keep the newest status per item (by occurred_at; older redeliveries are ignored)."""
-        known = self.latest.get(event.item_key)
-        if known is None or (known.occurred_at, known.payload.submission_version) <= (
+        key = event.item_key
+        newest = (event.occurred_at, event.payload.submission_version)
+        known = self.latest.get(key)
+        if known is not None and newest < known:
+            return
+        self.latest[key] = newest
+        if event.payload.status != ItemStatus.READY_TO_EXPORT:
+            self.ready.pop(key, None)
+            return
+        self.ready[key] = Waiting(
+            key,
+            sys.intern(event.company_id),
+            event.item.type,
+            event.item.id,
+            event.payload.item_number,
+            event.payload.item_title,
             event.occurred_at,
-            event.payload.submission_version,
-        ):
-            self.latest[event.item_key] = event
+            self._actors.setdefault(event.actor, event.actor),
+        )
 
     def apply_summary(self, event: DailySummary) -> None:
         """Remember a summary that was published (read back from erp.notifications)."""
         self.sent.add((event.company_id, event.payload.to, event.payload.date))
 
-    def waiting(self, company_id: str) -> list[ItemStatusChanged]:
+    def waiting(self, company_id: str) -> list[Waiting]:
         """Items of the company sitting in Ready to Export, oldest first."""
-        found = [
-            e
-            for e in self.latest.values()
-            if e.company_id == company_id and e.payload.status is ItemStatus.READY_TO_EXPORT
-        ]
-        return sorted(found, key=lambda e: (e.occurred_at, e.item_key))
+        found = [w for w in self.ready.values() if w.company_id == company_id]
+        return sorted(found, key=lambda w: (w.submitted_at, w.item_key))
 
 
 def summary_id(company_id: str, to: str, date: dt.date) -> uuid.UUID:
@@ -50,15 +88,15 @@ def summary_id(company_id: str, to: str, date: dt.date) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"{company_id}/{to}/{date.isoformat()}/daily-summary")
 
 
-def _line(event: ItemStatusChanged) -> SummaryLine:
-    title = event.payload.item_title or event.item.id
+def _line(waiting: Waiting) -> SummaryLine:
+    title = waiting.title or waiting.item_id
     return SummaryLine(
         item=NoticeItem(
-            type=event.item.type, id=event.item.id, number=event.payload.item_number, title=title
+            type=waiting.item_type, id=waiting.item_id, number=waiting.number, title=title
         ),
         title=title,
-        submitted_at=event.occurred_at,
-        sent_by=event.actor,
+        submitted_at=waiting.submitted_at,
+        sent_by=waiting.sent_by,
     )
 
 

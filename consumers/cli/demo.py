@@ -118,6 +118,8 @@ def demo_cmd(once: bool) -> None:
             console.print(f"  {line}")
         console.print(f"  Logs       {stack.log_dir}/<worker>.log")
         console.print(f"  export KAFKA_BOOTSTRAP_SERVERS={stack.settings.require_bootstrap()}")
+        if stack.settings.kafka_single_record_batches:
+            console.print("  export KAFKA_SINGLE_RECORD_BATCHES=true")
         try:
             story = Story(stack.settings, lambda text: console.print(f"[cyan]▸[/] {text}"))
             asyncio.run(_play(story))

@@ -71,6 +71,8 @@ def dev_cmd(no_workers: bool) -> None:
             click.echo(f"  {line}")
         click.echo("  export these to use the CLI against it:")
         click.echo(f"    export KAFKA_BOOTSTRAP_SERVERS={stack.settings.require_bootstrap()}")
+        if stack.settings.kafka_single_record_batches:
+            click.echo("    export KAFKA_SINGLE_RECORD_BATCHES=true")
         click.echo("Press Ctrl-C to stop.")
         wait_for_stop_signal()
         click.echo("stopping…")

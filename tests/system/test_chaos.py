@@ -19,11 +19,13 @@ from tests.system.scripts import (
 )
 from tests.system.support import NAMES, System, env_flag, publish_all, until
 
-pytestmark = pytest.mark.timeout(400)
-
 COMPANY = "sys-chaos"
 #: Items in the run (the full-size run is 5000; the default fits a 2-core machine in ~90 s).
 ITEMS = env_flag("SYSTEM_CHAOS_ITEMS", 500)
+#: How long each phase may take to settle, growing with the run's size.
+SETTLE_S = 150 + ITEMS * 0.12
+
+pytestmark = pytest.mark.timeout(250 + 2 * SETTLE_S)
 #: Seconds between kills, and kills per phase: kills come while work is in flight, then stop so
 #: that the groups settle (unbounded kills of 8 workers on 6 s sessions rebalance forever).
 KILL_EVERY_S = float(os.environ.get("SYSTEM_CHAOS_KILL_EVERY_S", "2"))
@@ -71,7 +73,7 @@ def test_nothing_lost_or_doubled_while_workers_are_killed(system: System) -> Non
         publish_all(system.settings, [r for item in items for r in first_phase(item)])
         until(
             lambda: invariants.final_statuses_reached(system, items, "first"),
-            150,
+            SETTLE_S,
             lambda: invariants.lagging(system, items, "first"),
         )
     add_late_vendor(system, COMPANY)
@@ -79,7 +81,7 @@ def test_nothing_lost_or_doubled_while_workers_are_killed(system: System) -> Non
         publish_all(system.settings, [r for item in items for r in second_phase(item)])
         until(
             lambda: invariants.final_statuses_reached(system, items),
-            150,
+            SETTLE_S,
             lambda: invariants.lagging(system, items),
         )
     print(

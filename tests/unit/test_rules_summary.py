@@ -8,15 +8,31 @@ from consumers import sample_events as se
 from pipeline.rules import react
 from pipeline.summary import SummaryState, due_summaries
 from tests.unit.builders import directory, event, incoming
+from topics.events import ItemStatusChanged
 
 CHICAGO_7AM = dt.datetime(2026, 11, 21, 13, 0, tzinfo=dt.UTC)  # 07:00 in America/Chicago
 
 
+def _ready_status() -> ItemStatusChanged:
+    outcome = react(None, incoming(event(se.project_submitted(), 0)), directory())
+    status = outcome.events[0]
+    assert isinstance(status, ItemStatusChanged)
+    return status
+
+
 def _waiting_state() -> SummaryState:
     state = SummaryState()
-    outcome = react(None, incoming(event(se.project_submitted(), 0)), directory())
-    state.apply_status(outcome.events[0])  # type: ignore[arg-type]
+    state.apply_status(_ready_status())
     return state
+
+
+def _later(status: ItemStatusChanged, minutes: int, new_status: str) -> ItemStatusChanged:
+    return status.model_copy(
+        update={
+            "payload": status.payload.model_copy(update={"status": new_status}),
+            "occurred_at": status.occurred_at + dt.timedelta(minutes=minutes),
+        }
+    )
 
 
 def test_nothing_before_the_local_hour() -> None:
@@ -43,18 +59,22 @@ def test_never_twice_the_same_day_but_again_the_next() -> None:
 
 def test_nothing_when_no_item_waits() -> None:
     assert due_summaries(SummaryState(), directory(), CHICAGO_7AM) == []
-    state = _waiting_state()
-    d = directory()
-    item = state.latest[next(iter(state.latest))]
-    state.apply_status(
-        item.model_copy(
-            update={
-                "payload": item.payload.model_copy(update={"status": "rejected"}),
-                "occurred_at": item.occurred_at + dt.timedelta(minutes=1),
-            }
-        )
-    )
-    assert due_summaries(state, d, CHICAGO_7AM) == []
+    ready = _ready_status()
+    state = SummaryState()
+    state.apply_status(ready)
+    state.apply_status(_later(ready, 1, "rejected"))
+    assert due_summaries(state, directory(), CHICAGO_7AM) == []
+
+
+def test_an_older_status_arriving_late_does_not_win() -> None:
+    ready = _ready_status()
+    state = SummaryState()
+    state.apply_status(_later(ready, 1, "rejected"))
+    state.apply_status(ready)  # a redelivery of the earlier status
+    assert due_summaries(state, directory(), CHICAGO_7AM) == []
+    state.apply_status(_later(ready, 2, "ready_to_export"))  # sent again
+    (summary,) = due_summaries(state, directory(), CHICAGO_7AM)
+    assert [line.item.id for line in summary.payload.items] == ["prj-100"]
 
 
 def test_unsubscribed_approver_gets_none() -> None:
