@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from consumers import db
 from consumers.mailsink import MailSink
 from consumers.stack import embedded_services, free_port
+from pipeline.processor_config import state_dir
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def running_stack(settings: Settings | None = None) -> Iterator[Stack]:
     if want_broker:
         # The embedded broker keeps nothing between runs, so local table state kept on disk
         # by an earlier run describes topics that no longer exist: start it afresh too.
-        shutil.rmtree(data_dir / "processor", ignore_errors=True)
+        shutil.rmtree(state_dir(settings), ignore_errors=True)
     want_postgres = settings.database_url is None
     with embedded_services(broker=want_broker, postgres=want_postgres, data_dir=data_dir) as (
         bootstrap,

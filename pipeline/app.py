@@ -26,7 +26,6 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import faust
@@ -44,6 +43,7 @@ from pipeline.processor_config import (
     ROUTES,
     faust_config,
     internal_topic_specs,
+    state_dir,
 )
 from pipeline.refusals import Record, refusal, refusal_for_contract_error
 from pipeline.rules import react
@@ -429,11 +429,6 @@ def build_app(
 ) -> Processor:
     """The composition root: the processor for `settings` (and a clock, for tests)."""
     return Processor(settings, clock, metrics)
-
-
-def state_dir(settings: Settings) -> Path:
-    """Where the processor keeps local table state (faust's datadir)."""
-    return Path(settings.data_dir) / "processor"
 
 
 def drop_unclean_state(settings: Settings) -> bool:

@@ -63,6 +63,11 @@ def internal_topic_specs() -> list[TopicSpec]:
     ]
 
 
+def state_dir(settings: Settings) -> Path:
+    """Where the processor keeps local table state (faust's datadir)."""
+    return Path(settings.data_dir) / "processor"
+
+
 def faust_config(settings: Settings) -> dict[str, Any]:
     """`faust.App` options for the settings: the broker facts of DESIGN.md, raw serializers."""
     store = "rocksdb://" if settings.processor_store == "rocksdb" else "memory://"
@@ -74,7 +79,7 @@ def faust_config(settings: Settings) -> dict[str, Any]:
     return {
         "broker": [f"kafka://{host}" for host in settings.require_bootstrap().split(",")],
         "store": store,
-        "datadir": str(Path(settings.data_dir) / "processor"),
+        "datadir": str(state_dir(settings)),
         "broker_session_timeout": settings.kafka_session_timeout_ms / 1000,
         "broker_rebalance_timeout": settings.kafka_session_timeout_ms / 1000,
         "broker_heartbeat_interval": settings.kafka_heartbeat_interval_ms / 1000,

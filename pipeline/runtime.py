@@ -1,4 +1,5 @@
-"""Processor runtime plumbing: a whole-topic replica in memory, folded by a function.
+"""Processor runtime plumbing: a whole-topic replica in memory, folded by a function, and a
+probe that looks into partitions without joining a group.
 
 Each processor instance keeps the directory and the status/summary view this way rather than
 in a faust GlobalTable, because the replica can say when it has caught up with the topic's end
@@ -24,6 +25,17 @@ from topics import ContractError, TopicSpec, decode
 log = logging.getLogger(__name__)
 
 
+def _groupless_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """A consumer that joins no group and commits nothing: it only reads what it is assigned."""
+    return AIOKafkaConsumer(
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=50,
+        **settings.kafka_client_kwargs(),
+    )
+
+
 class TopicReplica:
     """Reads `spec`'s topic from the beginning, calling `apply(event)` for each decodable one.
 
@@ -40,13 +52,7 @@ class TopicReplica:
 
     async def start(self) -> None:
         """Connect, assign every partition, start reading from the beginning."""
-        consumer = AIOKafkaConsumer(
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=50,
-            **self.settings.kafka_client_kwargs(),
-        )
+        consumer = _groupless_consumer(self.settings)
         await consumer.start()
         self._consumer = consumer
         self._partitions = [TopicPartition(self.name, p) for p in range(self.spec.partitions)]
@@ -115,13 +121,7 @@ class PartitionProbe:
 
     async def _ready(self) -> AIOKafkaConsumer:
         if self._consumer is None:
-            consumer = AIOKafkaConsumer(
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                fetch_max_wait_ms=50,
-                **self.settings.kafka_client_kwargs(),
-            )
+            consumer = _groupless_consumer(self.settings)
             await consumer.start()
             self._consumer = consumer
         return self._consumer

@@ -167,3 +167,22 @@ async def test_readers_return_records_past_an_under_reported_end(settings: Setti
     assert len(await read_all(mine, SUBMISSIONS)) == count
     replayed = await replay(mine, ReplayOptions())
     assert (replayed.records, replayed.undecodable) == (count, count)
+
+
+async def test_partition_probe_finds_where_records_are(settings: Settings) -> None:
+    """The processor's probe: a partition's start, and the first record at or after an offset."""
+    from pipeline.runtime import PartitionProbe
+    from topics.specs import STATUS
+
+    mine = await _burst(settings, STATUS, 60)
+    ends = await end_offsets(mine, STATUS)
+    partition, end = max(ends.items(), key=lambda pe: pe[1])
+    topic = mine.topic(STATUS.name)
+    probe = PartitionProbe(mine)
+    try:
+        assert await probe.log_start(topic, partition) == 0
+        assert await probe.first_offset(topic, partition, 0) == 0
+        assert await probe.first_offset(topic, partition, end - 1) == end - 1
+        assert await probe.first_offset(topic, partition, end, timeout_s=0.5) is None
+    finally:
+        await probe.stop()
