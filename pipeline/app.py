@@ -2,8 +2,9 @@
 
 - One agent reads erp.submissions, erp.decisions and erp.export-results (all keyed by item,
   co-partitioned with the `items` table); each record is decoded with the project codec, run
-  through `pipeline.rules.react`, its state stored in the table (changelog-backed, rocksdb or
-  memory store) and its derived events published, each awaited, before the next record.
+  through `pipeline.rules.react`, its state and derived events stored in the table
+  (changelog-backed, rocksdb or memory store) and acknowledged, then the events published,
+  each awaited, before the next record (`pipeline.outbox`).
 - Every input partition has a checkpoint in the same table (`pipeline.checkpoints`): records
   below it are skipped as already applied, a record past it makes the processor seek back,
   and a watchdog re-seeks a partition whose records past the checkpoint stopped arriving.
@@ -31,7 +32,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from pipeline import checkpoints
+from pipeline import checkpoints, outbox
 from pipeline.directory import Directory
 from pipeline.metrics import Metrics
 from pipeline.observability import HealthServer
@@ -215,19 +216,24 @@ class Processor:
         if isinstance(event, DailySummary):
             self.summaries.apply_summary(event)
 
+    @staticmethod
+    def _bounded(event: Envelope) -> Envelope:
+        """A dead letter's copy of an oversized value truncated, so that it stays decodable."""
+        if not isinstance(event, EventRefused) or len(encode(event)) <= MAX_DEAD_LETTER_BYTES:
+            return event
+        kept = event.payload.raw[: MAX_DEAD_LETTER_BYTES // 2]
+        payload = event.payload.model_copy(
+            update={
+                "raw": kept,
+                "error": f"{event.payload.error} (raw value truncated to {len(kept)} chars)",
+            }
+        )
+        return event.model_copy(update={"payload": payload})
+
     async def publish(self, event: Envelope) -> None:
         """Send one derived event to its topic and wait for the broker's ack."""
         spec = ROUTES[event.event_type]
-        value = encode(event)
-        if isinstance(event, EventRefused) and len(value) > MAX_DEAD_LETTER_BYTES:
-            kept = event.payload.raw[: MAX_DEAD_LETTER_BYTES // 2]
-            payload = event.payload.model_copy(
-                update={
-                    "raw": kept,
-                    "error": f"{event.payload.error} (raw value truncated to {len(kept)} chars)",
-                }
-            )
-            value = encode(event.model_copy(update={"payload": payload}))
+        value = encode(self._bounded(event))
         for attempt in range(PUBLISH_ATTEMPTS):
             try:
                 await self.app.producer.send_and_wait(
@@ -383,6 +389,7 @@ class Processor:
         if spec is DECISIONS:
             await self.replicas[0].sync()
         key = decoded.item_key
+        await self._publish_outbox(key)
         try:
             stored = self.items.get(key.encode())
             state = ItemState.model_validate_json(stored) if stored else None
@@ -402,17 +409,35 @@ class Processor:
                 )
             )
             return
-        # Outputs first, state second: a crash in between redelivers the record, which then
-        # republishes the same events (same ids, dropped downstream) instead of skipping them
-        # as a duplicate. The one agent handles records one at a time, so no other event of
-        # the item can slip in between.
-        for derived in outcome.events:
-            await self.publish(derived)
         if outcome.state is not None and not outcome.duplicate:
+            # State first, made durable, then the outputs (see pipeline.outbox): no answer to
+            # an output can reach any instance before the state that caused it can.
+            events = [self._bounded(e) for e in outcome.events]
+            if events:
+                self.items[outbox.key(key)] = outbox.pack(events)
             self.items[key.encode()] = outcome.state.model_dump_json().encode()
+            if events:
+                await self._make_durable()
+                await self._publish_outbox(key)
+        else:
+            for derived in outcome.events:
+                await self.publish(derived)
         refused = any(isinstance(e, EventRefused) for e in outcome.events)
         result = "duplicate" if outcome.duplicate else "refused" if refused else "processed"
         self.metrics.events_consumed.labels(spec.name, result).inc()
+
+    async def _publish_outbox(self, key: str) -> None:
+        """Publish, in order, what the item's outbox holds, then empty it."""
+        stored = self.items.get(outbox.key(key))
+        if not stored:
+            return
+        for event in outbox.unpack(stored, ROUTES):
+            await self.publish(event)
+        del self.items[outbox.key(key)]
+
+    async def _make_durable(self) -> None:
+        """Wait until every table write so far is acknowledged on the changelog."""
+        await self.app.producer.flush()
 
     async def _summary_tick(self) -> None:
         if not self.ready.is_set():

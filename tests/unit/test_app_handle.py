@@ -9,6 +9,7 @@ import pytest
 
 from consumers import sample_events as se
 from pipeline import app as app_module
+from pipeline import outbox
 from pipeline.app import build_app
 from pipeline.refusals import Record
 from pipeline.settings import Settings
@@ -36,8 +37,13 @@ class Harness:
         async def synced(timeout_s: float = 0) -> bool:
             return True
 
+        async def durable() -> None:
+            self.durable_writes = len(self.processor.items)
+
+        self.durable_writes = 0
         self.processor.publish = publish  # type: ignore[method-assign]
         self.processor.replicas[0].sync = synced  # type: ignore[method-assign]
+        self.processor._make_durable = durable  # type: ignore[method-assign]
 
     async def send(self, topic: str, value: bytes | dict[str, Any]) -> list[Any]:
         raw = value if isinstance(value, bytes) else json.dumps(value).encode()
@@ -67,7 +73,51 @@ async def test_state_is_stored_and_duplicates_dropped(harness: Harness) -> None:
     (status,) = await harness.send(SUBMISSIONS, raw)
     assert status.payload.status == "ready_to_export"
     assert await harness.send(SUBMISSIONS, raw) == []
-    assert len(harness.processor.items) == 1
+    assert list(harness.processor.items) == [
+        b"acme-builders:project:prj-100"
+    ]  # the outbox is emptied
+
+
+async def test_state_and_outputs_are_durable_before_any_output_is_published(
+    harness: Harness,
+) -> None:
+    seen_at_publish: list[set[bytes]] = []
+
+    async def publish(event: Any) -> None:
+        seen_at_publish.append(set(harness.processor.items))
+        harness.published.append(event)
+
+    harness.processor.publish = publish  # type: ignore[method-assign]
+    await harness.send(SUBMISSIONS, se.project_submitted())
+    (keys,) = seen_at_publish
+    assert (
+        b"acme-builders:project:prj-100" in keys
+        and outbox.key("acme-builders:project:prj-100") in keys
+    )
+    assert harness.durable_writes == 2  # state and outbox were flushed before publishing
+
+
+async def test_outputs_left_by_a_crash_are_published_by_the_items_next_record(
+    harness: Harness,
+) -> None:
+    calls = 0
+
+    async def crashing(event: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("broker gone")
+        harness.published.append(event)
+
+    harness.processor.publish = crashing  # type: ignore[method-assign]
+    raw = se.project_submitted()
+    with pytest.raises(ConnectionError):
+        await harness.send(SUBMISSIONS, raw)
+    assert harness.published == []
+    # the redelivery is a duplicate for the rules, yet what it derived goes out first
+    (status,) = await harness.send(SUBMISSIONS, raw)
+    assert status.event_type == "ItemStatusChanged" and status.payload.status == "ready_to_export"
+    assert outbox.key("acme-builders:project:prj-100") not in harness.processor.items
 
 
 async def test_unexpected_error_in_rules_is_dead_lettered(
