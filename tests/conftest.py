@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from consumers import db
-from consumers.devstack import Stack, prepare
-from consumers.stack import embedded_services
+from consumers.dev.services import embedded_services
+from consumers.dev.stack import Stack, prepare
+from consumers.worker import db
 from pipeline.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from consumers import sample_events as se
+from consumers.dev import samples as se
 
 EXPORT_ID = "2b0a5f3e-1c1d-5f0e-9d55-0e6c3b6f7a10"
 SOURCE = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from consumers import sample_events as se
+from consumers.dev import samples as se
 from topics.events import ExportRequested
 from topics.specs import EXPORTS
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from typing import Any
 
-from consumers.kafka import make_consumer, make_producer, partitions_of, publish, stop_consumer
+from pipeline.kafka import make_consumer, make_producer, partitions_of, publish, stop_consumer
 from pipeline.settings import Settings
 from topics import TopicSpec, decode, spec_for
 

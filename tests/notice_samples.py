@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from consumers.sample_events import APPROVER, SENDER, envelope
+from consumers.dev.samples import APPROVER, SENDER, envelope
 
 CCO_ITEM = {
     "type": "commitment_change_order",

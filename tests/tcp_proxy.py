@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from consumers.stack import free_port
+from consumers.dev.services import free_port
 
 
 class TcpProxy:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from consumers.bench import workload
-from consumers.kafka import (
+from pipeline.kafka import (
     create_topics,
     make_consumer,
     make_producer,

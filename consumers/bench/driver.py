@@ -11,7 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from consumers.bench import workload
-from consumers.kafka import make_consumer, make_producer, partitions_of, stop_consumer
+from pipeline.kafka import make_consumer, make_producer, partitions_of, stop_consumer
 from pipeline.settings import Settings
 from topics import ContractError, decode
 from topics.specs import DECISIONS, STATUS, SUBMISSIONS

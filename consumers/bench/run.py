@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from consumers import erp_seed
 from consumers.bench import baseline, faust_reference, report, workload
 from consumers.bench.driver import Driver, Run
 from consumers.bench.memory import PendingMemory, read_rss
-from consumers.bench.replay_adapter import measure_replay
-from consumers.devstack import Stack
+from consumers.bench.replay import measure_replay
+from consumers.dev import erp_seed
+from consumers.dev.stack import Stack
 from topics.specs import DIRECTORY
 
 WORKER_NAMES = ("processor", "exporter", "projection")
@@ -115,7 +115,7 @@ def run_all(stack: Stack, options: Options, say: Callable[[str], None] = print) 
     )
 
     say("replay")
-    replay = measure_replay(settings, len(top.submitted_ms) * 4)
+    replay = measure_replay(settings)
     stack.stop_workers()
     shutil.rmtree(worker_dir, ignore_errors=True)
     ref: dict[str, Any] = {"measured": False, "note": "faust reference: skipped"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from consumers import sample_events as se
+from consumers.dev import samples as se
 
 TYPES = ("project", "commitment")
 #: The project every benchmark commitment belongs to; exported before the clock starts.

@@ -10,7 +10,7 @@ from consumers.cli.demo import demo_cmd
 from consumers.cli.erp import erp_group
 from consumers.cli.queue import history_cmd, queue_cmd
 from consumers.cli.replay import replay_cmd
-from consumers.cli.stack import db_group, dev_cmd, run_cmd
+from consumers.cli.run import db_group, dev_cmd, run_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -54,7 +54,7 @@ def bench_cmd(
     from consumers.bench import workload
     from consumers.bench.report import print_table
     from consumers.bench.run import Options, run_all
-    from consumers.devstack import running_stack
+    from consumers.dev.stack import running_stack
 
     try:
         types = workload.item_types(types_)

@@ -9,7 +9,7 @@ from typing import IO, Any
 import click
 
 from consumers.cli.common import load_settings, run_async
-from consumers.kafka import (
+from pipeline.kafka import (
     caught_up,
     create_topics,
     make_consumer,

@@ -16,10 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from consumers.cli.common import load_settings, setup_logging
-from consumers.cli.stack import describe_stack, wait_for_stop_signal
-from consumers.demo import COMPANY, Story, StoryFailed, Watcher
-from consumers.devstack import Stack, running_stack
-from consumers.workers import WORKERS
+from consumers.cli.run import describe_stack, wait_for_stop_signal
+from consumers.dev.demo import COMPANY, Story, StoryFailed, Watcher
+from consumers.dev.stack import Stack, running_stack
+from consumers.worker.registry import WORKERS
 from pipeline.settings import Settings
 
 console = Console(highlight=False)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import click
 import psycopg
 
-from consumers import db, erp_seed
 from consumers.cli.common import load_settings
-from consumers.sample_events import COMPANY
+from consumers.dev import erp_seed
+from consumers.dev.samples import COMPANY
+from consumers.export.spectrum import schema
+from consumers.worker import db
 
 
 def _url() -> str:
@@ -26,7 +28,7 @@ def erp_group() -> None:
 def erp_migrate_cmd() -> None:
     """Apply the reference ERP's schema and the export ledger."""
     try:
-        applied = erp_seed.migrate(_url())
+        applied = schema.migrate(_url())
     except db.DatabaseError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"applied: {', '.join(applied)}" if applied else "ERP schema is up to date")
@@ -38,7 +40,7 @@ def erp_seed_cmd(company: str) -> None:
     """Load the demo company: job templates with cost codes, vendors (idempotent)."""
     url = _url()
     try:
-        erp_seed.migrate(url)
+        schema.migrate(url)
         added = erp_seed.seed(url, company)
     except (db.DatabaseError, psycopg.Error) as exc:
         raise click.ClickException(str(exc)) from None
@@ -53,7 +55,7 @@ def erp_add_vendor_cmd(vendor_id: str, name: str, company: str) -> None:
     """Add vendor VENDOR_ID named NAME to the ERP, e.g. before retrying a failed commitment."""
     try:
         with psycopg.connect(_url()) as conn:
-            added = erp_seed.add_vendor(conn, company, vendor_id, name)
+            added = schema.add_vendor(conn, company, vendor_id, name)
     except psycopg.Error as exc:
         raise click.ClickException(str(exc).strip()) from None
     click.echo(f"vendor {vendor_id} {'added' if added else 'already exists'} for {company}")

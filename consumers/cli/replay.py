@@ -11,9 +11,9 @@ from pathlib import Path
 import click
 
 from consumers.cli.common import load_settings, run_async
-from consumers.replay import ReplayOptions, ReplayResult, replay
-from consumers.replay_verify import verify
-from pipeline.audit import table, to_csv, to_jsonl, totals
+from consumers.replay.read import ReplayOptions, ReplayResult, replay
+from consumers.replay.verify import verify
+from pipeline.replay.audit import table, to_csv, to_jsonl, totals
 from pipeline.settings import Settings
 
 SHOWN = [

@@ -14,9 +14,9 @@ from typing import Any
 
 import psycopg
 
-from consumers import erp_seed
-from consumers.exporter import serve
-from consumers.kafka import create_topics, make_producer, read_all
+from consumers.dev import erp_seed
+from consumers.export.worker import serve
+from pipeline.kafka import create_topics, make_producer, read_all
 from pipeline.settings import Settings
 from topics import TopicSpec, decode, encode, headers_for, key_of
 from topics.specs import EXPORTS

@@ -14,7 +14,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from consumers.kafka import make_producer, read_all
+from pipeline.kafka import make_producer, read_all
 from pipeline.settings import Settings
 from topics import ContractError, TopicSpec, decode
 

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from consumers.kafka import publish, read_all
-from consumers.mailsink import MailSink, ReceivedMail
+from consumers.dev.mailsink import MailSink, ReceivedMail
+from pipeline.kafka import publish, read_all
 from pipeline.settings import Settings
 from topics import decode
 from topics.events import EventRefused

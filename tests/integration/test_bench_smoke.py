@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.devstack import Stack
+from consumers.dev.stack import Stack
 from tests.helpers import cli
 from tests.integration.helpers import ROOT
 

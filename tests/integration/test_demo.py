@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from consumers.devstack import Stack
-from consumers.kafka import read_all
+from consumers.dev.stack import Stack
+from pipeline.kafka import read_all
 from topics import decode
 from topics.specs import DEAD_LETTERS, STATUS
 

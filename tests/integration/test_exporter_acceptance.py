@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from consumers import sample_events as se
+from consumers.dev import samples as se
 from pipeline.settings import Settings
 from tests.export_requests import commitment_export, export_requested, project_export
 from tests.integration.exporter_support import (

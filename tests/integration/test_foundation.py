@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from consumers.kafka import create_topics, make_consumer, partitions_of, read_all, stop_consumer
+from pipeline.kafka import create_topics, make_consumer, partitions_of, read_all, stop_consumer
 from pipeline.settings import Settings
 from tests.examples import valid_examples
 from tests.helpers import cli, end_offsets, publish_dicts
@@ -123,7 +123,7 @@ async def _burst(
     import asyncio as aio
     import uuid as uid
 
-    from consumers.kafka import make_producer
+    from pipeline.kafka import make_producer
 
     mine = settings.model_copy(
         update={"erp_topic_prefix": f"{settings.erp_topic_prefix}burst{uid.uuid4().hex[:4]}."}
@@ -159,7 +159,7 @@ async def test_end_offsets_count_every_record_of_a_pipelined_burst(settings: Set
 async def test_readers_return_records_past_an_under_reported_end(settings: Settings) -> None:
     """An outside producer that batches (linger) makes the embedded broker under-report end
     offsets; read_all and replay still read every record (here: undecodable ones)."""
-    from consumers.replay import ReplayOptions, replay
+    from consumers.replay.read import ReplayOptions, replay
 
     count = 3000
     batching = settings.model_copy(update={"kafka_single_record_batches": False})
@@ -171,7 +171,7 @@ async def test_readers_return_records_past_an_under_reported_end(settings: Setti
 
 async def test_partition_probe_finds_where_records_are(settings: Settings) -> None:
     """The processor's probe: a partition's start, and the first record at or after an offset."""
-    from pipeline.runtime import PartitionProbe
+    from pipeline.processor.replicas import PartitionProbe
     from topics.specs import STATUS
 
     mine = await _burst(settings, STATUS, 60)

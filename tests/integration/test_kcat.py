@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.devstack import Stack
+from consumers.dev.stack import Stack
 from tests.integration.helpers import about, env_for, processor, wait_for
 from topics.specs import DEAD_LETTERS, STATUS
 

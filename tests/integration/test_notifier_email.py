@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from consumers.kafka import make_producer
-from consumers.mailsink import MailSink
-from consumers.notifier import serve
+from consumers.dev.mailsink import MailSink
+from consumers.notify.worker import serve
+from pipeline.kafka import make_producer
 from pipeline.settings import Settings
 from tests.integration.notifier_support import (
     body_text,

@@ -9,9 +9,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from pydantic import SecretStr
 
-from consumers.emails import MailSettings, render
-from consumers.smtp import SmtpRefused, SmtpTarget, SmtpUnavailable, send_sync
-from consumers.stack import free_port
+from consumers.dev.services import free_port
+from consumers.notify.emails import MailSettings, render
+from consumers.notify.smtp import SmtpRefused, SmtpTarget, SmtpUnavailable, send_sync
 from pipeline.settings import Settings
 from tests.notice_samples import rejection_notice
 from topics.specs import NOTIFICATIONS

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from consumers.cli.stack import describe_stack
-from consumers.devstack import running_stack
-from consumers.emails import MailSettings, render
-from consumers.kafka import make_producer
-from consumers.mailsink import MailSink
-from consumers.smtp import SmtpTarget, send_sync
+from consumers.cli.run import describe_stack
+from consumers.dev.mailsink import MailSink
+from consumers.dev.stack import running_stack
+from consumers.notify.emails import MailSettings, render
+from consumers.notify.smtp import SmtpTarget, send_sync
+from pipeline.kafka import make_producer
 from pipeline.settings import Settings
 from tests.conftest import ROOT
 from tests.integration.notifier_support import one_mail_to, publish_notification

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from consumers.stack import free_port
+from consumers.dev.services import free_port
 from pipeline.metrics import Metrics
 from pipeline.observability import HealthServer
 

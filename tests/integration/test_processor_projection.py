@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from consumers import sample_events as se
-from consumers.devstack import Stack
+from consumers.dev import samples as se
+from consumers.dev.stack import Stack
 from pipeline.settings import Settings
 from tests.integration.helpers import ROOT, env_for, processor, publish, stop
 from topics.specs import DECISIONS, DIRECTORY, STATUS, SUBMISSIONS

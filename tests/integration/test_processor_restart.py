@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from consumers import sample_events as se
-from consumers.devstack import Stack
+from consumers.dev import samples as se
+from consumers.dev.stack import Stack
 from pipeline.settings import Settings
 from tests.integration.helpers import about, env_for, events, processor, publish, stop, wait_for
 from topics.specs import DECISIONS, DIRECTORY, EXPORTS, NOTIFICATIONS, STATUS, SUBMISSIONS

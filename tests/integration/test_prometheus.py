@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from consumers import sample_events as se
-from consumers.devstack import Stack
-from consumers.stack import free_port
+from consumers.dev import samples as se
+from consumers.dev.services import free_port
+from consumers.dev.stack import Stack
 from pipeline.settings import Settings
 from tests.integration.exporter_support import isolated, seeded_company
 from tests.integration.helpers import env_for, publish, stop

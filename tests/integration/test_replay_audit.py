@@ -14,11 +14,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from consumers import sample_events as se
-from consumers.devstack import Stack
-from consumers.kafka import create_topics
-from consumers.mailsink import MailSink
-from consumers.replay import ReplayOptions, replay
+from consumers.dev import samples as se
+from consumers.dev.mailsink import MailSink
+from consumers.dev.stack import Stack
+from consumers.replay.read import ReplayOptions, replay
+from pipeline.kafka import create_topics
 from pipeline.settings import Settings
 from tests.helpers import cli, end_offsets
 from tests.integration.helpers import about, publish, wait_for

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from consumers.devstack import Stack
-from consumers.kafka import create_topics
-from consumers.mailsink import MailSink
+from consumers.dev.mailsink import MailSink
+from consumers.dev.stack import Stack
+from pipeline.kafka import create_topics
 from tests.system.support import LABELS, ROOT, LoopThread, System
 from tests.tcp_proxy import TcpProxy
 

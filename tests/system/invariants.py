@@ -8,8 +8,8 @@ import sys
 from collections import Counter
 from typing import Any
 
-from consumers.kafka import make_consumer, partitions_of, read_all, stop_consumer
-from pipeline.processor_config import APP_NAME
+from pipeline.kafka import make_consumer, partitions_of, read_all, stop_consumer
+from pipeline.processor.config import APP_NAME
 from tests.integration.exporter_support import query
 from tests.system.scripts import BASE_PROJECT, Item
 from tests.system.support import ROOT, System, decoded, mail_ids, rows, statuses, until

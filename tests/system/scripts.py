@@ -8,8 +8,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from consumers import erp_seed
-from consumers import sample_events as se
+from consumers.dev import erp_seed
+from consumers.dev import samples as se
 from tests.system.support import ROOT, System, key_of, publish_all, until
 from topics.specs import DECISIONS, DIRECTORY, SUBMISSIONS, TopicSpec
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import psycopg
 
-from consumers.kafka import make_producer, read_all
-from consumers.mailsink import MailSink
+from consumers.dev.mailsink import MailSink
+from pipeline.kafka import make_producer, read_all
 from pipeline.settings import Settings
 from tests.tcp_proxy import TcpProxy
 from topics import ContractError, TopicSpec, decode

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
-from consumers import sample_events as se
-from consumers.kafka import make_consumer, read_all, stop_consumer
+from consumers.dev import samples as se
+from pipeline.kafka import make_consumer, read_all, stop_consumer
 from tests.system import invariants
 from tests.system.conftest import POISON_ITEM
 from tests.system.scripts import Script, first_phase, prepare_company, scripted

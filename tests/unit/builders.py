@@ -6,12 +6,12 @@ import datetime as dt
 import json
 from typing import Any
 
-from consumers import sample_events as se
-from pipeline.directory import Directory
-from pipeline.machine import Outcome
-from pipeline.refusals import Record
-from pipeline.rules import react
-from pipeline.state import Incoming, ItemState
+from consumers.dev import samples as se
+from pipeline.rules.directory import Directory
+from pipeline.rules.engine import react
+from pipeline.rules.machine import Outcome
+from pipeline.rules.refusals import Record
+from pipeline.rules.state import Incoming, ItemState
 from topics import decode
 from topics.events import ItemEvent
 

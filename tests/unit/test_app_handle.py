@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from consumers import sample_events as se
-from pipeline import app as app_module
-from pipeline import outbox
-from pipeline.app import build_app
-from pipeline.refusals import Record
+from consumers.dev import samples as se
+from pipeline.processor import app as app_module
+from pipeline.processor import outbox
+from pipeline.processor.app import build_app
+from pipeline.rules.refusals import Record
 from pipeline.settings import Settings
 from tests.unit.builders import directory
 

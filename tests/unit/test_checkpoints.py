@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from consumers import sample_events as se
-from pipeline import checkpoints
-from pipeline.app import CLEAN_SHUTDOWN_MARK, drop_unclean_state, state_dir
-from pipeline.checkpoints import Reseeks, Verdict
-from pipeline.refusals import Record
+from consumers.dev import samples as se
+from pipeline.processor import checkpoints
+from pipeline.processor.app import CLEAN_SHUTDOWN_MARK, drop_unclean_state, state_dir
+from pipeline.processor.checkpoints import Reseeks, Verdict
+from pipeline.rules.refusals import Record
 from pipeline.settings import Settings
 from tests.unit.test_app_handle import Harness
 

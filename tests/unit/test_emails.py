@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from consumers.emails import DAILY_SUMMARY_SUBJECT, MailSettings, one_line, render
+from consumers.notify.emails import DAILY_SUMMARY_SUBJECT, MailSettings, one_line, render
 from pipeline.settings import Settings
 from tests.notice_samples import daily_summary, export_failure_notice, rejection_notice
 from topics import decode

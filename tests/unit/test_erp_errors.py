@@ -5,8 +5,8 @@ from __future__ import annotations
 import psycopg
 from psycopg import errors
 
-from consumers.erp_port import PermanentErpError, TransientErpError
-from consumers.spectrum_erp import classify
+from consumers.export.port import PermanentErpError, TransientErpError
+from consumers.export.spectrum.adapter import classify
 
 
 def test_constraint_and_data_errors_are_permanent_with_the_erp_message() -> None:

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.backoff import backoff_delay, minimum_span
-from consumers.offsets import OffsetTracker
+from consumers.worker.backoff import backoff_delay, minimum_span
+from consumers.worker.offsets import OffsetTracker
 
 
 def test_backoff_doubles_up_to_the_cap_with_a_floor_of_half() -> None:

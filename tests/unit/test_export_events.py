@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from consumers import export_events as events
-from consumers import sample_events as se
-from consumers.erp_port import ExportOutcome
+from consumers.dev import samples as se
+from consumers.export import events as events
+from consumers.export.port import ExportOutcome
 from tests.export_requests import commitment_export, model
 from topics.payloads import KafkaSource
 

@@ -7,9 +7,15 @@ from decimal import Decimal
 
 import pytest
 
-from consumers import sample_events as se
-from consumers.erp_mapping import ArChangeRequest, ChangeOrder, Commitment, Job, to_document
-from consumers.erp_port import PermanentErpError
+from consumers.dev import samples as se
+from consumers.export.port import PermanentErpError
+from consumers.export.spectrum.mapping import (
+    ArChangeRequest,
+    ChangeOrder,
+    Commitment,
+    Job,
+    to_document,
+)
 from tests.export_requests import commitment_export, export_requested, model, project_export
 
 

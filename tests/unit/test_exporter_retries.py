@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from consumers.erp_port import ErpError, ExportOutcome, PermanentErpError, TransientErpError
-from consumers.exporter import Exporter
+from consumers.export.port import ErpError, ExportOutcome, PermanentErpError, TransientErpError
+from consumers.export.worker import Exporter
 from pipeline.settings import Settings
 from tests.export_requests import commitment_export
 from topics import decode, spec_for

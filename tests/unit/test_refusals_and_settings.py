@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pipeline.refusals import UNKNOWN_COMPANY, Record, refusal, refusal_for_contract_error
+from pipeline.rules.refusals import UNKNOWN_COMPANY, Record, refusal, refusal_for_contract_error
 from pipeline.settings import Settings
 from tests.examples import valid_examples
 from topics import DecodeError, decode, encode

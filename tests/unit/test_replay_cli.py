@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from consumers.cli.replay import PARTIAL, _write_report
-from consumers.replay import ReplayResult
-from pipeline.audit import COLUMNS
-from pipeline.rebuild import Rebuilt
+from consumers.replay.read import ReplayResult
+from pipeline.replay.audit import COLUMNS
+from pipeline.replay.rebuild import Rebuilt
 
 
 def test_a_partial_report_says_so_on_its_first_line(tmp_path: Path) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from consumers import sample_events as se
-from pipeline.audit import COLUMNS, table, to_csv, to_jsonl, totals
-from pipeline.outputs import export_id
-from pipeline.rebuild import TOPIC_RANK, Entry, Rebuild, merged
-from pipeline.refusals import Record
+from consumers.dev import samples as se
+from pipeline.replay.audit import COLUMNS, table, to_csv, to_jsonl, totals
+from pipeline.replay.rebuild import TOPIC_RANK, Entry, Rebuild, merged
+from pipeline.rules.derive import export_id
+from pipeline.rules.refusals import Record
 from tests.unit.builders import at, event
 from topics.events import ItemEvent
 
@@ -165,12 +165,12 @@ def test_reports_are_deterministic_and_totals_count_statuses_and_approvers() -> 
 
 
 def test_an_error_in_the_rules_is_reported_like_the_live_dead_letter(monkeypatch: Any) -> None:
-    import pipeline.rebuild
+    import pipeline.replay.rebuild
 
     def broken(*args: Any) -> Any:
         raise ValueError("boom")
 
-    monkeypatch.setattr(pipeline.rebuild, "react", broken)
+    monkeypatch.setattr(pipeline.replay.rebuild, "react", broken)
     result = rebuild([entry(event(se.rejected(*COMMITMENT, "x"), 1), "decisions")]).result
     (row,) = result.rows
     assert (row.outcome, row.refusal) == (

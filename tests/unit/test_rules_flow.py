@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from consumers import sample_events as se
-from pipeline.directory import Directory
+from consumers.dev import samples as se
+from pipeline.rules.directory import Directory
 from tests.unit.builders import directory, event, run, types
 from topics.payloads import ItemStatus
 

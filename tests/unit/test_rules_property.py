@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumers import sample_events as se
-from pipeline.outputs import export_id
-from pipeline.rules import react
-from pipeline.state import ItemState
+from consumers.dev import samples as se
+from pipeline.rules.derive import export_id
+from pipeline.rules.engine import react
+from pipeline.rules.state import ItemState
 from tests.unit.builders import directory, event, incoming
 
 ITEMS = [("project", "prj-100"), ("commitment", "sc-200")]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from consumers import sample_events as se
-from pipeline.rules import react
-from pipeline.summary import SummaryState, due_summaries
+from consumers.dev import samples as se
+from pipeline.rules.engine import react
+from pipeline.rules.summary import SummaryState, due_summaries
 from tests.unit.builders import directory, event, incoming
 from topics.events import ItemStatusChanged
 

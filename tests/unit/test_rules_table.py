@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from consumers import sample_events as se
-from pipeline.machine import REACTIONS, Effect, Trigger
-from pipeline.outputs import export_id
-from pipeline.state import ItemState
+from consumers.dev import samples as se
+from pipeline.rules.derive import export_id
+from pipeline.rules.machine import REACTIONS, Effect, Trigger
+from pipeline.rules.state import ItemState
 from tests.unit.builders import event, run, types
 from topics.payloads import ItemStatus
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from consumers import sample_events as se
+from consumers.dev import samples as se
 from tests.unit.builders import directory, event, run, types
 from topics.payloads import ItemStatus
 

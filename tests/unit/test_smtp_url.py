@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from consumers.smtp import SmtpTarget
+from consumers.notify.smtp import SmtpTarget
 from pipeline.settings import Settings
 
 

@@ -1,0 +1,110 @@
+"""CLI commands that run things: `dev`, `run`, `db migrate`."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from consumers.cli.common import load_settings, setup_logging
+from consumers.dev.stack import Stack, running_stack
+from consumers.notify.smtp import SmtpTarget
+from consumers.worker import db
+from consumers.worker.registry import WORKERS
+
+
+def wait_for_stop_signal() -> None:
+    """Block until SIGINT (Ctrl-C) or SIGTERM."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    while not stop.wait(0.5):
+        pass
+
+
+def describe_stack(stack: Stack) -> list[str]:
+    """Human lines saying where everything is."""
+    settings = stack.settings
+    lines = [
+        f"Kafka      {settings.require_bootstrap()}"
+        + ("  (embedded, memory-only)" if stack.embedded_broker else ""),
+        f"PostgreSQL {db.describe(settings.require_database_url())}"
+        + (
+            f"  (embedded, data in {settings.data_dir}/postgres)" if stack.embedded_postgres else ""
+        ),
+        f"Topics     prefix {settings.erp_topic_prefix!r}, see `erp-pipeline topics list`",
+    ]
+    if stack.maildrop is not None:
+        lines.append(f"Mail       local sink, e-mails written to {stack.maildrop.resolve()}/*.eml")
+    elif settings.smtp_url is not None:
+        lines.append(f"Mail       {SmtpTarget.from_settings(settings).describe()}")
+    lines += [
+        f"Worker     {name}: pid {p.pid}, metrics http://127.0.0.1:{stack.metrics_ports[name]}/metrics"
+        for name, p in stack.workers.items()
+    ]
+    return lines
+
+
+@click.command("dev")
+@click.option("--no-workers", is_flag=True, help="Start only the broker and the database.")
+def dev_cmd(no_workers: bool) -> None:
+    """Run the whole pipeline locally, in the foreground, until Ctrl-C / SIGTERM.
+
+    Starts an embedded broker unless KAFKA_BOOTSTRAP_SERVERS is set and an embedded PostgreSQL
+    unless DATABASE_URL is set, creates every topic, applies the schema, starts the workers.
+    """
+    settings = load_settings()
+    setup_logging(settings)
+    with running_stack(settings) as stack:
+        if not no_workers:
+            for worker in WORKERS.values():
+                if worker.in_dev:
+                    stack.start_worker(worker.name)
+        click.echo("ERP pipeline is running:")
+        for line in describe_stack(stack):
+            click.echo(f"  {line}")
+        click.echo("  export these to use the CLI against it:")
+        click.echo(f"    export KAFKA_BOOTSTRAP_SERVERS={stack.settings.require_bootstrap()}")
+        if stack.settings.kafka_single_record_batches:
+            click.echo("    export KAFKA_SINGLE_RECORD_BATCHES=true")
+        click.echo("Press Ctrl-C to stop.")
+        wait_for_stop_signal()
+        click.echo("stopping…")
+    click.echo("stopped.")
+
+
+@click.command("run")
+@click.argument("worker", type=click.Choice(sorted(WORKERS)) if WORKERS else str)
+def run_cmd(worker: str) -> None:
+    """Run one worker in the foreground against the configured broker and database."""
+    if worker not in WORKERS:
+        raise click.BadParameter(
+            f"unknown worker {worker!r}; known: {', '.join(WORKERS) or 'none'}"
+        )
+    settings = load_settings()
+    setup_logging(settings)
+    WORKERS[worker].load()(settings)
+
+
+@click.group("db")
+def db_group() -> None:
+    """Manage the pipeline's PostgreSQL schema."""
+
+
+@db_group.command("migrate")
+def db_migrate_cmd() -> None:
+    """Apply the versioned migrations not yet applied to DATABASE_URL."""
+    settings = load_settings()
+    if settings.database_url is None:
+        raise click.ClickException("DATABASE_URL is not set")
+    try:
+        applied = db.migrate(settings.database_url.get_secret_value())
+    except db.DatabaseError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")

@@ -1,0 +1,1 @@
+"""The reference ERP adapter: a Spectrum-shaped schema in PostgreSQL, mapping, writes."""

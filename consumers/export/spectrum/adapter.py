@@ -1,0 +1,175 @@
+"""The reference ERP adapter: ERP records and ledger row in one PostgreSQL transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
+
+from consumers.export.port import ErpError, ExportOutcome, PermanentErpError, TransientErpError
+from consumers.export.spectrum.mapping import to_document
+from consumers.export.spectrum.writes import write_document
+from topics.events import ExportRequested
+from topics.payloads import KafkaSource
+
+_SELECT = (
+    "SELECT export_id, attempt, outcome, recorded_at, erp_reference, error_code, error_message"
+    " FROM exporter.export_ledger WHERE export_id = %s"
+)
+_RECORD = (
+    "INSERT INTO exporter.export_ledger AS l (export_id, company_id, item_type, item_id, attempt,"
+    " outcome, erp_reference, error_code, error_message, source_topic, source_partition,"
+    " source_offset) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (export_id) DO UPDATE SET attempt = EXCLUDED.attempt,"
+    " outcome = EXCLUDED.outcome, erp_reference = EXCLUDED.erp_reference,"
+    " error_code = EXCLUDED.error_code, error_message = EXCLUDED.error_message,"
+    " source_topic = EXCLUDED.source_topic, source_partition = EXCLUDED.source_partition,"
+    " source_offset = EXCLUDED.source_offset, recorded_at = now()"
+    " WHERE l.outcome <> 'exported'"
+    " RETURNING export_id, attempt, outcome, recorded_at, erp_reference, error_code,"
+    " error_message"
+)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def classify(exc: BaseException) -> ErpError:
+    """Wrap a driver error: a refused write is permanent, anything about reaching the ERP is not."""
+    if isinstance(exc, psycopg.IntegrityError | psycopg.DataError):
+        diag = exc.diag
+        message = diag.message_primary or str(exc)
+        if diag.message_detail:
+            message = f"{message}. {diag.message_detail}"
+        return PermanentErpError(_snake(type(exc).__name__), message, response=str(exc))
+    # Connection loss, timeouts, serialization failures and deadlocks are all worth another try;
+    # so is a missing table (the ERP being set up), within the attempt limit.
+    return TransientErpError(_snake(type(exc).__name__), str(exc).strip() or type(exc).__name__)
+
+
+def _outcome(row: tuple[Any, ...]) -> ExportOutcome:
+    return ExportOutcome(
+        export_id=row[0],
+        attempt=row[1],
+        exported=row[2] == "exported",
+        recorded_at=row[3],
+        erp_reference=row[4],
+        error_code=row[5],
+        error_message=row[6],
+    )
+
+
+class SpectrumErp:
+    """`ErpPort` over the reference ERP in PostgreSQL, with a small pool of its own connections.
+
+    A connection that failed mid-transaction is dropped, never reused; a new one is opened on
+    demand, so an outage costs failed attempts and nothing else.
+    """
+
+    def __init__(
+        self, database_url: str, *, max_connections: int = 8, connect_timeout_s: int = 5
+    ) -> None:
+        self._url = database_url
+        self._connect_timeout_s = connect_timeout_s
+        self._slots = asyncio.Semaphore(max_connections)
+        self._idle: list[AsyncConnection[Any]] = []
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        async with self._slots:
+            conn = (
+                self._idle.pop()
+                if self._idle
+                else await AsyncConnection.connect(
+                    self._url, autocommit=True, connect_timeout=self._connect_timeout_s
+                )
+            )
+            try:
+                yield conn
+            finally:
+                if conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                else:
+                    self._idle.append(conn)
+
+    async def export(self, request: ExportRequested, source: KafkaSource) -> ExportOutcome:
+        """Write the item and its ledger row in one transaction (see `ErpPort.export`)."""
+        document = to_document(request)
+        export_id = request.payload.export_id
+        try:
+            async with self._connection() as conn, conn.transaction():
+                # Two deliveries of one export_id (a redelivery racing a slow first try) queue
+                # here, so the second sees the first's ledger row instead of a duplicate key.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (export_id,)
+                )
+                row = await (await conn.execute(_SELECT, (export_id,))).fetchone()
+                if row is not None:
+                    prior = _outcome(row)
+                    if prior.exported or prior.attempt >= request.payload.attempt:
+                        return prior
+                reference = await write_document(conn, document)
+                return await self._record(conn, request, source, reference=reference)
+        except ErpError:
+            raise
+        except (psycopg.Error, OSError) as exc:
+            raise classify(exc) from exc
+
+    async def record_failure(
+        self, request: ExportRequested, source: KafkaSource, error: ErpError
+    ) -> ExportOutcome:
+        """Record a final failure unless the export already succeeded; returns the ledger row."""
+        try:
+            async with self._connection() as conn, conn.transaction():
+                return await self._record(conn, request, source, error=error)
+        except (psycopg.Error, OSError) as exc:
+            raise classify(exc) from exc
+
+    async def _record(
+        self,
+        conn: AsyncConnection[Any],
+        request: ExportRequested,
+        source: KafkaSource,
+        *,
+        reference: str | None = None,
+        error: ErpError | None = None,
+    ) -> ExportOutcome:
+        p = request.payload
+        row = await (
+            await conn.execute(
+                _RECORD,
+                (
+                    p.export_id,
+                    request.company_id,
+                    request.item.type.value,
+                    request.item.id,
+                    p.attempt,
+                    "exported" if reference is not None else "failed",
+                    reference,
+                    error.code if error else None,
+                    error.message[:8000] if error else None,
+                    source.topic,
+                    source.partition,
+                    source.offset,
+                ),
+            )
+        ).fetchone()
+        if row is None:  # already exported: the success stands
+            row = await (await conn.execute(_SELECT, (p.export_id,))).fetchone()
+        assert row is not None
+        return _outcome(row)
+
+    async def close(self) -> None:
+        """Close the idle connections."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                await conn.close()

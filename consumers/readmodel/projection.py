@@ -1,0 +1,219 @@
+"""Worker `projection`: every status change on erp.status into the PostgreSQL read model."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+import psycopg
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+
+from consumers.worker.runtime import Runtime, run_worker
+from pipeline.kafka import make_consumer, make_producer, publish
+from pipeline.metrics import Metrics
+from pipeline.rules.refusals import Record, refusal_for_contract_error
+from pipeline.settings import Settings
+from topics import ContractError, decode
+from topics.events import ItemStatusChanged
+from topics.payloads import ItemStatus
+from topics.specs import DEAD_LETTERS, STATUS
+
+log = logging.getLogger(__name__)
+
+GROUP = "erp-projection"
+
+#: Upsert of the current state; an event older than what the row shows changes nothing.
+UPSERT_ITEM = """
+INSERT INTO items AS i (company_id, item_type, item_id, status, submission_version, number,
+    title, amount, project_id, project_name, sent_by_email, sent_by_name, sent_at,
+    decided_by_email, decided_at, reason, erp_reference, last_error, updated_at, last_event_id)
+VALUES (%(company_id)s, %(item_type)s, %(item_id)s, %(status)s, %(version)s, %(number)s,
+    %(title)s, %(amount)s, %(project_id)s, %(project_name)s, %(sent_by_email)s,
+    %(sent_by_name)s, %(sent_at)s, %(decided_by_email)s, %(decided_at)s, %(reason)s,
+    %(erp_reference)s, %(last_error)s, %(occurred_at)s, %(event_id)s)
+ON CONFLICT (company_id, item_type, item_id) DO UPDATE SET
+    status = EXCLUDED.status, submission_version = EXCLUDED.submission_version,
+    number = COALESCE(EXCLUDED.number, i.number), title = COALESCE(EXCLUDED.title, i.title),
+    amount = COALESCE(EXCLUDED.amount, i.amount),
+    project_id = COALESCE(EXCLUDED.project_id, i.project_id),
+    project_name = COALESCE(EXCLUDED.project_name, i.project_name),
+    sent_by_email = COALESCE(EXCLUDED.sent_by_email, i.sent_by_email),
+    sent_by_name = COALESCE(EXCLUDED.sent_by_name, i.sent_by_name),
+    sent_at = COALESCE(EXCLUDED.sent_at, i.sent_at),
+    decided_by_email = COALESCE(EXCLUDED.decided_by_email, i.decided_by_email),
+    decided_at = COALESCE(EXCLUDED.decided_at, i.decided_at),
+    reason = EXCLUDED.reason, erp_reference = EXCLUDED.erp_reference,
+    last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at,
+    last_event_id = EXCLUDED.last_event_id
+WHERE (i.submission_version, i.updated_at) <= (EXCLUDED.submission_version, EXCLUDED.updated_at)
+RETURNING decided_at
+"""
+
+INSERT_HISTORY = """
+INSERT INTO item_history (event_id, company_id, item_type, item_id, status, previous_status,
+    submission_version, actor_user_id, actor_email, actor_name, reason, reasons, erp_reference,
+    occurred_at, correlation_id, source_topic, source_partition, source_offset)
+VALUES (%(event_id)s, %(company_id)s, %(item_type)s, %(item_id)s, %(status)s,
+    %(previous_status)s, %(version)s, %(actor_user_id)s, %(actor_email)s, %(actor_name)s,
+    %(reason)s, %(reasons)s, %(erp_reference)s, %(occurred_at)s, %(correlation_id)s,
+    %(topic)s, %(partition)s, %(offset)s)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+DECIDED = {"exporting", "rejected"}
+
+
+def row_of(event: ItemStatusChanged, record: ConsumerRecord[Any, Any]) -> dict[str, Any]:
+    """The SQL parameters of one status change."""
+    p = event.payload
+    status = p.status.value
+    return {
+        "company_id": event.company_id,
+        "item_type": event.item.type.value,
+        "item_id": event.item.id,
+        "status": status,
+        "version": p.submission_version,
+        "previous_status": p.previous_status.value if p.previous_status else None,
+        "number": p.item_number,
+        "title": p.item_title,
+        "amount": p.amount,
+        "project_id": p.project.id if p.project else None,
+        "project_name": p.project.name if p.project else None,
+        "sent_by_email": p.sent_by.email if p.sent_by else None,
+        "sent_by_name": p.sent_by.name if p.sent_by else None,
+        "sent_at": p.sent_at,
+        "decided_by_email": event.actor.email if status in DECIDED else None,
+        "decided_at": event.occurred_at if status in DECIDED else None,
+        "reason": p.reason,
+        "reasons": json.dumps(p.reasons),
+        "erp_reference": p.erp_reference,
+        "last_error": p.reason if status == "failed_to_export" else None,
+        "occurred_at": event.occurred_at,
+        "event_id": event.event_id,
+        "actor_user_id": event.actor.user_id,
+        "actor_email": event.actor.email,
+        "actor_name": event.actor.name,
+        "correlation_id": event.correlation_id,
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+    }
+
+
+async def project_batch(
+    conn: psycopg.AsyncConnection[Any],
+    producer: AIOKafkaProducer,
+    settings: Settings,
+    records: list[ConsumerRecord[Any, Any]],
+    metrics: Metrics | None = None,
+) -> None:
+    """Write a batch in one transaction; dead-letter what cannot be decoded."""
+    metrics = metrics or Metrics(process=False)
+    async with conn.transaction():
+        for record in records:
+            try:
+                event = decode(record.value, STATUS)
+            except ContractError as exc:
+                dead = Record.of(record)
+                await publish(
+                    producer, settings, DEAD_LETTERS, refusal_for_contract_error(dead, exc)
+                )
+                metrics.events_consumed.labels(STATUS.name, "refused").inc()
+                metrics.events_refused.labels(exc.stage).inc()
+                continue
+            row = row_of(event, record)
+            cursor = await conn.execute(UPSERT_ITEM, row)
+            before = await cursor.fetchone()
+            await conn.execute(INSERT_HISTORY, row)
+            metrics.events_consumed.labels(STATUS.name, "processed").inc()
+            _observe_latencies(metrics, event, before[0] if before else None)
+
+
+def _observe_latencies(
+    metrics: Metrics, event: ItemStatusChanged, decided_at: dt.datetime | None
+) -> None:
+    """Submission → decision and accept → synced, from the events' own times."""
+    p = event.payload
+    if p.status.value in DECIDED and p.previous_status == ItemStatus.READY_TO_EXPORT and p.sent_at:
+        decision = "accepted" if p.status == ItemStatus.EXPORTING else "rejected"
+        seconds = (event.occurred_at - p.sent_at).total_seconds()
+        metrics.submission_to_decision.labels(decision).observe(max(0.0, seconds))
+    elif p.status == ItemStatus.SYNCED and decided_at is not None:
+        metrics.accept_to_synced.observe(max(0.0, (event.occurred_at - decided_at).total_seconds()))
+
+
+#: Queue depth per status, type and company, and the oldest item waiting, for the gauges.
+COUNT_ITEMS = "SELECT status, item_type, company_id, count(*) FROM items GROUP BY 1, 2, 3"
+OLDEST_READY = """
+SELECT company_id, extract(epoch FROM now() - min(coalesce(sent_at, updated_at)))
+FROM items WHERE status = 'ready_to_export' GROUP BY 1
+"""
+
+
+async def sample_queues(database_url: str, metrics: Metrics) -> None:
+    """Set the queue-depth and oldest-waiting gauges from the read model."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        counts = await (await conn.execute(COUNT_ITEMS)).fetchall()
+        oldest = await (await conn.execute(OLDEST_READY)).fetchall()
+    metrics.items.clear()
+    for status, item_type, company, count in counts:
+        metrics.items.labels(status, item_type, company).set(count)
+    metrics.oldest_ready_age.clear()
+    for company, age in oldest:
+        metrics.oldest_ready_age.labels(company).set(float(age))
+
+
+async def serve(settings: Settings, stop: asyncio.Event, runtime: Runtime | None = None) -> None:
+    """Consume erp.status until `stop` is set, committing offsets after each transaction."""
+    consumer = make_consumer(settings, settings.topic(STATUS.name), group_id=settings.topic(GROUP))
+    metrics = runtime.metrics if runtime else Metrics(process=False)
+    if runtime is not None:
+        database_url = settings.require_database_url()
+        runtime.watch_consumer(consumer, GROUP)
+        runtime.watch_database(database_url)
+        runtime.samplers.append(lambda: sample_queues(database_url, metrics))
+    producer = make_producer(settings)
+    conn = await psycopg.AsyncConnection.connect(settings.require_database_url())
+    await producer.start()
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=500)
+            records = [r for batch in batches.values() for r in batch]
+            while records and not stop.is_set():
+                try:
+                    await project_batch(conn, producer, settings, records, metrics)
+                except psycopg.OperationalError as exc:
+                    # the transaction rolled back and no offset moved: reconnect, write again
+                    log.warning("database unavailable (%s); retrying the batch", exc)
+                    await asyncio.sleep(1.0)
+                    await conn.close()
+                    conn = await _reconnect(settings, stop)
+                    continue
+                await consumer.commit()
+                metrics.committed(GROUP)
+                break
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await conn.close()
+
+
+async def _reconnect(settings: Settings, stop: asyncio.Event) -> psycopg.AsyncConnection[Any]:
+    while True:
+        try:
+            return await psycopg.AsyncConnection.connect(settings.require_database_url())
+        except psycopg.OperationalError as exc:
+            if stop.is_set():
+                raise
+            log.warning("cannot connect to the database (%s); retrying", exc)
+            await asyncio.sleep(1.0)
+
+
+def run(settings: Settings) -> None:
+    """Run the projection until SIGTERM/SIGINT."""
+
+    run_worker(settings, lambda runtime: serve(settings, runtime.stop, runtime))

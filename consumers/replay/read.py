@@ -1,0 +1,215 @@
+"""`replay`: read the audit topics in batches and rebuild every item with the live rules.
+
+Nothing is written anywhere: one group-less consumer with manual partition assignment reads
+erp.directory, erp.submissions, erp.decisions and erp.export-results from the beginning
+(state needs the whole history), up to the end offsets of now or of `--to`; decisions whose
+records lie before the offsets of `--from` are applied but not reported.
+
+The live processor reads an item's three topics in whatever order they arrive; the replay
+orders them by their times (each topic's own order kept). Where the two orders differ in a way
+the rules care about (an unversioned decision read before the submission it answers, a
+directory change dated before a decision but published after it), `--verify` names the item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from pipeline.kafka import make_consumer, partitions_of, stop_consumer
+from pipeline.replay.rebuild import TOPIC_RANK, Entry, Rebuild, Rebuilt, merged
+from pipeline.rules.refusals import Record
+from pipeline.settings import Settings
+from topics import ContractError, TopicSpec, decode
+from topics.specs import DECISIONS, DIRECTORY, EXPORT_RESULTS, SUBMISSIONS
+
+REPLAYED = (DIRECTORY, SUBMISSIONS, DECISIONS, EXPORT_RESULTS)
+BATCH = 50_000
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """What to replay: report window (None: everything), company / item filters, progress."""
+
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    company: str | None = None
+    item: str | None = None
+    progress: TextIO | None = None
+
+
+@dataclass
+class ReplayResult:
+    """The rebuilt items and audit rows, how much was read, how long it took (reading and
+    decoding included in `read_s`)."""
+
+    rebuilt: Rebuilt
+    records: int = 0
+    undecodable: int = 0
+    elapsed_s: float = 0.0
+    read_s: float = 0.0
+    partial: bool = False
+    ends: dict[str, int] = field(default_factory=dict)
+
+
+def _millis(at: dt.datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+async def _offsets_at(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition], at: dt.datetime, ends: dict[Any, int]
+) -> dict[TopicPartition, int]:
+    """The first offset at or after `at` on each partition (its end when nothing is that late)."""
+    found = await consumer.offsets_for_times({tp: _millis(at) for tp in tps})
+    offsets = {}
+    for tp in tps:
+        answer = found.get(tp)
+        # Kafka answers "none that late" with no offset; some brokers (the embedded Tansu)
+        # with offset 0 and timestamp -1 instead: both mean the partition's end.
+        late_enough = answer is not None and answer.timestamp >= 0
+        offsets[tp] = answer.offset if answer is not None and late_enough else ends[tp]
+    return offsets
+
+
+class _Reader:
+    """Collects decoded events, grouped the way the rebuild needs them."""
+
+    def __init__(self, settings: Settings, options: ReplayOptions) -> None:
+        self.options = options
+        self.specs = {settings.topic(spec.name): spec for spec in REPLAYED}
+        self.directory: list[Any] = []
+        self.items: dict[str, dict[str, list[Entry]]] = defaultdict(lambda: defaultdict(list))
+        self.records = self.undecodable = 0
+
+    def wanted(self, key: bytes | None) -> bool:
+        if self.options.item is not None:
+            return key is not None and key.decode("utf-8", "replace") == self.options.item
+        if self.options.company is not None:
+            return key is not None and key.startswith(f"{self.options.company}:".encode())
+        return True
+
+    def add(self, record: Any, spec: TopicSpec, reported: bool) -> None:
+        self.records += 1
+        try:
+            event = decode(record.value or b"", spec)
+        except ContractError:
+            self.undecodable += 1  # the live processor dead-lettered it; it changes no state
+            return
+        if spec is DIRECTORY:
+            if self.options.company in (None, event.company_id):
+                self.directory.append(event)
+            return
+        if not self.wanted(record.key):
+            return
+        rec = Record.of(record)
+        rank = TOPIC_RANK[spec.name.removeprefix("erp.")]
+        self.items[event.item_key][spec.name].append(Entry(event, rec, rank, reported))
+
+
+async def replay(
+    settings: Settings, options: ReplayOptions, stop: asyncio.Event | None = None
+) -> ReplayResult:
+    """Rebuild every item from the topics and collect the audit rows; no side effects.
+
+    `stop` ends the reading early: the result is then marked partial.
+    """
+    started = time.monotonic()
+    reader = _Reader(settings, options)
+    consumer = make_consumer(settings, group_id=None, max_poll_records=BATCH)
+    await consumer.start()
+    partial = False
+    try:
+        tps = [tp for name in reader.specs for tp in await partitions_of(consumer, name)]
+        consumer.assign(tps)
+        latest = await consumer.end_offsets(tps)
+        ends = dict(latest)
+        if options.end is not None:
+            ends = await _offsets_at(consumer, tps, options.end, latest)
+        firsts = await consumer.beginning_offsets(tps)
+        report_from = dict(firsts)
+        if options.start is not None:
+            report_from = await _offsets_at(consumer, tps, options.start, latest)
+        await consumer.seek_to_beginning(*tps)
+        progress = _Progress(options.progress, firsts, ends)
+        pending = {tp for tp in tps if firsts[tp] < ends[tp]}
+        while pending:
+            if stop is not None and stop.is_set():
+                partial = True
+                break
+            batches = await consumer.getmany(*pending, timeout_ms=200, max_records=BATCH)
+            for tp, records in batches.items():
+                spec = reader.specs[tp.topic]
+                for record in records:
+                    if options.end is not None and record.offset >= ends[tp]:
+                        break  # past `--to`; without it, records past a short end are kept
+                    reader.add(record, spec, record.offset >= report_from[tp])
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+            progress.show(reader.records, {tp: await consumer.position(tp) for tp in tps})
+        if options.end is None and not partial:
+            # Some brokers (the embedded one) under-report end offsets after concurrent
+            # writes: records past the reported end are still there, so drain until quiet.
+            while batches := await consumer.getmany(*tps, timeout_ms=300, max_records=BATCH):
+                for tp, records in batches.items():
+                    for record in records:
+                        reader.add(record, reader.specs[tp.topic], record.offset >= report_from[tp])
+        progress.done(reader.records)
+    finally:
+        await stop_consumer(consumer)
+    read_s = time.monotonic() - started
+    rebuild = Rebuild()
+    for event in reader.directory:
+        rebuild.directory_event(event)
+    for key in sorted(reader.items):
+        rebuild.item(key, merged(reader.items[key].values()))
+    return ReplayResult(
+        rebuild.result,
+        records=reader.records,
+        undecodable=reader.undecodable,
+        elapsed_s=time.monotonic() - started,
+        read_s=read_s,
+        partial=partial,
+        ends={f"{tp.topic}:{tp.partition}": end for tp, end in sorted(ends.items())},
+    )
+
+
+class _Progress:
+    """Events/s, position per partition and an ETA on stderr, at most once a second."""
+
+    def __init__(self, out: TextIO | None, firsts: dict[Any, int], ends: dict[Any, int]) -> None:
+        self.out, self.firsts, self.ends = out, firsts, ends
+        self.total = sum(max(0, ends[tp] - firsts[tp]) for tp in ends)
+        self.started = self.last = time.monotonic()
+
+    def show(self, done: int, positions: dict[Any, int]) -> None:
+        now = time.monotonic()
+        if self.out is None or now - self.last < 1.0:
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-6)
+        eta = (self.total - done) / rate if rate else float("inf")
+        where = " ".join(
+            f"{tp.topic.rsplit('.', 1)[-1]}[{tp.partition}]={positions[tp]}/{self.ends[tp]}"
+            for tp in sorted(positions)
+            if self.ends[tp] > self.firsts[tp]
+        )
+        print(
+            f"replay: {done}/{self.total} events, {rate:,.0f}/s, ETA {eta:,.0f}s  {where}",
+            file=self.out,
+            flush=True,
+        )
+
+    def done(self, done: int) -> None:
+        if self.out is not None:
+            elapsed = time.monotonic() - self.started
+            print(f"replay: read {done} events in {elapsed:.1f}s", file=self.out, flush=True)
+
+
+__all__ = ["ReplayOptions", "ReplayResult", "replay"]

@@ -1,0 +1,1 @@
+"""What every aiokafka worker shares: the consume loop, offsets, backoff, database, registry."""

@@ -1,0 +1,115 @@
+"""PostgreSQL access: versioned plain-SQL migrations, and database create/drop for tests."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+log = logging.getLogger(__name__)
+
+#: Any two migration runners serialize on this advisory lock.
+_MIGRATION_LOCK = 0x45525001
+
+
+class DatabaseError(RuntimeError):
+    """A PostgreSQL operation failed; wraps the driver's error with what we were doing."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    sql: str
+
+
+def load_migrations(package: str = "consumers.worker.migrations") -> list[Migration]:
+    """The migrations shipped in `package`, in version order (`NNNN_name.sql`)."""
+    found = []
+    for entry in resources.files(package).iterdir():
+        if entry.name.endswith(".sql"):
+            version, _, rest = entry.name.partition("_")
+            found.append(Migration(version, rest.removesuffix(".sql"), entry.read_text("utf-8")))
+    return sorted(found, key=lambda m: m.version)
+
+
+def migrate(
+    database_url: str,
+    migrations: list[Migration] | None = None,
+    *,
+    table: str = "schema_migrations",
+) -> list[str]:
+    """Apply every migration not applied yet, each in its own transaction; returns those applied.
+
+    `table` keeps the bookkeeping of one migration set apart from another's when two sets
+    (the pipeline's and the reference ERP's) share a database.
+    """
+    migrations = load_migrations() if migrations is None else migrations
+    bookkeeping = sql.Identifier(table)
+    applied: list[str] = []
+    try:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+            try:
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE IF NOT EXISTS {} ("
+                        " version text PRIMARY KEY, name text NOT NULL,"
+                        " applied_at timestamptz NOT NULL DEFAULT now())"
+                    ).format(bookkeeping)
+                )
+                done = {
+                    row[0]
+                    for row in conn.execute(sql.SQL("SELECT version FROM {}").format(bookkeeping))
+                }
+                for migration in migrations:
+                    if migration.version in done:
+                        continue
+                    with conn.transaction():
+                        conn.execute(migration.sql.encode())
+                        conn.execute(
+                            sql.SQL("INSERT INTO {} (version, name) VALUES (%s, %s)").format(
+                                bookkeeping
+                            ),
+                            (migration.version, migration.name),
+                        )
+                    applied.append(f"{migration.version}_{migration.name}")
+                    log.info("applied migration %s_%s", migration.version, migration.name)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+    except psycopg.Error as exc:
+        raise DatabaseError(f"migration failed: {exc}") from exc
+    return applied
+
+
+def with_database(database_url: str, dbname: str) -> str:
+    """The same server and credentials, another database."""
+    return make_conninfo(database_url, dbname=dbname)
+
+
+def describe(database_url: str) -> str:
+    """`host:port/dbname` of a URL, without credentials, for printing."""
+    parts: dict[str, Any] = conninfo_to_dict(database_url)
+    host = parts.get("host", "localhost")
+    port = parts.get("port", 5432)
+    return f"{host}:{port}/{parts.get('dbname', '')}"
+
+
+def create_database(database_url: str, dbname: str) -> str:
+    """Create a database on the server of `database_url`; returns its URL."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    return with_database(database_url, dbname)
+
+
+def drop_database(database_url: str, dbname: str) -> None:
+    """Drop a database (closing its other connections first)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+        )

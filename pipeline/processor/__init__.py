@@ -1,0 +1,1 @@
+"""The approval-queue processor: the only faust code (wiring, step, state store, healing)."""

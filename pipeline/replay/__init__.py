@@ -1,0 +1,1 @@
+"""Rebuilding items from the audit topics with the live rules, and the audit report (pure)."""

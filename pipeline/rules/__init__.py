@@ -1,0 +1,1 @@
+"""The approval rules, pure: reaction table, send/accept rules, directory, derived events."""

@@ -1,0 +1,121 @@
+"""One event in, the item's new state and the events to publish out: the processor's rules."""
+
+from __future__ import annotations
+
+from pipeline.rules.directory import Directory, authorization_error
+from pipeline.rules.machine import DECISIONS, Outcome, transition
+from pipeline.rules.refusals import refusal
+from pipeline.rules.state import HELD_LIMIT, HeldDecision, Incoming, ItemState
+from topics.events import Envelope, ItemSubmitted
+from topics.payloads import KafkaSource, RefusalStage
+
+
+def _version_of(incoming: Incoming) -> int | None:
+    payload = getattr(incoming.event, "payload", None)
+    version = getattr(payload, "submission_version", None)
+    return version if isinstance(version, int) else None
+
+
+def _source(incoming: Incoming) -> KafkaSource:
+    record = incoming.record
+    key = record.key.decode("utf-8", "replace") if record.key is not None else None
+    return KafkaSource(
+        topic=record.topic, partition=record.partition, offset=record.offset, key=key
+    )
+
+
+def _refuse(state: ItemState, incoming: Incoming, stage: RefusalStage, error: str) -> Outcome:
+    return Outcome(state, [refusal(incoming.record, stage, error, event=incoming.event)])
+
+
+def _hold(state: ItemState, incoming: Incoming) -> Outcome:
+    """Keep a decision for a version not seen yet (the oldest is refused when too many wait)."""
+    held = (*state.held, HeldDecision(event=incoming.event, source=_source(incoming)))
+    dropped, kept = held[:-HELD_LIMIT], held[-HELD_LIMIT:]
+    events: list[Envelope] = [
+        refusal(
+            old.record(),
+            RefusalStage.TRANSITION,
+            "too many decisions held for unseen submission versions",
+            event=old.event,
+        )
+        for old in dropped
+    ]
+    return Outcome(state.model_copy(update={"held": kept}), events)
+
+
+def _release(outcome: Outcome, directory: Directory) -> Outcome:
+    """After a submission: apply decisions held for its version, refuse those it superseded."""
+    state = outcome.state
+    assert state is not None
+    events, waiting = list(outcome.events), []
+    due = sorted(state.held, key=lambda held: (held.event.occurred_at, held.source.offset))
+    state = state.model_copy(update={"held": ()})
+    for held in due:
+        version = held.event.payload.submission_version or 0
+        if version > state.version:
+            waiting.append(held)
+        elif version < state.version:
+            events.append(
+                refusal(
+                    held.record(),
+                    RefusalStage.TRANSITION,
+                    f"decision for submission version {version} was superseded by "
+                    f"version {state.version}",
+                    event=held.event,
+                )
+            )
+        else:
+            step = transition(state, Incoming(held.event, held.record()), directory)
+            state = step.state or state
+            events.extend(step.events)
+    return Outcome(state.model_copy(update={"held": tuple(waiting)}), events)
+
+
+def react(state: ItemState | None, incoming: Incoming, directory: Directory) -> Outcome:
+    """Apply one item event to the item's state.
+
+    Order of checks: de-duplication on `event_id`, authorization of decisions (as of the
+    decision's own time), the submission-version hold/stale rule, then the reaction table.
+    `Outcome.state` is None only when an unknown item stays unknown (nothing to store).
+    """
+    event = incoming.event
+    current = state or ItemState.new(event)
+    event_id = str(event.event_id)
+    if event_id in current.seen:
+        return Outcome(state, [], duplicate=True)
+    current = current.remember(event_id)
+    version = _version_of(incoming)
+    if isinstance(event, DECISIONS):
+        error = authorization_error(directory, event)
+        if error is not None:
+            return _keep_unknown(state, _refuse(current, incoming, RefusalStage.AUTHORIZE, error))
+        if version is not None and version > current.version:
+            return _hold(current, incoming)
+    if version is not None and version != current.version and not isinstance(event, ItemSubmitted):
+        what = "stale" if version < current.version else "unknown"
+        return _keep_unknown(
+            state,
+            _refuse(
+                current,
+                incoming,
+                RefusalStage.TRANSITION,
+                f"{event.event_type} for {what} submission version {version} "
+                f"(current is {current.version})",
+            ),
+        )
+    outcome = transition(current, incoming, directory)
+    if isinstance(event, ItemSubmitted) and outcome.state is not None and outcome.state.held:
+        outcome = _release(outcome, directory)
+    return _keep_unknown(state, outcome)
+
+
+def _keep_unknown(before: ItemState | None, outcome: Outcome) -> Outcome:
+    """An item nobody submitted and nothing is held for is not stored at all."""
+    after = outcome.state
+    if before is None and after is not None and after.status is None and not after.held:
+        return Outcome(None, outcome.events, outcome.duplicate)
+    return outcome
+
+
+__all__ = ["Outcome", "react"]

@@ -1,0 +1,84 @@
+"""The processor's state per item and the incoming-record wrapper the rules work on."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field
+
+from pipeline.rules.refusals import Record
+from topics import encode
+from topics.events import (
+    ExportRequested,
+    ExportRetryRequested,
+    ItemAccepted,
+    ItemEvent,
+    ItemRejected,
+    ItemSubmitted,
+)
+from topics.fields import Frozen
+from topics.payloads import ItemStatus, ItemType, KafkaSource
+
+#: How many recent `event_id`s an item remembers for de-duplication.
+SEEN_LIMIT = 64
+#: How many decisions for not-yet-seen submission versions an item holds at most.
+HELD_LIMIT = 16
+
+Decision = Annotated[
+    ItemAccepted | ItemRejected | ExportRetryRequested, Field(discriminator="event_type")
+]
+
+
+class HeldDecision(Frozen):
+    """A decision for a submission version not seen yet, with where it came from."""
+
+    event: Decision
+    source: KafkaSource
+
+    def record(self) -> Record:
+        """The record it arrived in (its bytes re-encoded), to dead-letter it later."""
+        key = self.source.key.encode() if self.source.key is not None else None
+        return Record(
+            self.source.topic, self.source.partition, self.source.offset, key, encode(self.event)
+        )
+
+
+class ItemState(Frozen):
+    """Everything the processor knows about one item; a pure function of its events."""
+
+    company_id: str
+    item_type: ItemType
+    item_id: str
+    status: ItemStatus | None = None
+    version: int = 0
+    submission: ItemSubmitted | None = None
+    export: ExportRequested | None = None
+    erp_reference: str | None = None
+    last_error: str | None = None
+    updated_at: dt.datetime | None = None
+    seen: tuple[str, ...] = ()
+    held: tuple[HeldDecision, ...] = ()
+
+    @classmethod
+    def new(cls, event: ItemEvent) -> ItemState:
+        """The empty state of the item an event is about."""
+        return cls(company_id=event.company_id, item_type=event.item.type, item_id=event.item.id)
+
+    @property
+    def key(self) -> str:
+        """The item key, `{company_id}:{item_type}:{item_id}`."""
+        return f"{self.company_id}:{self.item_type.value}:{self.item_id}"
+
+    def remember(self, event_id: str) -> ItemState:
+        """This state with `event_id` added to the recent ids (oldest dropped past the limit)."""
+        return self.model_copy(update={"seen": (*self.seen, event_id)[-SEEN_LIMIT:]})
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A decoded event with the record it came from."""
+
+    event: ItemEvent
+    record: Record

@@ -1,0 +1,132 @@
+"""The ERP Integrations Daily Summary: who gets one, when, listing what (pure; clock passed in)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import uuid
+from dataclasses import dataclass, field
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from pipeline.rules.derive import NAMESPACE
+from pipeline.rules.directory import Directory, may_decide
+from topics.events import DailySummary, ItemStatusChanged
+from topics.payloads import (
+    SYSTEM_ACTOR,
+    Actor,
+    DailySummaryPayload,
+    ItemStatus,
+    ItemType,
+    NoticeItem,
+    SummaryLine,
+)
+
+Sent = tuple[str, str, dt.date]  # (company, approver e-mail, company-local date)
+
+
+class Waiting(NamedTuple):
+    """What a summary line needs of an item whose newest status is Ready to Export."""
+
+    item_key: str
+    company_id: str
+    item_type: ItemType
+    item_id: str
+    number: str | None
+    title: str | None
+    submitted_at: dt.datetime
+    sent_by: Actor
+
+
+@dataclass
+class SummaryState:
+    """The newest status of every item (its time and version only) and, for those waiting in
+    Ready to Export, the few fields a summary line shows; the summaries already sent.
+
+    Kept small: one instance holds every item of every company it has seen.
+    """
+
+    latest: dict[str, tuple[dt.datetime, int]] = field(default_factory=dict)
+    ready: dict[str, Waiting] = field(default_factory=dict)
+    sent: set[Sent] = field(default_factory=set)
+    _actors: dict[Actor, Actor] = field(default_factory=dict)
+
+    def apply_status(self, event: ItemStatusChanged) -> None:
+        """Keep the newest status per item (by occurred_at; older redeliveries are ignored)."""
+        key = event.item_key
+        newest = (event.occurred_at, event.payload.submission_version)
+        known = self.latest.get(key)
+        if known is not None and newest < known:
+            return
+        self.latest[key] = newest
+        if event.payload.status != ItemStatus.READY_TO_EXPORT:
+            self.ready.pop(key, None)
+            return
+        self.ready[key] = Waiting(
+            key,
+            sys.intern(event.company_id),
+            event.item.type,
+            event.item.id,
+            event.payload.item_number,
+            event.payload.item_title,
+            event.occurred_at,
+            self._actors.setdefault(event.actor, event.actor),
+        )
+
+    def apply_summary(self, event: DailySummary) -> None:
+        """Remember a summary that was published (read back from erp.notifications)."""
+        self.sent.add((event.company_id, event.payload.to, event.payload.date))
+
+    def waiting(self, company_id: str) -> list[Waiting]:
+        """Items of the company sitting in Ready to Export, oldest first."""
+        found = [w for w in self.ready.values() if w.company_id == company_id]
+        return sorted(found, key=lambda w: (w.submitted_at, w.item_key))
+
+
+def summary_id(company_id: str, to: str, date: dt.date) -> uuid.UUID:
+    """One id per (company, recipient, day): a re-sent summary is a duplicate, dropped by id."""
+    return uuid.uuid5(NAMESPACE, f"{company_id}/{to}/{date.isoformat()}/daily-summary")
+
+
+def _line(waiting: Waiting) -> SummaryLine:
+    title = waiting.title or waiting.item_id
+    return SummaryLine(
+        item=NoticeItem(
+            type=waiting.item_type, id=waiting.item_id, number=waiting.number, title=title
+        ),
+        title=title,
+        submitted_at=waiting.submitted_at,
+        sent_by=waiting.sent_by,
+    )
+
+
+def due_summaries(
+    state: SummaryState, directory: Directory, now: dt.datetime
+) -> list[DailySummary]:
+    """Summaries due at `now`: once per subscribed approver per company-local day, from the
+    company's `daily_summary_hour` on, and only while at least one item waits."""
+    due = []
+    for company_id in directory.companies():
+        settings = directory.settings(company_id)
+        local = now.astimezone(ZoneInfo(settings.timezone))
+        waiting = state.waiting(company_id)
+        if local.hour < settings.daily_summary_hour or not waiting:
+            continue
+        for approver in directory.approvers(company_id):
+            if not (approver.digest_subscribed and may_decide(approver)):
+                continue
+            if (company_id, approver.email, local.date()) in state.sent:
+                continue
+            due.append(
+                DailySummary(
+                    event_id=summary_id(company_id, approver.email, local.date()),
+                    occurred_at=now,
+                    company_id=company_id,
+                    actor=SYSTEM_ACTOR,
+                    correlation_id=f"daily-summary/{company_id}/{local.date().isoformat()}",
+                    payload=DailySummaryPayload(
+                        to=approver.email, date=local.date(), items=[_line(e) for e in waiting]
+                    ),
+                )
+            )
+    return due
