@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from topics.specs import prefixed
+
 
 class Settings(BaseSettings):
     """Everything a worker or the CLI needs, from the environment (see README "Configuration").
@@ -76,7 +78,11 @@ class Settings(BaseSettings):
 
     def topic(self, name: str) -> str:
         """Contract topic name → the deployed name (with `ERP_TOPIC_PREFIX`)."""
-        return f"{self.erp_topic_prefix}{name}"
+        return prefixed(self.erp_topic_prefix, name)
+
+    def group(self, name: str) -> str:
+        """A consumer group's (or the processor app's) deployed name (with `ERP_TOPIC_PREFIX`)."""
+        return prefixed(self.erp_topic_prefix, name)
 
     def require_bootstrap(self) -> str:
         """The broker address, or a clear error when none is configured."""

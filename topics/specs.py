@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -42,11 +41,9 @@ class TopicSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "adapter", TypeAdapter(self.value_type))
 
-    def full_name(self, prefix: str | None = None) -> str:
-        """The topic name with the deployment prefix (`ERP_TOPIC_PREFIX` unless given)."""
-        if prefix is None:
-            prefix = os.environ.get("ERP_TOPIC_PREFIX", "")
-        return f"{prefix}{self.name}"
+    def full_name(self, prefix: str = "") -> str:
+        """The topic name with a deployment's prefix (its `ERP_TOPIC_PREFIX`)."""
+        return prefixed(prefix, self.name)
 
     def configs(self) -> dict[str, str]:
         """Broker-side topic configuration."""
@@ -163,7 +160,14 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
 TOPICS_BY_NAME: dict[str, TopicSpec] = {spec.name: spec for spec in ALL_TOPICS}
 
 
-def spec_for(name: str, prefix: str | None = None) -> TopicSpec:
+def prefixed(prefix: str, name: str) -> str:
+    """A deployed name: a topic's, a consumer group's or the processor app's, with the
+    deployment's prefix (`ERP_TOPIC_PREFIX`, e.g. `staging.`). The only place names are prefixed.
+    """
+    return f"{prefix}{name}"
+
+
+def spec_for(name: str, prefix: str = "") -> TopicSpec:
     """The spec of a topic given by contract name or by prefixed name."""
     if name in TOPICS_BY_NAME:
         return TOPICS_BY_NAME[name]

@@ -25,7 +25,7 @@ from topics.jsonschema import SCHEMA_DIR, stale_files, write_all
 
 def _spec(name: str) -> TopicSpec:
     try:
-        return spec_for(name)
+        return spec_for(name, load_settings().erp_topic_prefix)
     except KeyError as exc:
         raise click.BadParameter(str(exc.args[0]), param_hint="TOPIC") from None
 

@@ -41,11 +41,12 @@ from consumers.worker.offsets import OffsetTracker
 from consumers.worker.runtime import Runtime, run_worker
 from pipeline.kafka import make_consumer, make_producer
 from pipeline.metrics import Metrics
-from pipeline.rules.refusals import Record, refusal_for_contract_error
+from pipeline.rules.refusals import refusal_for_contract_error
 from pipeline.settings import Settings
 from topics import ContractError, Envelope, TopicSpec, decode, encode, headers_for, key_of
 from topics.events import ExportRequested
 from topics.payloads import KafkaSource
+from topics.record import Record
 from topics.specs import DEAD_LETTERS, EXPORT_RESULTS, EXPORTS, FAILED_TO_EXPORT, NOTIFICATIONS
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ _DRAIN_GRACE_S = 5.0
 
 def group_id(settings: Settings) -> str:
     """The consumer group, per deployment prefix."""
-    return f"{settings.erp_topic_prefix}{GROUP}"
+    return settings.group(GROUP)
 
 
 class Exporter:
@@ -162,14 +163,11 @@ class Exporter:
     async def _handle(self, record: Any, previous: asyncio.Task[None] | None) -> None:
         if previous is not None:
             await asyncio.wait([previous])
-        key = record.key.decode("utf-8", "replace") if record.key is not None else None
-        source = KafkaSource(
-            topic=record.topic, partition=record.partition, offset=record.offset, key=key
-        )
+        raw = Record.of(record)
+        source = raw.source()
         try:
             request: ExportRequested = decode(record.value or b"", EXPORTS)
         except ContractError as exc:
-            raw = Record.of(record)
             await self._send(DEAD_LETTERS, refusal_for_contract_error(raw, exc))
             self.metrics.events_consumed.labels(EXPORTS.name, "refused").inc()
             self.metrics.events_refused.labels(exc.stage).inc()

@@ -35,14 +35,17 @@ from consumers.notify.smtp import SmtpRefused, SmtpTarget, SmtpUnavailable, send
 from consumers.worker.runtime import Runtime, run_worker
 from pipeline.kafka import make_consumer, make_producer, publish
 from pipeline.metrics import Metrics
-from pipeline.rules.refusals import Record, refusal, refusal_for_contract_error
+from pipeline.rules.refusals import refusal, refusal_for_contract_error
 from pipeline.settings import Settings
 from topics import ContractError, decode
 from topics.events import EventRefused
 from topics.payloads import RefusalStage
+from topics.record import Record
 from topics.specs import DEAD_LETTERS, NOTIFICATIONS
 
 log = logging.getLogger(__name__)
+
+GROUP = "erp-notifier"
 
 
 class Outcome(enum.Enum):
@@ -190,7 +193,7 @@ async def serve(settings: Settings, stop: asyncio.Event, runtime: Runtime | None
     consumer = make_consumer(
         settings,
         NOTIFICATIONS.full_name(settings.erp_topic_prefix),
-        group_id=f"{settings.erp_topic_prefix}erp-notifier",
+        group_id=settings.group(GROUP),
     )
     notifier = Notifier(
         settings,

@@ -14,11 +14,12 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from consumers.worker.runtime import Runtime, run_worker
 from pipeline.kafka import make_consumer, make_producer, publish
 from pipeline.metrics import Metrics
-from pipeline.rules.refusals import Record, refusal_for_contract_error
+from pipeline.rules.refusals import refusal_for_contract_error
 from pipeline.settings import Settings
 from topics import ContractError, decode
 from topics.events import ItemStatusChanged
 from topics.payloads import ItemStatus
+from topics.record import Record
 from topics.specs import DEAD_LETTERS, STATUS
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ async def sample_queues(database_url: str, metrics: Metrics) -> None:
 
 async def serve(settings: Settings, stop: asyncio.Event, runtime: Runtime | None = None) -> None:
     """Consume erp.status until `stop` is set, committing offsets after each transaction."""
-    consumer = make_consumer(settings, settings.topic(STATUS.name), group_id=settings.topic(GROUP))
+    consumer = make_consumer(settings, settings.topic(STATUS.name), group_id=settings.group(GROUP))
     metrics = runtime.metrics if runtime else Metrics(process=False)
     if runtime is not None:
         database_url = settings.require_database_url()

@@ -24,9 +24,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.kafka import make_consumer, partitions_of, stop_consumer
 from pipeline.replay.rebuild import TOPIC_RANK, Entry, Rebuild, Rebuilt, merged
-from pipeline.rules.refusals import Record
 from pipeline.settings import Settings
 from topics import ContractError, TopicSpec, decode
+from topics.record import Record
 from topics.specs import DECISIONS, DIRECTORY, EXPORT_RESULTS, SUBMISSIONS
 
 REPLAYED = (DIRECTORY, SUBMISSIONS, DECISIONS, EXPORT_RESULTS)

@@ -48,7 +48,7 @@ from pipeline.processor.config import (
 from pipeline.processor.replicas import PartitionProbe, TopicReplica
 from pipeline.rules.directory import Directory
 from pipeline.rules.engine import react
-from pipeline.rules.refusals import Record, refusal, refusal_for_contract_error
+from pipeline.rules.refusals import refusal, refusal_for_contract_error
 from pipeline.rules.state import Incoming, ItemState
 from pipeline.rules.summary import SummaryState, due_summaries
 from pipeline.settings import Settings
@@ -63,6 +63,7 @@ from topics import (
 )
 from topics.events import DailySummary, EventRefused
 from topics.payloads import RefusalStage
+from topics.record import Record
 from topics.specs import (
     DECISIONS,
     DIRECTORY,
@@ -106,7 +107,7 @@ class Processor:
         self.metrics = metrics or Metrics()
         self.clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.app = faust.App(
-            settings.topic(APP_NAME), **faust_config(settings), **_credentials(settings)
+            settings.group(APP_NAME), **faust_config(settings), **_credentials(settings)
         )
         self.items = self.app.Table(
             ITEMS_TABLE,
@@ -254,21 +255,9 @@ class Processor:
                 log.warning("publishing %s failed (%s); retrying", event.event_type, exc)
                 await asyncio.sleep(0.5 * 2**attempt)
 
-    @staticmethod
-    def _record(event: Any) -> Record:
-        message = event.message
-        return Record(
-            message.topic,
-            message.partition,
-            message.offset,
-            message.key,
-            message.value,
-            int(message.timestamp * 1000) if message.timestamp else 0,
-        )
-
     async def _directory_agent(self, stream: Any) -> None:
         async for event in stream.events():
-            record = self._record(event)
+            record = Record.of_message(event.message)
             try:
                 decoded = decode(record.value or b"", DIRECTORY)
             except ContractError as exc:
@@ -279,7 +268,7 @@ class Processor:
     async def _items_agent(self, stream: Any) -> None:
         async for event in stream.events():
             await self.ready.wait()
-            await self.consume(self._record(event))
+            await self.consume(Record.of_message(event.message))
 
     async def consume(self, record: Record) -> None:
         """One record of an item topic: handled if its partition's checkpoint expects it."""

@@ -47,7 +47,7 @@ def main(count: int, result: Path) -> None:
     """The reference worker: runs until `count` records went through, then reports and idles."""
     settings = _private(Settings())
     asyncio.run(create_topics(settings, _internal_topics()))
-    app = faust.App(settings.topic(APP), **faust_config(settings))
+    app = faust.App(settings.group(APP), **faust_config(settings))
     table = app.Table(
         TABLE, default=None, partitions=SUBMISSIONS.partitions, key_type=bytes, value_type=bytes
     )

@@ -10,7 +10,6 @@ from pipeline.replay.audit import AuditRow, row_for, utc
 from pipeline.rules.derive import derived_id
 from pipeline.rules.directory import Directory
 from pipeline.rules.engine import react
-from pipeline.rules.refusals import Record
 from pipeline.rules.state import Incoming, ItemState
 from topics.events import (
     ApproverUpdated,
@@ -22,6 +21,7 @@ from topics.events import (
     ItemExported,
     ItemStatusChanged,
 )
+from topics.record import Record
 
 #: Tie-break between topics for events of the same instant: what is sent, then what is
 #: decided, then what the ERP answered (an answer never precedes its question).

@@ -7,7 +7,7 @@ from pipeline.rules.machine import DECISIONS, Outcome, transition
 from pipeline.rules.refusals import refusal
 from pipeline.rules.state import HELD_LIMIT, HeldDecision, Incoming, ItemState
 from topics.events import Envelope, ItemSubmitted
-from topics.payloads import KafkaSource, RefusalStage
+from topics.payloads import RefusalStage
 
 
 def _version_of(incoming: Incoming) -> int | None:
@@ -16,21 +16,13 @@ def _version_of(incoming: Incoming) -> int | None:
     return version if isinstance(version, int) else None
 
 
-def _source(incoming: Incoming) -> KafkaSource:
-    record = incoming.record
-    key = record.key.decode("utf-8", "replace") if record.key is not None else None
-    return KafkaSource(
-        topic=record.topic, partition=record.partition, offset=record.offset, key=key
-    )
-
-
 def _refuse(state: ItemState, incoming: Incoming, stage: RefusalStage, error: str) -> Outcome:
     return Outcome(state, [refusal(incoming.record, stage, error, event=incoming.event)])
 
 
 def _hold(state: ItemState, incoming: Incoming) -> Outcome:
     """Keep a decision for a version not seen yet (the oldest is refused when too many wait)."""
-    held = (*state.held, HeldDecision(event=incoming.event, source=_source(incoming)))
+    held = (*state.held, HeldDecision(event=incoming.event, source=incoming.record.source()))
     dropped, kept = held[:-HELD_LIMIT], held[-HELD_LIMIT:]
     events: list[Envelope] = [
         refusal(

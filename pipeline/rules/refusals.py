@@ -4,41 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
-from typing import Any
 
 from topics import ContractError, Envelope, raw_for_dead_letter
 from topics.events import EventRefused
-from topics.payloads import SYSTEM_ACTOR, EventRefusedPayload, KafkaSource, RefusalStage
+from topics.payloads import SYSTEM_ACTOR, EventRefusedPayload, RefusalStage
+from topics.record import Record
 
 #: Namespace of deterministic dead-letter ids: the same refusal of the same record gets the
 #: same `event_id`, so a redelivered record does not produce a second, different dead letter.
 _NAMESPACE = uuid.UUID("6f1c3d2e-9a51-4a57-8a0e-2d4b8f0c1e77")
 UNKNOWN_COMPANY = "_unknown"
-
-
-@dataclass(frozen=True)
-class Record:
-    """The coordinates and bytes of a consumed Kafka record."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int = 0
-
-    @classmethod
-    def of(cls, record: Any) -> Record:
-        """From a consumed aiokafka record (timestamp in milliseconds)."""
-        return cls(
-            record.topic,
-            record.partition,
-            record.offset,
-            record.key,
-            record.value,
-            record.timestamp or 0,
-        )
 
 
 def refusal(
@@ -57,7 +32,6 @@ def refusal(
     """
     stage = RefusalStage(stage)
     raw, encoding = raw_for_dead_letter(record.value)
-    key = record.key.decode("utf-8", "replace") if record.key is not None else None
     if event is not None:
         occurred_at = event.occurred_at
     elif record.timestamp_ms:
@@ -69,16 +43,14 @@ def refusal(
             _NAMESPACE, f"{record.topic}/{record.partition}/{record.offset}/{stage}"
         ),
         occurred_at=occurred_at,
-        company_id=event.company_id if event is not None else _company_from_key(key),
+        company_id=event.company_id if event is not None else _company_from_key(record.text_key),
         item=event.item if event is not None else None,
         actor=event.actor if event is not None else SYSTEM_ACTOR,
         correlation_id=event.correlation_id if event is not None else None,
         payload=EventRefusedPayload(
             stage=stage,
             error=error[:8000],
-            source=KafkaSource(
-                topic=record.topic, partition=record.partition, offset=record.offset, key=key
-            ),
+            source=record.source(),
             raw=raw,
             raw_encoding=encoding,
             refused_event_id=str(event.event_id) if event is not None else refused_event_id,

@@ -8,7 +8,6 @@ from typing import Annotated
 
 from pydantic import Field
 
-from pipeline.rules.refusals import Record
 from topics import encode
 from topics.events import (
     ExportRequested,
@@ -20,6 +19,7 @@ from topics.events import (
 )
 from topics.fields import Frozen
 from topics.payloads import ItemStatus, ItemType, KafkaSource
+from topics.record import Record
 
 #: How many recent `event_id`s an item remembers for de-duplication.
 SEEN_LIMIT = 64
@@ -39,10 +39,7 @@ class HeldDecision(Frozen):
 
     def record(self) -> Record:
         """The record it arrived in (its bytes re-encoded), to dead-letter it later."""
-        key = self.source.key.encode() if self.source.key is not None else None
-        return Record(
-            self.source.topic, self.source.partition, self.source.offset, key, encode(self.event)
-        )
+        return Record.at(self.source, encode(self.event))
 
 
 class ItemState(Frozen):

@@ -10,10 +10,10 @@ from consumers.dev import samples as se
 from pipeline.rules.directory import Directory
 from pipeline.rules.engine import react
 from pipeline.rules.machine import Outcome
-from pipeline.rules.refusals import Record
 from pipeline.rules.state import Incoming, ItemState
 from topics import decode
 from topics.events import ItemEvent
+from topics.record import Record
 
 T0 = dt.datetime(2026, 11, 21, 15, 0, tzinfo=dt.UTC)
 _offsets = iter(range(10**9))

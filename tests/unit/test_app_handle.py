@@ -11,9 +11,9 @@ from consumers.dev import samples as se
 from pipeline.processor import app as app_module
 from pipeline.processor import outbox
 from pipeline.processor.app import build_app
-from pipeline.rules.refusals import Record
 from pipeline.settings import Settings
 from tests.unit.builders import directory
+from topics.record import Record
 
 SUBMISSIONS = "erp.submissions"
 DECISIONS = "erp.decisions"

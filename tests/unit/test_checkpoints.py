@@ -12,9 +12,9 @@ from consumers.dev import samples as se
 from pipeline.processor import checkpoints
 from pipeline.processor.app import CLEAN_SHUTDOWN_MARK, drop_unclean_state, state_dir
 from pipeline.processor.checkpoints import Reseeks, Verdict
-from pipeline.rules.refusals import Record
 from pipeline.settings import Settings
 from tests.unit.test_app_handle import Harness
+from topics.record import Record
 
 TOPIC = "erp.submissions"
 

@@ -198,10 +198,9 @@ def test_keys_follow_the_contract() -> None:
     )
 
 
-def test_topic_prefix_and_specs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ERP_TOPIC_PREFIX", "staging.")
-    assert spec_for("erp.decisions").full_name() == "staging.erp.decisions"
-    assert spec_for("staging.erp.decisions") is DECISIONS
+def test_topic_prefix_and_specs() -> None:
+    assert spec_for("erp.decisions").full_name("staging.") == "staging.erp.decisions"
+    assert spec_for("staging.erp.decisions", "staging.") is DECISIONS
     assert spec_for("erp.status").configs()["cleanup.policy"] == "compact,delete"
     assert spec_for("erp.exports").retention_ms == 30 * 24 * 3600 * 1000
     with pytest.raises(KeyError):
