@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
+from typing import Any, TypeVar
 
 from consumers.export.port import ExportOutcome
+from pipeline.rules.derive import EXPORTER, derived
 from topics.events import (
+    Envelope,
     ExportAttemptFailed,
     ExportFailed,
     ExportFailureNotice,
@@ -22,35 +24,40 @@ from topics.payloads import (
     NoticeItem,
 )
 
-#: Result ids derive from the export: re-emitting a result after a redelivery repeats its id,
-#: so downstream de-duplication on `event_id` drops the repeat.
-_NAMESPACE = uuid.UUID("0b7f9d64-3c1e-4f0a-9a3e-5d1c2b8e7f41")
-
 #: Who the exporter says did it.
 EXPORTER_CONNECTOR = "erp-exporter"
 
+E = TypeVar("E", bound=Envelope)
 
-def _id(*parts: object) -> uuid.UUID:
-    return uuid.uuid5(_NAMESPACE, "/".join(str(part) for part in parts))
+
+def _result(
+    model: type[E], request: ExportRequested, outcome: ExportOutcome, payload: Any, *kind: object
+) -> E:
+    """An event the export of `request` derives, recorded by the system at the ledger's time.
+
+    Its id derives from the export id and `kind`: re-emitting a result after a redelivery
+    repeats its id, so downstream de-duplication on `event_id` drops the repeat.
+    """
+    return derived(
+        model,
+        request,
+        payload,
+        event_id=EXPORTER.id(outcome.export_id, *kind),
+        occurred_at=outcome.recorded_at,
+        actor=SYSTEM_ACTOR,
+    )
 
 
 def item_exported(request: ExportRequested, outcome: ExportOutcome) -> ItemExported:
     """`ItemExported` for a ledger success."""
     assert outcome.erp_reference is not None
-    return ItemExported(
-        event_id=_id(outcome.export_id, "exported"),
-        occurred_at=outcome.recorded_at,
-        company_id=request.company_id,
-        item=request.item,
-        actor=SYSTEM_ACTOR,
-        correlation_id=request.correlation_id,
-        payload=ItemExportedPayload(
-            export_id=outcome.export_id,
-            erp_reference=outcome.erp_reference,
-            exported_at=outcome.recorded_at,
-            submission_version=request.payload.submission_version,
-        ),
+    payload = ItemExportedPayload(
+        export_id=outcome.export_id,
+        erp_reference=outcome.erp_reference,
+        exported_at=outcome.recorded_at,
+        submission_version=request.payload.submission_version,
     )
+    return _result(ItemExported, request, outcome, payload, "exported")
 
 
 def _failure_fields(request: ExportRequested, outcome: ExportOutcome) -> dict[str, object]:
@@ -68,14 +75,9 @@ def _failure_fields(request: ExportRequested, outcome: ExportOutcome) -> dict[st
 
 def attempt_failed(request: ExportRequested, outcome: ExportOutcome) -> ExportAttemptFailed:
     """`ExportAttemptFailed` (on erp.export-results) for a ledger failure."""
-    return ExportAttemptFailed(
-        event_id=_id(outcome.export_id, outcome.attempt, "attempt-failed"),
-        occurred_at=outcome.recorded_at,
-        company_id=request.company_id,
-        item=request.item,
-        actor=SYSTEM_ACTOR,
-        correlation_id=request.correlation_id,
-        payload=ExportAttemptFailedPayload.model_validate(_failure_fields(request, outcome)),
+    payload = ExportAttemptFailedPayload.model_validate(_failure_fields(request, outcome))
+    return _result(
+        ExportAttemptFailed, request, outcome, payload, outcome.attempt, "attempt-failed"
     )
 
 
@@ -83,17 +85,10 @@ def export_failed(
     request: ExportRequested, outcome: ExportOutcome, source: KafkaSource
 ) -> ExportFailed:
     """The Failed to Export record, with the original record's coordinates."""
-    return ExportFailed(
-        event_id=_id(outcome.export_id, outcome.attempt, "failed"),
-        occurred_at=outcome.recorded_at,
-        company_id=request.company_id,
-        item=request.item,
-        actor=SYSTEM_ACTOR,
-        correlation_id=request.correlation_id,
-        payload=ExportFailedPayload.model_validate(
-            {**_failure_fields(request, outcome), "source": source}
-        ),
+    payload = ExportFailedPayload.model_validate(
+        {**_failure_fields(request, outcome), "source": source}
     )
+    return _result(ExportFailed, request, outcome, payload, outcome.attempt, "failed")
 
 
 def dead_letter_headers(
@@ -126,16 +121,16 @@ def failure_notices(request: ExportRequested, outcome: ExportOutcome) -> list[Ex
     )
     recipients = dict.fromkeys(person.email.lower() for person in (p.sent_by, p.accepted_by))
     return [
-        ExportFailureNotice(
-            event_id=_id(outcome.export_id, outcome.attempt, "notice", email),
-            occurred_at=outcome.recorded_at,
-            company_id=request.company_id,
-            item=request.item,
-            actor=SYSTEM_ACTOR,
-            correlation_id=request.correlation_id,
-            payload=ExportFailureNoticePayload(
+        _result(
+            ExportFailureNotice,
+            request,
+            outcome,
+            ExportFailureNoticePayload(
                 to=email, item=item, error_message=(outcome.error_message or "")[:8000]
             ),
+            outcome.attempt,
+            "notice",
+            email,
         )
         for email in recipients
     ]

@@ -23,7 +23,8 @@ from typing import Any, TextIO
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.kafka import make_consumer, partitions_of, stop_consumer
-from pipeline.replay.rebuild import TOPIC_RANK, Entry, Rebuild, Rebuilt, merged
+from pipeline.replay.entries import TOPIC_RANK, Entry, merged
+from pipeline.replay.rebuild import Rebuild, Rebuilt
 from pipeline.settings import Settings
 from topics import ContractError, TopicSpec, decode
 from topics.record import Record

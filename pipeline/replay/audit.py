@@ -8,18 +8,16 @@ import io
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pipeline.replay.entries import Entry
+from pipeline.rules.state import ItemState
 from topics.events import (
     ExportRetryRequested,
     ItemAccepted,
     ItemRejected,
     ItemRetrieved,
 )
-
-if TYPE_CHECKING:
-    from pipeline.replay.rebuild import Entry
-    from pipeline.rules.state import ItemState
 
 #: The decisions an audit reports, by the name the report gives them.
 ACTIONS: dict[type, str] = {

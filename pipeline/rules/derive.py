@@ -1,8 +1,19 @@
-"""The events the processor derives from an input: deterministic ids, the input's correlation."""
+"""Derived events: the one builder (envelope, correlation id, deterministic id) and the processor's.
+
+Every event the pipeline derives from another (a status change, an export request, a rejection
+notice, an export result, a failure notice) is built by `derived`: it copies the cause's
+company, item and actor, carries the cause's correlation id, and takes an id that is a pure
+function of the cause, so a replayed or redelivered input yields duplicates that consumers drop
+by `event_id`. Each producer of derived events is an `Origin` with its own uuid namespace
+(fixed forever: changing one would change every id it derives).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from topics.events import (
     Envelope,
@@ -22,9 +33,29 @@ from topics.payloads import (
     RejectionNoticePayload,
 )
 
-#: Namespace of every id the processor derives; same input => same output id, so a replayed or
-#: redelivered input yields duplicates that consumers drop by `event_id`.
-NAMESPACE = uuid.UUID("0c4f6a8e-51d2-4c1b-9a7e-7e3d2b9f4a10")
+E = TypeVar("E", bound=Envelope)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """A producer of derived events, known by the uuid namespace of the ids it derives."""
+
+    name: str
+    namespace: uuid.UUID
+
+    def id(self, *parts: object) -> uuid.UUID:
+        """The deterministic id named by `parts` (joined with `/`) in this origin's namespace."""
+        return uuid.uuid5(self.namespace, "/".join(str(part) for part in parts))
+
+
+#: The approval-queue processor (status changes, export requests, notices, daily summaries).
+PROCESSOR = Origin("processor", uuid.UUID("0c4f6a8e-51d2-4c1b-9a7e-7e3d2b9f4a10"))
+#: The export worker (export results, Failed to Export records, failure notices).
+EXPORTER = Origin("exporter", uuid.UUID("0b7f9d64-3c1e-4f0a-9a3e-5d1c2b8e7f41"))
+#: Dead letters (`EventRefused`) of every worker: one id per refused record and stage.
+REFUSALS = Origin("refusals", uuid.UUID("6f1c3d2e-9a51-4a57-8a0e-2d4b8f0c1e77"))
+#: Kept for readers of the processor's namespace (`PROCESSOR.namespace`).
+NAMESPACE = PROCESSOR.namespace
 
 #: Who hears about a rejection: the creator for these types, the sender for the others.
 NOTIFY_CREATOR = frozenset(
@@ -36,20 +67,46 @@ NOTIFY_CREATOR = frozenset(
 )
 
 
-def derived_id(source: Envelope | str, kind: str) -> uuid.UUID:
-    """A deterministic id for what `source` (an event, or a stable name) produces as `kind`."""
-    name = str(source.event_id) if isinstance(source, Envelope) else source
-    return uuid.uuid5(NAMESPACE, f"{name}/{kind}")
-
-
 def correlation(event: Envelope) -> str:
     """The input's correlation id; an input without one starts a chain named by its own id."""
     return event.correlation_id or str(event.event_id)
 
 
+def derived(
+    model: type[E],
+    cause: Envelope,
+    payload: Any,
+    *,
+    event_id: uuid.UUID,
+    occurred_at: dt.datetime | None = None,
+    actor: Actor | None = None,
+) -> E:
+    """A `model` event caused by `cause`: same company, item and correlation chain.
+
+    `occurred_at` defaults to the cause's (the rules' outputs happen "when" their input did, so
+    replays are deterministic); `actor` to the cause's actor (the exporter passes the system).
+    """
+    envelope: dict[str, Any] = {
+        "event_id": event_id,
+        "occurred_at": occurred_at or cause.occurred_at,
+        "company_id": cause.company_id,
+        "item": cause.item,
+        "actor": actor or cause.actor,
+        "correlation_id": correlation(cause),
+        "payload": payload,
+    }
+    return model(**envelope)
+
+
+def derived_id(source: Envelope | str, kind: str) -> uuid.UUID:
+    """The processor's id for what `source` (an event, or a stable name) produces as `kind`."""
+    name = str(source.event_id) if isinstance(source, Envelope) else source
+    return PROCESSOR.id(name, kind)
+
+
 def export_id(item_key: str, version: int) -> str:
     """One id per accepted submission: retries of the same submission reuse it."""
-    return str(uuid.uuid5(NAMESPACE, f"{item_key}/v{version}/export"))
+    return str(PROCESSOR.id(item_key, f"v{version}", "export"))
 
 
 def status_changed(
@@ -65,14 +122,10 @@ def status_changed(
 ) -> ItemStatusChanged:
     """`ItemStatusChanged` caused by `cause`, describing the item as submitted."""
     sub = submission.payload if submission is not None else None
-    return ItemStatusChanged(
-        event_id=derived_id(cause, "status"),
-        occurred_at=cause.occurred_at,
-        company_id=cause.company_id,
-        item=cause.item,
-        actor=cause.actor,
-        correlation_id=correlation(cause),
-        payload=ItemStatusChangedPayload(
+    return derived(
+        ItemStatusChanged,
+        cause,
+        ItemStatusChangedPayload(
             status=status,
             previous_status=previous,
             submission_version=version,
@@ -86,6 +139,7 @@ def status_changed(
             sent_by=submission.actor if submission else None,
             sent_at=submission.occurred_at if submission else None,
         ),
+        event_id=derived_id(cause, "status"),
     )
 
 
@@ -98,34 +152,22 @@ def export_requested(
         if template is not None
         else ExportRequestedPayload.model_validate(fields)
     )
-    return ExportRequested(
-        event_id=derived_id(cause, "export"),
-        occurred_at=cause.occurred_at,
-        company_id=cause.company_id,
-        item=cause.item,
-        actor=cause.actor,
-        correlation_id=correlation(cause),
-        payload=payload,
-    )
+    return derived(ExportRequested, cause, payload, event_id=derived_id(cause, "export"))
 
 
 def rejection_notice(cause: ItemEvent, to: Actor, item: NoticeItem, reason: str) -> RejectionNotice:
     """`RejectionNotice` to `to` about a rejection by `cause.actor`."""
-    return RejectionNotice(
-        event_id=derived_id(cause, "rejection-notice"),
-        occurred_at=cause.occurred_at,
-        company_id=cause.company_id,
-        item=cause.item,
-        actor=cause.actor,
-        correlation_id=correlation(cause),
-        payload=RejectionNoticePayload(
-            to=to.email, item=item, reason=reason, rejected_by=cause.actor
-        ),
-    )
+    payload = RejectionNoticePayload(to=to.email, item=item, reason=reason, rejected_by=cause.actor)
+    return derived(RejectionNotice, cause, payload, event_id=derived_id(cause, "rejection-notice"))
 
 
 __all__ = [
+    "EXPORTER",
+    "PROCESSOR",
+    "REFUSALS",
+    "Origin",
     "correlation",
+    "derived",
     "derived_id",
     "export_id",
     "export_requested",

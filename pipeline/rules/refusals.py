@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
+from pipeline.rules.derive import REFUSALS
 from topics import ContractError, Envelope, raw_for_dead_letter
 from topics.events import EventRefused
 from topics.payloads import SYSTEM_ACTOR, EventRefusedPayload, RefusalStage
 from topics.record import Record
 
-#: Namespace of deterministic dead-letter ids: the same refusal of the same record gets the
-#: same `event_id`, so a redelivered record does not produce a second, different dead letter.
-_NAMESPACE = uuid.UUID("6f1c3d2e-9a51-4a57-8a0e-2d4b8f0c1e77")
 UNKNOWN_COMPANY = "_unknown"
 
 
@@ -39,9 +36,9 @@ def refusal(
     else:
         occurred_at = now or dt.datetime.now(dt.UTC)
     return EventRefused(
-        event_id=uuid.uuid5(
-            _NAMESPACE, f"{record.topic}/{record.partition}/{record.offset}/{stage}"
-        ),
+        # the same refusal of the same record gets the same id: a redelivered record does not
+        # produce a second, different dead letter
+        event_id=REFUSALS.id(record.topic, record.partition, record.offset, stage.value),
         occurred_at=occurred_at,
         company_id=event.company_id if event is not None else _company_from_key(record.text_key),
         item=event.item if event is not None else None,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from pipeline.rules.derive import NAMESPACE
+from pipeline.rules.derive import PROCESSOR
 from pipeline.rules.directory import Directory, may_decide
 from topics.events import DailySummary, ItemStatusChanged
 from topics.payloads import (
@@ -85,7 +85,7 @@ class SummaryState:
 
 def summary_id(company_id: str, to: str, date: dt.date) -> uuid.UUID:
     """One id per (company, recipient, day): a re-sent summary is a duplicate, dropped by id."""
-    return uuid.uuid5(NAMESPACE, f"{company_id}/{to}/{date.isoformat()}/daily-summary")
+    return PROCESSOR.id(company_id, to, date.isoformat(), "daily-summary")
 
 
 def _line(waiting: Waiting) -> SummaryLine:

@@ -7,7 +7,8 @@ from typing import Any
 
 from consumers.dev import samples as se
 from pipeline.replay.audit import COLUMNS, table, to_csv, to_jsonl, totals
-from pipeline.replay.rebuild import TOPIC_RANK, Entry, Rebuild, merged
+from pipeline.replay.entries import TOPIC_RANK, Entry, merged
+from pipeline.replay.rebuild import Rebuild
 from pipeline.rules.derive import export_id
 from tests.unit.builders import at, event
 from topics.events import ItemEvent
