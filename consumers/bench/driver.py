@@ -29,7 +29,6 @@ class Run:
     accepted: set[str] = field(default_factory=set)
     done_ms: dict[str, int] = field(default_factory=dict)
     final: dict[str, str] = field(default_factory=dict)
-    wall_s: float = 0.0
 
     def ready_latencies_ms(self) -> list[float]:
         """submit → ready_to_export, per item that reached it."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,12 +50,10 @@ async def _drive(
     timeout_s: float = 120.0,
 ) -> Run:
     async with Driver(stack.settings, company, approve=approve) as driver:
-        started = time.perf_counter()
         await asyncio.gather(
             driver.submit(list(zip(idents, events, strict=True)), rate),
             driver.watch(set(idents), until, timeout_s),
         )
-        driver.run.wall_s = time.perf_counter() - started
         return driver.run
 
 

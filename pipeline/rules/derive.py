@@ -54,8 +54,6 @@ PROCESSOR = Origin("processor", uuid.UUID("0c4f6a8e-51d2-4c1b-9a7e-7e3d2b9f4a10"
 EXPORTER = Origin("exporter", uuid.UUID("0b7f9d64-3c1e-4f0a-9a3e-5d1c2b8e7f41"))
 #: Dead letters (`EventRefused`) of every worker: one id per refused record and stage.
 REFUSALS = Origin("refusals", uuid.UUID("6f1c3d2e-9a51-4a57-8a0e-2d4b8f0c1e77"))
-#: Kept for readers of the processor's namespace (`PROCESSOR.namespace`).
-NAMESPACE = PROCESSOR.namespace
 
 #: Who hears about a rejection: the creator for these types, the sender for the others.
 NOTIFY_CREATOR = frozenset(
