@@ -6,10 +6,9 @@ import json
 from typing import Any
 
 import click
-import psycopg
-from psycopg.rows import dict_row
 
 from consumers.cli.common import load_settings
+from consumers.readmodel import queries
 
 VIEWS = {
     "ready-to-export": "ready_to_export",
@@ -29,15 +28,11 @@ COLUMNS = [
 ]
 
 
-def _query(sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+def _database_url() -> str:
     url = load_settings().database_url
     if url is None:
         raise click.ClickException("DATABASE_URL is not set")
-    try:
-        with psycopg.connect(url.get_secret_value(), row_factory=dict_row) as conn:
-            return list(conn.execute(sql.encode(), params))
-    except psycopg.Error as exc:
-        raise click.ClickException(f"could not read the read model: {exc}") from None
+    return url.get_secret_value()
 
 
 def _cell(value: Any) -> str:
@@ -65,14 +60,10 @@ def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def queue_cmd(company: str, view: str, item_type: str | None, as_json: bool) -> None:
     """List a company's items in one view of the read model, oldest sent first."""
-    rows = _query(
-        "SELECT item_type || ':' || item_id AS item, item_type, item_id, number, title, amount,"
-        " project_name, coalesce(sent_by_name, sent_by_email) AS sent_by, sent_at, last_error"
-        " AS error, erp_reference, reason, submission_version FROM items"
-        " WHERE company_id = %s AND status = %s AND (%s::text IS NULL OR item_type = %s)"
-        " ORDER BY sent_at NULLS LAST, item_id",
-        (company, VIEWS[view], item_type, item_type),
-    )
+    try:
+        rows = queries.queue(_database_url(), company, VIEWS[view], item_type)
+    except queries.ReadModelUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, default=_cell))
@@ -90,13 +81,10 @@ def history_cmd(item_key: str, as_json: bool) -> None:
     item_type, _, item_id = rest.partition(":")
     if not (company and item_type and item_id):
         raise click.BadParameter("expected company:type:id", param_hint="ITEM_KEY")
-    rows = _query(
-        "SELECT occurred_at AS at, status, previous_status, submission_version AS version,"
-        " actor_email AS by, coalesce(reason, '') AS reason, reasons, erp_reference"
-        " FROM item_history WHERE company_id = %s AND item_type = %s AND item_id = %s"
-        " ORDER BY occurred_at, source_offset",
-        (company, item_type, item_id),
-    )
+    try:
+        rows = queries.history(_database_url(), company, item_type, item_id)
+    except queries.ReadModelUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, default=_cell))

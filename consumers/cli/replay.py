@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from consumers.cli.common import load_settings, run_async
+from consumers.readmodel.queries import ReadModelUnavailable
 from consumers.replay.read import ReplayOptions, ReplayResult, replay
 from consumers.replay.verify import verify
 from pipeline.replay.audit import table, to_csv, to_jsonl, totals
@@ -134,7 +135,10 @@ def replay_cmd(
     if result.partial:
         sys.exit(130)
     if check:
-        found = run_async(verify(settings, result.rebuilt.states, company, item))
+        try:
+            found = run_async(verify(settings, result.rebuilt.states, company, item))
+        except ReadModelUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
         for line in found:
             click.echo(f"DIFFERENCE {line}")
         if found:

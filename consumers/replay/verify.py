@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-
+from consumers.readmodel import queries
 from pipeline.kafka import read_all
 from pipeline.rules.state import ItemState
 from pipeline.settings import Settings
@@ -59,17 +58,11 @@ def _matches(key: str, company: str | None, item: str | None) -> bool:
 
 def read_model(settings: Settings, company: str | None, item: str | None) -> dict[str, Seen]:
     """The `items` table, by item key."""
-    with psycopg.connect(settings.require_database_url()) as conn:
-        rows = conn.execute(
-            b"SELECT company_id || ':' || item_type || ':' || item_id, status,"
-            b" submission_version, erp_reference FROM items"
-            b" WHERE (%s::text IS NULL OR company_id = %s)",
-            (company, company),
-        ).fetchall()
+    rows = queries.current(settings.require_database_url(), company)
     return {
-        key: Seen(status, version, reference)
-        for key, status, version, reference in rows
-        if _matches(key, company, item)
+        row["key"]: Seen(row["status"], row["submission_version"], row["erp_reference"])
+        for row in rows
+        if _matches(row["key"], company, item)
     }
 
 
