@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -28,11 +29,34 @@ COLUMNS = [
 ]
 
 
-def _database_url() -> str:
+HISTORY_COLUMNS = [
+    ("at", "at"),
+    ("status", "status"),
+    ("from", "previous_status"),
+    ("version", "version"),
+    ("by", "by"),
+    ("reason", "reason"),
+]
+
+
+def _read(query: Callable[..., list[dict[str, Any]]], *args: Any) -> list[dict[str, Any]]:
+    """Rows of a read-model query, or a clear CLI error."""
     url = load_settings().database_url
     if url is None:
         raise click.ClickException("DATABASE_URL is not set")
-    return url.get_secret_value()
+    try:
+        return query(url.get_secret_value(), *args)
+    except queries.ReadModelUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _show(rows: list[dict[str, Any]], columns: list[tuple[str, str]], as_json: bool) -> None:
+    """Rows as JSON lines, or as an aligned table of `columns`."""
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, default=_cell))
+    else:
+        _table(rows, columns)
 
 
 def _cell(value: Any) -> str:
@@ -60,16 +84,9 @@ def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def queue_cmd(company: str, view: str, item_type: str | None, as_json: bool) -> None:
     """List a company's items in one view of the read model, oldest sent first."""
-    try:
-        rows = queries.queue(_database_url(), company, VIEWS[view], item_type)
-    except queries.ReadModelUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
-    if as_json:
-        for row in rows:
-            click.echo(json.dumps(row, default=_cell))
-        return
+    rows = _read(queries.queue, company, VIEWS[view], item_type)
     columns = COLUMNS + ([("error", "error")] if view == "failed-to-export" else [])
-    _table(rows, columns)
+    _show(rows, columns, as_json)
 
 
 @click.command("history")
@@ -81,22 +98,4 @@ def history_cmd(item_key: str, as_json: bool) -> None:
     item_type, _, item_id = rest.partition(":")
     if not (company and item_type and item_id):
         raise click.BadParameter("expected company:type:id", param_hint="ITEM_KEY")
-    try:
-        rows = queries.history(_database_url(), company, item_type, item_id)
-    except queries.ReadModelUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
-    if as_json:
-        for row in rows:
-            click.echo(json.dumps(row, default=_cell))
-        return
-    _table(
-        rows,
-        [
-            ("at", "at"),
-            ("status", "status"),
-            ("from", "previous_status"),
-            ("version", "version"),
-            ("by", "by"),
-            ("reason", "reason"),
-        ],
-    )
+    _show(_read(queries.history, company, item_type, item_id), HISTORY_COLUMNS, as_json)
