@@ -16,7 +16,7 @@ Each record is then checked against its partition's checkpoint:
   marker or compaction left empty do not count) and, if so, seeks the partition back to the
   checkpoint instead of applying the later record.
 
-Pure functions and a small bookkeeping class; the I/O lives in `pipeline.processor.app`.
+Pure functions and a small bookkeeping class; the I/O lives in `pipeline.processor.healing`.
 """
 
 from __future__ import annotations

@@ -2,55 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
 from consumers.dev import samples as se
-from pipeline.processor import app as app_module
-from pipeline.processor import outbox
-from pipeline.processor.app import build_app
-from pipeline.settings import Settings
-from tests.unit.builders import directory
-from topics.record import Record
+from pipeline.processor import checkpoints, outbox
+from pipeline.processor import step as step_module
+from tests.support.processor import Harness
 
 SUBMISSIONS = "erp.submissions"
 DECISIONS = "erp.decisions"
-
-
-class Harness:
-    """A processor whose table is a dict and whose publish appends to a list."""
-
-    def __init__(self) -> None:
-        self.processor = build_app(
-            Settings(kafka_bootstrap_servers="127.0.0.1:1", processor_store="memory")
-        )
-        self.processor.items = {}  # type: ignore[assignment]
-        self.processor.directory = directory()
-        self.published: list[Any] = []
-        self.offset = 0
-
-        async def publish(event: Any) -> None:
-            self.published.append(event)
-
-        async def synced(timeout_s: float = 0) -> bool:
-            return True
-
-        async def durable() -> None:
-            self.durable_writes = len(self.processor.items)
-
-        self.durable_writes = 0
-        self.processor.publish = publish  # type: ignore[method-assign]
-        self.processor.replicas[0].sync = synced  # type: ignore[method-assign]
-        self.processor._make_durable = durable  # type: ignore[method-assign]
-
-    async def send(self, topic: str, value: bytes | dict[str, Any]) -> list[Any]:
-        raw = value if isinstance(value, bytes) else json.dumps(value).encode()
-        self.offset += 1
-        before = len(self.published)
-        await self.processor.handle(Record(topic, 0, self.offset, b"k", raw))
-        return self.published[before:]
 
 
 @pytest.fixture
@@ -73,23 +35,17 @@ async def test_state_is_stored_and_duplicates_dropped(harness: Harness) -> None:
     (status,) = await harness.send(SUBMISSIONS, raw)
     assert status.payload.status == "ready_to_export"
     assert await harness.send(SUBMISSIONS, raw) == []
-    assert list(harness.processor.items) == [
-        b"acme-builders:project:prj-100"
-    ]  # the outbox is emptied
+    assert list(harness.items) == [
+        b"acme-builders:project:prj-100",
+        checkpoints.key(SUBMISSIONS, 0),
+    ]  # the outbox is emptied; besides the state, only the partition's checkpoint is kept
 
 
 async def test_state_and_outputs_are_durable_before_any_output_is_published(
     harness: Harness,
 ) -> None:
-    seen_at_publish: list[set[bytes]] = []
-
-    async def publish(event: Any) -> None:
-        seen_at_publish.append(set(harness.processor.items))
-        harness.published.append(event)
-
-    harness.processor.publish = publish  # type: ignore[method-assign]
     await harness.send(SUBMISSIONS, se.project_submitted())
-    (keys,) = seen_at_publish
+    (keys,) = harness.keys_at_publish
     assert (
         b"acme-builders:project:prj-100" in keys
         and outbox.key("acme-builders:project:prj-100") in keys
@@ -97,19 +53,8 @@ async def test_state_and_outputs_are_durable_before_any_output_is_published(
     assert harness.durable_writes == 2  # state and outbox were flushed before publishing
 
 
-async def test_outputs_left_by_a_crash_are_published_by_the_items_next_record(
-    harness: Harness,
-) -> None:
-    calls = 0
-
-    async def crashing(event: Any) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise ConnectionError("broker gone")
-        harness.published.append(event)
-
-    harness.processor.publish = crashing  # type: ignore[method-assign]
+async def test_outputs_left_by_a_crash_are_published_by_the_items_next_record() -> None:
+    harness = Harness(publish_failures=1)
     raw = se.project_submitted()
     with pytest.raises(ConnectionError):
         await harness.send(SUBMISSIONS, raw)
@@ -117,7 +62,7 @@ async def test_outputs_left_by_a_crash_are_published_by_the_items_next_record(
     # the redelivery is a duplicate for the rules, yet what it derived goes out first
     (status,) = await harness.send(SUBMISSIONS, raw)
     assert status.event_type == "ItemStatusChanged" and status.payload.status == "ready_to_export"
-    assert outbox.key("acme-builders:project:prj-100") not in harness.processor.items
+    assert outbox.key("acme-builders:project:prj-100") not in harness.items
 
 
 async def test_unexpected_error_in_rules_is_dead_lettered(
@@ -126,7 +71,7 @@ async def test_unexpected_error_in_rules_is_dead_lettered(
     def broken(*args: Any) -> Any:
         raise KeyError("boom")
 
-    monkeypatch.setattr(app_module, "react", broken)
+    monkeypatch.setattr(step_module, "react", broken)
     (dead,) = await harness.send(SUBMISSIONS, se.project_submitted())
     assert dead.payload.stage == "business_rule" and "boom" in dead.payload.error
     monkeypatch.undo()

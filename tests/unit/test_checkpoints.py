@@ -10,10 +10,11 @@ import pytest
 
 from consumers.dev import samples as se
 from pipeline.processor import checkpoints
-from pipeline.processor.app import CLEAN_SHUTDOWN_MARK, drop_unclean_state, state_dir
 from pipeline.processor.checkpoints import Reseeks, Verdict
+from pipeline.processor.config import state_dir
+from pipeline.processor.worker import CLEAN_SHUTDOWN_MARK, drop_unclean_state
 from pipeline.settings import Settings
-from tests.unit.test_app_handle import Harness
+from tests.support.processor import Harness, Probe
 from topics.record import Record
 
 TOPIC = "erp.submissions"
@@ -54,47 +55,21 @@ def test_one_seek_per_gap_until_the_wait_is_over() -> None:
     assert reseeks.due(tp, 4, now=101.0 + checkpoints.RESEEK_WAIT_S)
 
 
-class Probe:
-    """Stands in for the broker: where partitions start and where records really are."""
-
-    def __init__(self, start: int = 0, records: set[int] | None = None) -> None:
-        self.start = start
-        self.records = records
-
-    async def log_start(self, topic: str, partition: int) -> int:
-        return self.start
-
-    async def first_offset(self, topic: str, partition: int, offset: int) -> int | None:
-        if self.records is None:
-            return offset
-        return min((o for o in self.records if o >= offset), default=None)
-
-    async def stop(self) -> None:
-        return None
-
-
 class Partition(Harness):
     """The harness delivering records through `consume`, with seeks recorded."""
 
     def __init__(self, probe: Probe) -> None:
-        super().__init__()
-        self.processor.probe = probe  # type: ignore[assignment]
-        self.seeks: list[tuple[tuple[str, int], int]] = []
-
-        async def seek(tp: tuple[str, int], offset: int) -> None:
-            self.seeks.append((tp, offset))
-
-        self.processor._seek = seek  # type: ignore[method-assign]
+        super().__init__(probe=probe)
 
     async def deliver(self, offset: int, raw: dict[str, Any]) -> list[Any]:
         before = len(self.published)
         record = Record(TOPIC, 0, offset, b"k", json.dumps(raw).encode())
-        await self.processor.consume(record)
+        await self.processor.step.consume(record)
         return self.published[before:]
 
     @property
     def checkpoint(self) -> int | None:
-        return checkpoints.decode(self.processor.items.get(checkpoints.key(TOPIC, 0)))
+        return checkpoints.decode(self.items.get(checkpoints.key(TOPIC, 0)))
 
 
 async def test_records_in_order_are_applied_and_move_the_checkpoint() -> None:
@@ -142,7 +117,7 @@ async def test_a_partition_first_seen_starts_at_its_log_start() -> None:
 
 async def test_records_removed_by_retention_do_not_block_the_partition() -> None:
     partition = Partition(Probe(start=10, records={10, 11}))
-    partition.processor.items[checkpoints.key(TOPIC, 0)] = checkpoints.encode(3)
+    partition.items[checkpoints.key(TOPIC, 0)] = checkpoints.encode(3)
     assert await partition.deliver(10, se.project_submitted("p-1"))
     assert partition.seeks == [] and partition.checkpoint == 11
 

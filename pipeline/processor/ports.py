@@ -1,0 +1,62 @@
+"""The processor's ports: the side effects `build_app` is handed, so that tests pass fakes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from topics import Envelope, TopicSpec
+
+#: The time of day, for the daily summary (never an ordering key).
+Clock = Callable[[], dt.datetime]
+#: Send one derived event to its topic; returns once the broker acknowledged it.
+Publish = Callable[[Envelope], Awaitable[None]]
+#: Return once every table write made so far is acknowledged on the changelog.
+Durable = Callable[[], Awaitable[None]]
+#: Move the fetch position of an input partition, `(topic, partition)`, to an offset.
+Seek = Callable[[tuple[str, int], int], Awaitable[None]]
+
+
+class Probe(Protocol):
+    """Looks into partitions without joining a group (see `replicas.PartitionProbe`)."""
+
+    async def log_start(self, topic: str, partition: int) -> int:
+        """The partition's first offset still held by the broker."""
+        ...
+
+    async def first_offset(self, topic: str, partition: int, offset: int) -> int | None:
+        """Offset of the first record at or after `offset`; None if there is none."""
+        ...
+
+    async def stop(self) -> None:
+        """Disconnect."""
+        ...
+
+
+class Replica(Protocol):
+    """A whole topic kept in memory (see `replicas.TopicReplica`)."""
+
+    async def start(self) -> None:
+        """Start reading from the beginning."""
+        ...
+
+    async def sync(self, timeout_s: float = ...) -> bool:
+        """Wait until everything published before the call has been applied."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop reading."""
+        ...
+
+
+#: Builds the replica of a topic, each decoded event folded in by the function given.
+ReplicaFactory = Callable[[TopicSpec, Callable[[Any], object]], Replica]
+
+
+def utc_now() -> dt.datetime:
+    """The production clock."""
+    return dt.datetime.now(dt.UTC)
+
+
+__all__ = ["Clock", "Durable", "Probe", "Publish", "Replica", "ReplicaFactory", "Seek", "utc_now"]

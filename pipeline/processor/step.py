@@ -1,0 +1,145 @@
+"""Record in, dead letter or outcome out: the one place a record of an item topic is handled."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from pipeline.metrics import Metrics
+from pipeline.processor.config import ITEM_TOPICS
+from pipeline.processor.healing import Healing
+from pipeline.processor.ports import Durable, Publish
+from pipeline.processor.publish import bounded
+from pipeline.processor.store import ItemStore
+from pipeline.rules.directory import Directory
+from pipeline.rules.engine import react
+from pipeline.rules.refusals import refusal, refusal_for_contract_error
+from pipeline.rules.state import Incoming, ItemState
+from pipeline.settings import Settings
+from topics import ContractError, Envelope, TopicSpec, decode
+from topics.events import EventRefused
+from topics.payloads import RefusalStage
+from topics.record import Record
+from topics.specs import DECISIONS
+
+log = logging.getLogger(__name__)
+
+
+class Step:
+    """Each record of erp.submissions, erp.decisions and erp.export-results, one at a time."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: ItemStore,
+        healing: Healing,
+        directory: Directory,
+        sync_directory: Callable[[], Awaitable[object]],
+        publish: Publish,
+        durable: Durable,
+        metrics: Metrics,
+    ) -> None:
+        self.settings, self.store, self.healing = settings, store, healing
+        self.directory, self.sync_directory = directory, sync_directory
+        self.publish, self.durable, self.metrics = publish, durable, metrics
+        self._specs = {settings.topic(s.name): s for s in ITEM_TOPICS}
+
+    async def consume(self, record: Record) -> None:
+        """One record of an item topic: handled if its partition's checkpoint expects it."""
+        if await self.healing.next_in_line(record):
+            await self.handle(record)
+
+    async def handle(self, record: Record) -> None:
+        """Decode, apply the rules, commit their outcome, count the record.
+
+        Bad input is dead-lettered and never stops the agent; an unexpected error in the rules
+        is dead-lettered at stage business_rule and logged. Either way the record is applied.
+        """
+        spec = self._specs[record.topic]
+        try:
+            decoded = decode(record.value or b"", spec)
+        except ContractError as exc:
+            await self.commit(record, [refusal_for_contract_error(record, exc)])
+            self._count(spec, "refused")
+            return
+        if spec is DECISIONS:
+            await self.sync_directory()  # authorize against every change published before
+        key = decoded.item_key
+        await self._publish_leftovers(key)
+        try:
+            state = self.store.state(key)
+            self._inject_fault(key)
+            outcome = react(state, Incoming(decoded, record), self.directory)
+        except Exception as exc:
+            log.exception("rules failed on %s offset %s", record.topic, record.offset)
+            self._count(spec, "refused")
+            error = f"unexpected error: {type(exc).__name__}: {exc}"
+            dead = refusal(record, RefusalStage.BUSINESS_RULE, error, event=decoded)
+            await self.commit(record, [dead])
+            return
+        new_state = None if outcome.duplicate else outcome.state
+        await self.commit(record, outcome.events, key, new_state)
+        refused = any(isinstance(e, EventRefused) for e in outcome.events)
+        result = "duplicate" if outcome.duplicate else "refused" if refused else "processed"
+        self._count(spec, result)
+
+    async def commit(
+        self,
+        record: Record,
+        events: Sequence[Envelope],
+        key: str | None = None,
+        state: ItemState | None = None,
+    ) -> None:
+        """Apply a record's outcome in the one order that loses nothing, then mark it applied.
+
+        Nothing downstream may answer an event (an export result answering ExportRequested)
+        whose cause another instance could not restore after a crash, and no record may count
+        as applied before what it caused is safe. So, top to bottom:
+
+        1. store the item's new state and, beside it, the events it derived (its outbox);
+        2. make them durable: flush the producer until the changelog acknowledged every write;
+        3. only then publish the outbox, in order, each event acknowledged by the broker;
+        4. clear the outbox. A crash before this leaves it for the item's next record (its
+           redelivery at the latest) to publish first: same ids, so consumers drop repeats;
+        5. last, advance the partition checkpoint, written after the state it covers, so a
+           restored checkpoint never runs ahead of the states.
+
+        A new state with nothing derived skips 2-4: nothing leaves that could be answered.
+        Without a new state (a dead letter, a duplicate) there is no cause to make durable
+        first: the events are published directly, still before the checkpoint moves.
+        """
+        if key is not None and state is not None:
+            events = [bounded(e) for e in events]  # stored exactly as they will be published
+            if events:
+                self.store.put_outbox(key, events)  # 1
+            self.store.put_state(key, state)  # 1
+            if events:
+                await self.durable()  # 2
+                for event in self.store.outbox(key) or []:  # 3
+                    await self.publish(event)
+                self.store.clear_outbox(key)  # 4
+        else:
+            for event in events:  # 3, with nothing stored to wait for
+                await self.publish(event)
+        self.store.advance(record)  # 5
+
+    async def _publish_leftovers(self, key: str) -> None:
+        """Steps 3 and 4 of `commit` for an outbox a crash left behind, before anything new."""
+        events = self.store.outbox(key)
+        if events is None:
+            return
+        for event in events:
+            await self.publish(event)
+        self.store.clear_outbox(key)
+
+    def _inject_fault(self, key: str) -> None:
+        """Fail the rules on the item PROCESSOR_POISON_ITEM_ID names (fault injection)."""
+        poison = self.settings.processor_poison_item_id
+        if poison and key.rpartition(":")[2] == poison:
+            raise RuntimeError("PROCESSOR_POISON_ITEM_ID names this item (fault injection)")
+
+    def _count(self, spec: TopicSpec, result: str) -> None:
+        self.metrics.events_consumed.labels(spec.name, result).inc()
+
+
+__all__ = ["Step"]

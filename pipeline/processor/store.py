@@ -1,0 +1,57 @@
+"""The items table as a state store: item states, their outboxes and the input checkpoints.
+
+All three share one changelog-backed table, under keys that never collide (see `outbox` and
+`checkpoints`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping, Sequence
+
+from pipeline.processor import checkpoints, outbox
+from pipeline.processor.config import ROUTES
+from pipeline.rules.state import ItemState
+from topics import Envelope
+from topics.record import Record
+
+
+class ItemStore:
+    """Typed reads and writes over the items table (faust's table, or a dict in tests)."""
+
+    def __init__(self, table: MutableMapping[bytes, bytes]) -> None:
+        self.table = table
+
+    def state(self, key: str) -> ItemState | None:
+        """The item's stored state (None for an item never seen)."""
+        stored = self.table.get(key.encode())
+        return ItemState.model_validate_json(stored) if stored else None
+
+    def put_state(self, key: str, state: ItemState) -> None:
+        """Store the item's new state."""
+        self.table[key.encode()] = state.model_dump_json().encode()
+
+    def outbox(self, key: str) -> list[Envelope] | None:
+        """The events waiting in the item's outbox, in publishing order (None: no outbox)."""
+        stored = self.table.get(outbox.key(key))
+        return outbox.unpack(stored, ROUTES) if stored else None
+
+    def put_outbox(self, key: str, events: Sequence[Envelope]) -> None:
+        """Keep the events the item's record derived until they are published."""
+        self.table[outbox.key(key)] = outbox.pack(events)
+
+    def clear_outbox(self, key: str) -> None:
+        """Delete the item's outbox once everything in it was published."""
+        del self.table[outbox.key(key)]
+
+    def checkpoint(self, topic: str, partition: int) -> int | None:
+        """The next offset the input partition expects (None: nothing applied yet)."""
+        return checkpoints.decode(self.table.get(checkpoints.key(topic, partition)))
+
+    def advance(self, record: Record) -> None:
+        """Move the record's partition checkpoint past it."""
+        self.table[checkpoints.key(record.topic, record.partition)] = checkpoints.encode(
+            record.offset + 1
+        )
+
+
+__all__ = ["ItemStore"]

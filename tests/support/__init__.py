@@ -1,0 +1,1 @@
+"""Test doubles and harnesses shared by test modules (no tests here)."""

@@ -1,0 +1,115 @@
+"""The processor built by `build_app` with a fake for every port: no broker, no faust worker."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pipeline.processor.app import build_app
+from pipeline.settings import Settings
+from tests.unit.builders import directory
+from topics import TopicSpec
+from topics.record import Record
+
+
+class Journal(dict[bytes, bytes]):
+    """The items table: a dict that also notes each write and delete in a shared call log."""
+
+    def __init__(self, calls: list[tuple[str, Any]]) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.calls.append(("put", key))
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: bytes) -> None:
+        self.calls.append(("delete", key))
+        super().__delitem__(key)
+
+
+class Synced:
+    """A replica that is always caught up (and never reads anything)."""
+
+    def __init__(self, spec: TopicSpec, apply: Any) -> None:
+        self.spec = spec
+
+    async def start(self) -> None:
+        return None
+
+    async def sync(self, timeout_s: float = 0) -> bool:
+        return True
+
+    async def stop(self) -> None:
+        return None
+
+
+class Probe:
+    """Stands in for the broker: where partitions start and where records really are."""
+
+    def __init__(self, start: int = 0, records: set[int] | None = None) -> None:
+        self.start = start
+        self.records = records
+
+    async def log_start(self, topic: str, partition: int) -> int:
+        return self.start
+
+    async def first_offset(self, topic: str, partition: int, offset: int) -> int | None:
+        if self.records is None:
+            return offset
+        return min((o for o in self.records if o >= offset), default=None)
+
+    async def stop(self) -> None:
+        return None
+
+
+class Harness:
+    """A processor whose table is a dict and whose publish appends to a list.
+
+    `calls` logs, in order, every table write and delete, durable flush and publish; the
+    first `publish_failures` publishes raise ConnectionError, as a broker gone away would.
+    """
+
+    def __init__(self, probe: Probe | None = None, publish_failures: int = 0) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.items = Journal(self.calls)
+        self.published: list[Any] = []
+        #: The table's keys when each publish was attempted.
+        self.keys_at_publish: list[set[bytes]] = []
+        self.durable_writes = 0
+        self.seeks: list[tuple[tuple[str, int], int]] = []
+        self.offset = 0
+        self._failures = publish_failures
+        self.processor = build_app(
+            Settings(kafka_bootstrap_servers="127.0.0.1:1", processor_store="memory"),
+            table=self.items,
+            directory=directory(),
+            replica=Synced,
+            probe=probe or Probe(),
+            publish=self._publish,
+            durable=self._durable,
+            seek=self._seek,
+        )
+
+    async def _publish(self, event: Any) -> None:
+        self.calls.append(("publish", event.event_type))
+        self.keys_at_publish.append(set(self.items))
+        if self._failures:
+            self._failures -= 1
+            raise ConnectionError("broker gone")
+        self.published.append(event)
+
+    async def _durable(self) -> None:
+        self.calls.append(("durable", None))
+        self.durable_writes = len(self.items)
+
+    async def _seek(self, tp: tuple[str, int], offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+    async def send(self, topic: str, value: bytes | dict[str, Any]) -> list[Any]:
+        """Hand the next record of `topic` (partition 0) straight to the step; what it published."""
+        raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+        self.offset += 1
+        before = len(self.published)
+        await self.processor.step.handle(Record(topic, 0, self.offset, b"k", raw))
+        return self.published[before:]
