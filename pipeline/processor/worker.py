@@ -40,7 +40,7 @@ def drop_unclean_state(settings: Settings) -> bool:
     return dropped
 
 
-def run_worker(processor: Processor, loglevel: str = "info") -> None:
+def run_faust_worker(processor: Processor, loglevel: str = "info") -> None:
     """Run the faust worker until SIGTERM/SIGINT; a clean stop marks the local state sound."""
     drop_unclean_state(processor.settings)
     worker = faust.Worker(processor.app, loglevel=loglevel.lower(), quiet=True)
@@ -63,7 +63,7 @@ def run(settings: Settings) -> None:
     # faust creates only the last level of its data directory
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     asyncio.run(create_topics(settings, (*ALL_TOPICS, *internal_topic_specs())))
-    run_worker(build_app(settings), settings.log_level)
+    run_faust_worker(build_app(settings), settings.log_level)
 
 
-__all__ = ["CLEAN_SHUTDOWN_MARK", "drop_unclean_state", "run", "run_worker"]
+__all__ = ["CLEAN_SHUTDOWN_MARK", "drop_unclean_state", "run", "run_faust_worker"]
