@@ -7,8 +7,8 @@ for every worker, so a fix to how input is handled reaches all of them at once:
   up to `concurrency` units at a time; or, for a batch handler, all of a fetch as one unit;
 - each record is decoded with the topic's spec; one that breaks the contract is dead-lettered
   (stage, reason, its bytes intact) and never reaches the handler;
-- the handler's `Outcome` decides: RETRY holds the record, and every record of its partition
-  that has not started, and hands it over again after a backoff; the others are final;
+- the handler's `Outcome` decides: RETRY holds the record, and every later record of its
+  partition that has not started, and hands it over again after a backoff; others are final;
 - offsets are committed per partition only up to the first record not finished
   (`OffsetTracker`): a record in flight, held or given up on is never committed past;
 - a rebalance settles the revoked partitions' units and commits what finished; stopping

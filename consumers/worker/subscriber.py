@@ -34,7 +34,7 @@ class Outcome(enum.Enum):
     DUPLICATE = "duplicate"  # it had been done before (a redelivery, or a second copy)
     FAILED = "failed"  # it cannot be done, and that is recorded (and dead-lettered)
     REFUSED = "refused"  # it was dead-lettered
-    RETRY = "retry"  # not done: hold it (and its partition) and hand it over again later
+    RETRY = "retry"  # not done: hold it (and what follows on its partition), try again later
 
 
 @dataclass(frozen=True)
