@@ -49,11 +49,15 @@ class FakeConsumer:
         self.queue = deque(records)
         self.commits: list[dict[Any, int]] = []
         self.seeks: list[tuple[Any, int]] = []
+        self.paused_polls = 0  # calls to `getmany` with every partition paused
+        self._assigned = {r.tp for r in self.queue}
         self._paused: set[Any] = set()
 
     async def getmany(
         self, *partitions: Any, timeout_ms: int = 0, max_records: int | None = None
     ) -> dict[Any, list[FakeRecord]]:
+        if self._paused >= self._assigned:
+            self.paused_polls += 1
         fetched: dict[Any, list[FakeRecord]] = {}
         while self.queue and (max_records is None or max_records > 0):
             if self.queue[0].tp in self._paused:
@@ -76,7 +80,7 @@ class FakeConsumer:
         return max((c[tp] for c in self.commits if tp in c), default=-1)
 
     def assignment(self) -> set[Any]:
-        return {r.tp for r in self.queue}
+        return set(self._assigned)
 
     def pause(self, *partitions: Any) -> None:
         self._paused.update(partitions)

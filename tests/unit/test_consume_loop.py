@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
+from consumers.worker import loop as loop_module
 from consumers.worker.loop import ConsumeLoop
 from consumers.worker.subscriber import Consumed, Outcome, Subscriber
 from pipeline.metrics import Metrics
@@ -293,5 +294,27 @@ async def test_a_batch_cut_short_by_a_rebalance_is_read_again_where_its_partitio
     await loop.revoke({TP0})
     assert consumer.seeks == [(TP1, 0)]
     assert consumer.highest_commit(TP0) <= 0 and consumer.highest_commit(TP1) <= 0
+    stop.set()
+    await task
+
+
+async def test_with_no_room_the_loop_still_polls_with_its_partitions_paused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(loop_module, "_KEEP_POLLING_S", 0.01)
+    gate = asyncio.Event()
+
+    async def answer(record: Record) -> Outcome:
+        await gate.wait()
+        return Outcome.PROCESSED
+
+    handler = Recorder(answer)
+    records = [export_record(0, "a"), export_record(1, "b")]
+    loop, consumer, _, stop = make_loop(records, handler, concurrency=1)
+    task = asyncio.create_task(loop.run())
+    await until(lambda: consumer.paused_polls >= 2)  # the group keeps seeing us alive
+    assert handler.calls == [(0, 0)] and len(consumer.queue) == 1  # nothing more was taken
+    gate.set()
+    await until(lambda: consumer.committed(TP0) == 2)
     stop.set()
     await task
