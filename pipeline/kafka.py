@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from topics import ALL_TOPICS, Envelope, TopicSpec, encode, headers_for, key_of
+from topics.events import EventRefused
 
 log = logging.getLogger(__name__)
 
@@ -105,15 +107,30 @@ async def create_topics(
 
 
 async def publish(
-    producer: AIOKafkaProducer, settings: Settings, spec: TopicSpec, event: Envelope
+    producer: AIOKafkaProducer,
+    settings: Settings,
+    spec: TopicSpec,
+    event: Envelope,
+    *,
+    headers: Sequence[tuple[str, bytes]] = (),
+    metrics: Metrics | None = None,
 ) -> None:
-    """Send one event to its topic with the contract's key and headers, and wait for the ack."""
+    """Send one event to its topic with the contract's key and headers, and wait for the ack.
+
+    `headers` go after the contract's (the exporter adds Kafka Connect's dead-letter headers).
+    With `metrics`, the acknowledged event is counted here, the one place every worker's
+    output passes: `events_produced` by topic, and `events_refused` by stage for a dead letter.
+    """
     await producer.send_and_wait(
         spec.full_name(settings.erp_topic_prefix),
         encode(event),
         key=key_of(event).encode("utf-8"),
-        headers=headers_for(event),
+        headers=[*headers_for(event), *headers],
     )
+    if metrics is not None:
+        metrics.events_produced.labels(spec.name).inc()
+        if isinstance(event, EventRefused):
+            metrics.events_refused.labels(event.payload.stage.value).inc()
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:

@@ -1,4 +1,11 @@
-"""Worker `projection`: every status change on erp.status into the PostgreSQL read model."""
+"""Worker `projection`: every status change on erp.status into the PostgreSQL read model.
+
+The projection is the batch handler of the consume loop (`consumers.worker.loop`): everything
+one fetch returned is written in one transaction, and the loop commits the offsets after it.
+When the database is unavailable the transaction rolls back, the connection is dropped, and
+the outcome is RETRY: the loop hands the same batch over again a second later, and the next
+try connects anew.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +13,21 @@ import asyncio
 import datetime as dt
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from aiokafka import AIOKafkaProducer, ConsumerRecord
 
+from consumers.worker.loop import consume
 from consumers.worker.runtime import Runtime, run_worker
-from pipeline.kafka import make_consumer, make_producer, publish
+from consumers.worker.subscriber import Consumed, Outcome, Subscriber
+from pipeline.kafka import make_producer
 from pipeline.metrics import Metrics
-from pipeline.rules.refusals import refusal_for_contract_error
 from pipeline.settings import Settings
-from topics import ContractError, decode
 from topics.events import ItemStatusChanged
 from topics.payloads import ItemStatus
 from topics.record import Record
-from topics.specs import DEAD_LETTERS, STATUS
+from topics.specs import STATUS
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +74,7 @@ ON CONFLICT (event_id) DO NOTHING
 DECIDED = {"exporting", "rejected"}
 
 
-def row_of(event: ItemStatusChanged, record: ConsumerRecord[Any, Any]) -> dict[str, Any]:
+def row_of(event: ItemStatusChanged, record: Record) -> dict[str, Any]:
     """The SQL parameters of one status change."""
     p = event.payload
     status = p.status.value
@@ -104,33 +111,59 @@ def row_of(event: ItemStatusChanged, record: ConsumerRecord[Any, Any]) -> dict[s
     }
 
 
-async def project_batch(
-    conn: psycopg.AsyncConnection[Any],
-    producer: AIOKafkaProducer,
-    settings: Settings,
-    records: list[ConsumerRecord[Any, Any]],
-    metrics: Metrics | None = None,
-) -> None:
-    """Write a batch in one transaction; dead-letter what cannot be decoded."""
-    metrics = metrics or Metrics(process=False)
-    async with conn.transaction():
-        for record in records:
-            try:
-                event = decode(record.value, STATUS)
-            except ContractError as exc:
-                dead = Record.of(record)
-                await publish(
-                    producer, settings, DEAD_LETTERS, refusal_for_contract_error(dead, exc)
+class Projection:
+    """The handler of erp.status: writes a batch of status changes in one transaction."""
+
+    def __init__(
+        self, settings: Settings, conn: psycopg.AsyncConnection[Any], metrics: Metrics
+    ) -> None:
+        self._settings, self._conn, self._metrics = settings, conn, metrics
+        self._broken = False
+
+    def subscriber(self) -> Subscriber[ItemStatusChanged]:
+        """How the consume loop runs it: all of a fetch at once, a second between tries."""
+        return Subscriber(STATUS, GROUP, handle_batch=self.write, retry_base_s=1.0, retry_max_s=1.0)
+
+    async def write(self, batch: Sequence[Consumed[ItemStatusChanged]]) -> Outcome:
+        """Write the batch in one transaction; RETRY (reconnecting next time) if the DB is down."""
+        try:
+            if self._broken:
+                await self._conn.close()
+                self._conn = await psycopg.AsyncConnection.connect(
+                    self._settings.require_database_url()
                 )
-                metrics.events_consumed.labels(STATUS.name, "refused").inc()
-                metrics.events_refused.labels(exc.stage).inc()
-                continue
-            row = row_of(event, record)
+                self._broken = False
+            decided = await write_batch(self._conn, batch)
+        except psycopg.OperationalError as exc:
+            # the transaction rolled back and no offset moved: reconnect, write again
+            log.warning("database unavailable (%s); retrying the batch", exc)
+            self._broken = True
+            return Outcome.RETRY
+        except asyncio.CancelledError:  # cut short mid-command: the next try connects anew
+            self._broken = True
+            raise
+        for consumed, decided_at in zip(batch, decided, strict=True):
+            _observe_latencies(self._metrics, consumed.event, decided_at)
+        return Outcome.PROCESSED
+
+    async def close(self) -> None:
+        """Close the database connection."""
+        await self._conn.close()
+
+
+async def write_batch(
+    conn: psycopg.AsyncConnection[Any], batch: Sequence[Consumed[ItemStatusChanged]]
+) -> list[dt.datetime | None]:
+    """Upsert each item and add its history row, in one transaction; each row's `decided_at`."""
+    decided: list[dt.datetime | None] = []
+    async with conn.transaction():
+        for consumed in batch:
+            row = row_of(consumed.event, consumed.record)
             cursor = await conn.execute(UPSERT_ITEM, row)
             before = await cursor.fetchone()
             await conn.execute(INSERT_HISTORY, row)
-            metrics.events_consumed.labels(STATUS.name, "processed").inc()
-            _observe_latencies(metrics, event, before[0] if before else None)
+            decided.append(before[0] if before else None)
+    return decided
 
 
 def _observe_latencies(
@@ -169,49 +202,21 @@ async def sample_queues(database_url: str, metrics: Metrics) -> None:
 
 async def serve(settings: Settings, stop: asyncio.Event, runtime: Runtime | None = None) -> None:
     """Consume erp.status until `stop` is set, committing offsets after each transaction."""
-    consumer = make_consumer(settings, settings.topic(STATUS.name), group_id=settings.group(GROUP))
     metrics = runtime.metrics if runtime else Metrics(process=False)
+    database_url = settings.require_database_url()
     if runtime is not None:
-        database_url = settings.require_database_url()
-        runtime.watch_consumer(consumer, GROUP)
         runtime.watch_database(database_url)
         runtime.samplers.append(lambda: sample_queues(database_url, metrics))
     producer = make_producer(settings)
-    conn = await psycopg.AsyncConnection.connect(settings.require_database_url())
+    projection = Projection(settings, await psycopg.AsyncConnection.connect(database_url), metrics)
     await producer.start()
-    await consumer.start()
     try:
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=500)
-            records = [r for batch in batches.values() for r in batch]
-            while records and not stop.is_set():
-                try:
-                    await project_batch(conn, producer, settings, records, metrics)
-                except psycopg.OperationalError as exc:
-                    # the transaction rolled back and no offset moved: reconnect, write again
-                    log.warning("database unavailable (%s); retrying the batch", exc)
-                    await asyncio.sleep(1.0)
-                    await conn.close()
-                    conn = await _reconnect(settings, stop)
-                    continue
-                await consumer.commit()
-                metrics.committed(GROUP)
-                break
+        await consume(
+            settings, stop, projection.subscriber(), producer, metrics=metrics, runtime=runtime
+        )
     finally:
-        await consumer.stop()
         await producer.stop()
-        await conn.close()
-
-
-async def _reconnect(settings: Settings, stop: asyncio.Event) -> psycopg.AsyncConnection[Any]:
-    while True:
-        try:
-            return await psycopg.AsyncConnection.connect(settings.require_database_url())
-        except psycopg.OperationalError as exc:
-            if stop.is_set():
-                raise
-            log.warning("cannot connect to the database (%s); retrying", exc)
-            await asyncio.sleep(1.0)
+        await projection.close()
 
 
 def run(settings: Settings) -> None:

@@ -45,6 +45,13 @@ class OffsetTracker:
         for partition, offset in offsets.items():
             self._committed[partition] = max(self._committed.get(partition, -1), offset)
 
+    def rewind(self, partition: Hashable, offset: int) -> None:
+        """The partition is read again from `offset`: records from there on are not in flight."""
+        pending = self._pending.get(partition, set())
+        self._pending[partition] = {o for o in pending if o < offset}
+        if partition in self._next:
+            self._next[partition] = min(self._next[partition], offset)
+
     def forget(self, partitions: Iterable[Hashable]) -> None:
         """Partitions revoked in a rebalance: their state leaves with them."""
         for partition in partitions:

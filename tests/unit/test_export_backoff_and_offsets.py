@@ -69,3 +69,13 @@ def test_the_committable_offset_never_passes_an_unfinished_record(done: list[boo
             tracker.finished("p", offset)
     first_unfinished = next((o for o, d in enumerate(done) if not d), len(done))
     assert tracker.committable() == {"p": first_unfinished}
+
+
+def test_a_rewound_partition_has_nothing_in_flight_from_the_rewind_on() -> None:
+    tracker = OffsetTracker()
+    for offset in (3, 4, 5):
+        tracker.started("p0", offset)
+    tracker.finished("p0", 3)
+    tracker.rewind("p0", 4)
+    assert tracker.committable() == {"p0": 4}
+    assert tracker.pending() == 0

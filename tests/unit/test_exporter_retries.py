@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from consumers.export.port import ErpError, ExportOutcome, PermanentErpError, TransientErpError
 from consumers.export.worker import Exporter
+from consumers.worker.loop import ConsumeLoop
 from pipeline.settings import Settings
 from tests.export_requests import commitment_export
-from topics import decode, spec_for
+from tests.unit.loop_fakes import FakeConsumer, FakeProducer, FakeRecord, run_until
 from topics.events import ExportRequested
 from topics.payloads import KafkaSource
 
 AT = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
+KEY = b"acme-builders:commitment:sc-1"
 
 
 class FakeErp:
@@ -51,34 +53,30 @@ class FakeErp:
         return None
 
 
-class FakeProducer:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, Any, list[tuple[str, bytes]]]] = []
-
-    async def send_and_wait(
-        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        self.sent.append((topic, decode(value, spec_for(topic)), headers))
-
-
-@dataclass
-class FakeRecord:
-    value: bytes | None
-    topic: str = "erp.exports"
-    partition: int = 2
-    offset: int = 7
-    key: bytes | None = b"acme-builders:commitment:sc-1"
-    timestamp: int = 0
-
-
 def _exporter(erp: FakeErp, **settings: Any) -> tuple[Exporter, FakeProducer]:
     producer = FakeProducer()
     config = Settings(exporter_retry_base_s=0.001, exporter_retry_max_s=0.002, **settings)
-    return Exporter(config, erp, producer, consumer=None, rand=lambda: 0.5), producer  # type: ignore[arg-type]
+    return Exporter(config, erp, producer, rand=lambda: 0.5), producer  # type: ignore[arg-type]
 
 
 def _record() -> FakeRecord:
-    return FakeRecord(json.dumps(commitment_export("sc-1", "prj-1", export_id="exp-1")).encode())
+    event = commitment_export("sc-1", "prj-1", export_id="exp-1")
+    return FakeRecord(json.dumps(event).encode(), partition=2, offset=7, key=KEY)
+
+
+async def _consumed(exporter: Exporter, producer: FakeProducer, record: FakeRecord) -> None:
+    """Run the exporter in the consume loop until `record` is committed."""
+    consumer, stop = FakeConsumer([record]), asyncio.Event()
+    loop = ConsumeLoop(
+        exporter.subscriber(),
+        consumer,  # type: ignore[arg-type]
+        producer,  # type: ignore[arg-type]
+        Settings(),
+        stop,
+        exporter.metrics,
+        commit_every_s=0.005,
+    )
+    await run_until(loop, stop, lambda: consumer.committed(record.tp) == record.offset + 1)
 
 
 async def test_transient_errors_are_retried_until_the_export_succeeds() -> None:
@@ -87,7 +85,7 @@ async def test_transient_errors_are_retried_until_the_export_succeeds() -> None:
         TransientErpError("serialization_failure", "could not serialize"),
     )
     exporter, producer = _exporter(erp, exporter_max_attempts=5)
-    await exporter._handle(_record(), None)
+    await _consumed(exporter, producer, _record())
     assert erp.exports == 3 and erp.failures == []
     assert [event.event_type for _, event, _ in producer.sent] == ["ItemExported"]
 
@@ -95,7 +93,7 @@ async def test_transient_errors_are_retried_until_the_export_succeeds() -> None:
 async def test_after_the_attempt_limit_a_transient_error_lands_in_failed_to_export() -> None:
     erp = FakeErp(*[TransientErpError("operational_error", "connection refused")] * 3)
     exporter, producer = _exporter(erp, exporter_max_attempts=3)
-    await exporter._handle(_record(), None)
+    await _consumed(exporter, producer, _record())
     assert erp.exports == 3
     assert "gave up after 3 tries" in erp.failures[0].message
     by_topic = {topic: event for topic, event, _ in producer.sent}
@@ -108,7 +106,7 @@ async def test_after_the_attempt_limit_a_transient_error_lands_in_failed_to_expo
 async def test_a_permanent_error_is_not_retried_and_notifies_sender_and_approver() -> None:
     erp = FakeErp(PermanentErpError("foreign_key_violation", "vendor V1001 is not present"))
     exporter, producer = _exporter(erp, exporter_max_attempts=5)
-    await exporter._handle(_record(), None)
+    await _consumed(exporter, producer, _record())
     assert erp.exports == 1
     topics = sorted(topic for topic, _, _ in producer.sent)
     assert topics == [
@@ -122,7 +120,7 @@ async def test_a_permanent_error_is_not_retried_and_notifies_sender_and_approver
 async def test_an_undecodable_record_is_dead_lettered_without_asking_the_erp() -> None:
     erp = FakeErp()
     exporter, producer = _exporter(erp)
-    await exporter._handle(FakeRecord(b"{not json"), None)
+    await _consumed(exporter, producer, FakeRecord(b"{not json", partition=2, offset=7, key=KEY))
     assert erp.exports == 0
     [(topic, refused, _)] = producer.sent
     assert topic == "erp.dead-letters" and refused.payload.stage == "decode"

@@ -1,0 +1,230 @@
+"""The one consume loop of the aiokafka workers: fetch, decode or dead-letter, hand over, commit.
+
+A worker is a `Subscriber` (its topic, group and handler); the loop does the rest, the same way
+for every worker, so a fix to how input is handled reaches all of them at once:
+
+- fetched records become units of work: one record each, records of one key one after another,
+  up to `concurrency` units at a time; or, for a batch handler, all of a fetch as one unit;
+- each record is decoded with the topic's spec; one that breaks the contract is dead-lettered
+  (stage, reason, its bytes intact) and never reaches the handler;
+- the handler's `Outcome` decides: RETRY holds the record, and every later record of its
+  partition that has not started, and hands it over again after a backoff; others are final;
+- offsets are committed per partition only up to the first record not finished
+  (`OffsetTracker`): a record in flight, held or given up on is never committed past;
+- a rebalance settles the revoked partitions' units and commits what finished; stopping
+  drains the units for a grace period and commits what finished;
+- a handler that raises stops the loop (nothing new starts, its record is not committed) and
+  its error leaves `run`: the worker exits and a restart redelivers the record.
+
+Counting, once per record, when its outcome is final (never for a retry, a cancelled or an
+abandoned try): `events_consumed{topic, outcome}` with `refused` for a record the loop
+dead-lettered, else the handler's outcome. `events_produced{topic}` and, for dead letters,
+`events_refused{stage}` are counted by `pipeline.kafka.publish` when the broker has the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+
+from consumers.worker.holds import Holds
+from consumers.worker.offsets import OffsetTracker
+from consumers.worker.runtime import Runtime
+from consumers.worker.subscriber import Subscriber
+from consumers.worker.units import Runner, Unit, settle
+from pipeline.kafka import make_consumer
+from pipeline.metrics import Metrics
+from pipeline.settings import Settings
+from topics.record import Record
+
+log = logging.getLogger(__name__)
+
+_FETCH_MS = 200
+_COMMIT_EVERY_S = 0.2
+_ROOM_WAIT_S = 0.5
+#: With no room for more records, poll anyway this often: aiokafka leaves the group when
+#: `getmany` is not called within `max_poll_interval_ms`, and a long retry must not cost that.
+_KEEP_POLLING_S = 30.0
+
+Tail = tuple[Any, bytes | None]
+
+
+class ConsumeLoop:
+    """Runs one `Subscriber` on one consumer until `stop` is set (see the module docstring)."""
+
+    def __init__(
+        self,
+        subscriber: Subscriber[Any],
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        settings: Settings,
+        stop: asyncio.Event,
+        metrics: Metrics | None = None,
+        *,
+        commit_every_s: float = _COMMIT_EVERY_S,
+    ) -> None:
+        self.sub, self.metrics = subscriber, metrics or Metrics(process=False)
+        self._commit_every_s = commit_every_s
+        self._consumer = consumer
+        self._stop, self._stopping = stop, asyncio.Event()
+        self._tracker, self._holds = OffsetTracker(), Holds()
+        self._units: dict[asyncio.Task[None], Unit] = {}
+        self._tails: dict[Tail, tuple[asyncio.Task[None], Unit]] = {}
+        self._room = asyncio.Event()
+        self._fatal: BaseException | None = None
+        self._runner = Runner(
+            subscriber,
+            producer,
+            settings,
+            self.metrics,
+            self._tracker,
+            self._holds,
+            self._stopping,
+            lambda: self._fatal is not None,
+        )
+
+    async def run(self) -> None:
+        """Consume until `stop` is set or a handler fails; then drain, commit, raise its error."""
+        clock = asyncio.get_running_loop()
+        last_commit = last_poll = clock.time()
+        try:
+            while not self._stop.is_set() and self._fatal is None:
+                room: int | None = self.sub.concurrency - len(self._units)
+                if self.sub.handle_batch is not None:  # one batch at a time, all of a fetch
+                    room = 0 if self._units else None
+                if room is None or room > 0:
+                    self.dispatch(
+                        await self._consumer.getmany(timeout_ms=_FETCH_MS, max_records=room)
+                    )
+                    last_poll = clock.time()
+                else:
+                    self._room.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._room.wait(), _ROOM_WAIT_S)
+                    if clock.time() - last_poll >= _KEEP_POLLING_S:
+                        await self._poll_paused()
+                        last_poll = clock.time()
+                if clock.time() - last_commit >= self._commit_every_s:
+                    await self.commit()
+                    last_commit = clock.time()
+        finally:
+            self._stopping.set()
+            self._holds.wake()
+            await settle(list(self._units), self.sub.drain_grace_s)
+            await self.commit()
+        if self._fatal is not None:
+            raise self._fatal
+
+    def dispatch(self, fetched: Mapping[Any, Sequence[Any]]) -> None:
+        """Turn fetched records (per partition, in offset order) into units of work."""
+        if self.sub.handle_batch is not None:
+            batch = [(tp, Record.of(r)) for tp, records in fetched.items() for r in records]
+            if batch:
+                self._start(Unit(batch), None)
+            return
+        for tp, records in fetched.items():
+            for raw in records:
+                record = Record.of(raw)
+                self._start(Unit([(tp, record)]), (tp, record.key))
+
+    async def commit(self) -> None:
+        """Commit, per partition, up to the first record not finished."""
+        moves = self._tracker.committable()
+        if not moves:
+            return
+        try:
+            await self._consumer.commit(moves)
+        except KafkaError as exc:  # a rebalance in progress: the next commit catches up
+            log.warning("offset commit failed: %r", exc)
+            return
+        self._tracker.committed(moves)
+        self.metrics.committed(self.sub.group)
+
+    async def revoke(self, partitions: set[Any]) -> None:
+        """Partitions leave in a rebalance: settle their units, commit what finished."""
+        touched = {t: u for t, u in self._units.items() if u.partitions() & partitions}
+        for task, unit in touched.items():
+            if not unit.busy:  # waiting or backing off: nothing is half done
+                task.cancel()
+        await settle(list(touched), self.sub.revoke_grace_s)
+        for unit in touched.values():
+            for tp, offset in unit.firsts().items():
+                if tp not in partitions:  # a batch also held records of a partition we keep
+                    self._tracker.rewind(tp, offset)
+                    self._consumer.seek(tp, offset)
+        await self.commit()
+        self._tracker.forget(partitions)
+        self._holds.forget(partitions)
+
+    def _start(self, unit: Unit, tail: Tail | None) -> None:
+        previous = self._tails.get(tail) if tail is not None else None
+        for tp, record in unit.records:
+            self._tracker.started(tp, record.offset)
+        task = asyncio.create_task(self._runner.work(unit, previous))
+        self._units[task] = unit
+        if tail is not None:
+            self._tails[tail] = (task, unit)
+        task.add_done_callback(functools.partial(self._done, tail))
+
+    def _done(self, tail: Tail | None, task: asyncio.Task[None]) -> None:
+        unit = self._units.pop(task)
+        if tail is not None and self._tails.get(tail, (None,))[0] is task:
+            del self._tails[tail]
+        self._room.set()
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("%s: handler failed at %s: %r", self.sub.group, unit.describe(), error)
+            self._fatal = self._fatal or error
+
+    async def _poll_paused(self) -> None:
+        """Call `getmany` with every partition paused: the group sees us alive, nothing comes."""
+        assigned = list(self._consumer.assignment())
+        self._consumer.pause(*assigned)
+        try:
+            await self._consumer.getmany(timeout_ms=0)
+        finally:
+            self._consumer.resume(*assigned)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: ConsumeLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: set[Any]) -> None:
+        await self._loop.revoke(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[Any]) -> None:
+        return None
+
+
+async def consume(
+    settings: Settings,
+    stop: asyncio.Event,
+    subscriber: Subscriber[Any],
+    producer: AIOKafkaProducer,
+    *,
+    metrics: Metrics,
+    runtime: Runtime | None = None,
+) -> None:
+    """Run `subscriber` on a consumer of its own until `stop` is set.
+
+    The producer (started) is the caller's: its handler publishes with it too.
+    """
+    consumer = make_consumer(settings, group_id=settings.group(subscriber.group))
+    loop = ConsumeLoop(subscriber, consumer, producer, settings, stop, metrics)
+    if runtime is not None:
+        runtime.watch_consumer(consumer, subscriber.group)
+    consumer.subscribe(
+        [subscriber.spec.full_name(settings.erp_topic_prefix)], listener=_Rebalance(loop)
+    )
+    await consumer.start()
+    try:
+        await loop.run()
+    finally:
+        await consumer.stop()

@@ -1,0 +1,94 @@
+"""What a worker plugs into the consume loop: its `Subscriber`, the outcomes, the dead letter."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from pipeline.kafka import publish
+from pipeline.metrics import Metrics
+from pipeline.settings import Settings
+from topics import TopicSpec
+from topics.events import EventRefused
+from topics.record import Record
+from topics.specs import DEAD_LETTERS
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E")
+
+
+class Outcome(enum.Enum):
+    """What became of a record handed to a handler. Every outcome but RETRY is final.
+
+    The final ones are the `outcome` label of `events_consumed`, counted once per record.
+    """
+
+    PROCESSED = "processed"  # its side effect is durable
+    DUPLICATE = "duplicate"  # it had been done before (a redelivery, or a second copy)
+    FAILED = "failed"  # it cannot be done, and that is recorded (and dead-lettered)
+    REFUSED = "refused"  # it was dead-lettered
+    RETRY = "retry"  # not done: hold it (and what follows on its partition), try again later
+
+
+@dataclass(frozen=True)
+class Consumed(Generic[E]):
+    """A decoded event and the record it came from (a batch handler gets a list of these)."""
+
+    event: E
+    record: Record
+
+
+@dataclass(frozen=True)
+class Subscriber(Generic[E]):
+    """A worker as the consume loop sees it: where it reads, and what it does with an event.
+
+    Exactly one handler: `handle` gets one record at a time, records of one key in order and
+    up to `concurrency` records at once; `handle_batch` gets everything one fetch returned,
+    once the previous batch is done. After a RETRY the record is handed over again after
+    `retry_base_s`, doubling up to `retry_max_s`. A rebalance lets a record that is being
+    handled finish for `revoke_grace_s` (0: cancel it at once); stopping, `drain_grace_s`.
+    `group` is the consumer group before the deployment prefix, and the metrics' label.
+    """
+
+    spec: TopicSpec
+    group: str
+    handle: Callable[[E, Record], Awaitable[Outcome]] | None = None
+    handle_batch: Callable[[Sequence[Consumed[E]]], Awaitable[Outcome]] | None = None
+    concurrency: int = 1
+    retry_base_s: float = 0.5
+    retry_max_s: float = 30.0
+    revoke_grace_s: float = 5.0
+    drain_grace_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if (self.handle is None) == (self.handle_batch is None):
+            raise ValueError("a subscriber has either `handle` or `handle_batch`")
+        if self.concurrency < 1:
+            raise ValueError("concurrency counts from 1")
+
+    async def hand_over(self, ready: Sequence[Consumed[E]]) -> Outcome:
+        """Call the handler: with the batch, or with its one record."""
+        if self.handle_batch is not None:
+            return await self.handle_batch(ready)
+        assert self.handle is not None
+        [one] = ready
+        return await self.handle(one.event, one.record)
+
+
+async def dead_letter(
+    producer: AIOKafkaProducer, settings: Settings, dead: EventRefused, metrics: Metrics
+) -> Outcome:
+    """Publish a dead letter: REFUSED once the broker has it, RETRY when it did not take it."""
+    try:
+        await publish(producer, settings, DEAD_LETTERS, dead, metrics=metrics)
+    except KafkaError as exc:
+        log.warning("cannot publish a dead letter, will retry: %r", exc)
+        return Outcome.RETRY
+    return Outcome.REFUSED

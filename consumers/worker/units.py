@@ -1,0 +1,152 @@
+"""Units of work of the consume loop: decode or dead-letter, hand over, retry, count, finish."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from consumers.worker.holds import Holds
+from consumers.worker.offsets import OffsetTracker
+from consumers.worker.subscriber import Consumed, Outcome, Subscriber, dead_letter
+from pipeline.metrics import Metrics
+from pipeline.rules.refusals import refusal_for_contract_error
+from pipeline.settings import Settings
+from topics import ContractError, decode
+from topics.record import Record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Unit:
+    """One record (or all of a fetch, for a batch handler) and its progress.
+
+    `busy` while the handler (or a dead letter's publish) runs: a rebalance lets that finish
+    for a grace period but cancels a unit that only waits. `done` once every record finished.
+    """
+
+    records: list[tuple[Any, Record]]
+    pending: set[tuple[Any, int]] = field(init=False)
+    busy: bool = False
+    done: bool = False
+
+    def __post_init__(self) -> None:
+        self.pending = {(tp, record.offset) for tp, record in self.records}
+
+    def partitions(self) -> set[Any]:
+        """The partitions its records came from."""
+        return {tp for tp, _ in self.records}
+
+    def firsts(self) -> dict[Any, int]:
+        """Per partition, the first offset not finished yet."""
+        first: dict[Any, int] = {}
+        for tp, offset in self.pending:
+            first[tp] = min(offset, first.get(tp, offset))
+        return first
+
+    def describe(self, record: Record | None = None) -> str:
+        """Where a record (by default the unit's first) was read, for the log."""
+        r = record or self.records[0][1]
+        return f"{r.topic}/{r.partition}@{r.offset}"
+
+
+@dataclass
+class Runner:
+    """Works off units for the loop; counts and finishes each record once its outcome is final."""
+
+    sub: Subscriber[Any]
+    producer: AIOKafkaProducer
+    settings: Settings
+    metrics: Metrics
+    tracker: OffsetTracker
+    holds: Holds
+    stopping: asyncio.Event
+    failed: Callable[[], bool]
+
+    async def work(self, unit: Unit, previous: tuple[asyncio.Task[None], Unit] | None) -> None:
+        """Wait for the unit's turn, then decode each record or dead-letter it, hand over."""
+        if previous is not None:
+            await asyncio.wait([previous[0]])
+            if not previous[1].done:
+                return  # an earlier record of the key is unfinished: nothing may overtake it
+        for tp, offset in unit.firsts().items():
+            if not await self.holds.wait(tp, offset, self.stopping):
+                return
+        if self.failed():
+            return
+        ready: list[tuple[Any, Consumed[Any]]] = []
+        for tp, record in unit.records:
+            try:
+                ready.append((tp, Consumed(decode(record.value or b"", self.sub.spec), record)))
+            except ContractError as exc:
+                log.warning("refused %s: %s: %s", unit.describe(record), exc.stage, exc.reason)
+                dead = refusal_for_contract_error(record, exc)
+                send = functools.partial(
+                    dead_letter, self.producer, self.settings, dead, self.metrics
+                )
+                if await self._until_final(unit, send) is None:
+                    return
+                self._finish(unit, tp, record, Outcome.REFUSED)
+        if ready:
+            events = [consumed for _, consumed in ready]
+            outcome = await self._until_final(unit, functools.partial(self.sub.hand_over, events))
+            if outcome is None:
+                return
+            for tp, consumed in ready:
+                self._finish(unit, tp, consumed.record, outcome)
+        unit.done = True
+
+    async def _until_final(
+        self, unit: Unit, attempt: Callable[[], Awaitable[Outcome]]
+    ) -> Outcome | None:
+        """`attempt()` until its outcome is final; a RETRY holds the unit and backs off.
+
+        None when the loop stops during a backoff: the unit stays unfinished, uncommitted, and
+        what waits behind its hold gives up too.
+        """
+        delay = min(self.sub.retry_base_s, self.sub.retry_max_s)
+        held: dict[Any, int] = {}
+        try:
+            while True:
+                unit.busy = True
+                try:
+                    outcome = await attempt()
+                finally:
+                    unit.busy = False
+                if outcome is not Outcome.RETRY:
+                    return outcome
+                if not held:
+                    held = unit.firsts()
+                    self.holds.hold(held)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), delay)
+                if self.stopping.is_set():
+                    return None
+                delay = min(delay * 2, self.sub.retry_max_s)
+        finally:
+            if held and not self.stopping.is_set():
+                self.holds.release(held)
+
+    def _finish(self, unit: Unit, tp: Any, record: Record, outcome: Outcome) -> None:
+        self.metrics.events_consumed.labels(self.sub.spec.name, outcome.value).inc()
+        self.tracker.finished(tp, record.offset)
+        unit.pending.discard((tp, record.offset))
+
+
+async def settle(tasks: list[asyncio.Task[None]], grace_s: float) -> None:
+    """Wait up to `grace_s` for `tasks` to end, cancel those still running, wait for them."""
+    if not tasks:
+        return
+    pending = set(tasks)
+    if grace_s > 0:
+        _, pending = await asyncio.wait(tasks, timeout=grace_s)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
