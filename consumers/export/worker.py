@@ -176,13 +176,9 @@ class Exporter:
         )
 
 
-async def serve(
-    settings: Settings,
-    stop: asyncio.Event,
-    erp: ErpPort | None = None,
-    runtime: Runtime | None = None,
-) -> None:
-    """Composition root: the ERP adapter, the producer, the exporter; runs until `stop` is set."""
+async def serve(runtime: Runtime, *, erp: ErpPort | None = None) -> None:
+    """Composition root: the ERP adapter, the producer, the exporter; runs until stopped."""
+    settings = runtime.settings
     if erp is None:
         from consumers.export.spectrum.adapter import SpectrumErp
 
@@ -190,22 +186,12 @@ async def serve(
             settings.require_erp_database_url(),
             max_connections=min(settings.exporter_concurrency, 8),
         )
-    metrics = runtime.metrics if runtime else Metrics(process=False)
     producer = make_producer(settings)
-    exporter = Exporter(settings, erp, producer, metrics=metrics)
-    if runtime is not None:
-        runtime.watch_database(settings.require_erp_database_url())
-    await producer.start()
-    try:
-        await consume(
-            settings, stop, exporter.subscriber(), producer, metrics=metrics, runtime=runtime
-        )
-    finally:
-        await producer.stop()
-        await erp.close()
+    exporter = Exporter(settings, erp, producer, metrics=runtime.metrics)
+    runtime.watch_database(settings.require_erp_database_url())
+    await consume(runtime, exporter.subscriber(), producer, close=[erp.close])
 
 
 def run(settings: Settings) -> None:
     """Worker entry point (`erp-pipeline run exporter`): blocks until SIGTERM or SIGINT."""
-
-    run_worker(settings, lambda runtime: serve(settings, runtime.stop, runtime=runtime))
+    run_worker(settings, serve)

@@ -176,9 +176,9 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
-async def serve(settings: Settings, stop: asyncio.Event, runtime: Runtime | None = None) -> None:
-    """Consume erp.notifications and send e-mails until `stop` is set."""
-    metrics = runtime.metrics if runtime else Metrics(process=False)
+async def serve(runtime: Runtime) -> None:
+    """Composition root: SMTP, the sent ledger, the producer; sends e-mails until stopped."""
+    settings = runtime.settings
     target = SmtpTarget.from_settings(settings)
     mail = MailSettings.from_settings(settings)
     ledger = SentLedger(settings.require_database_url())
@@ -189,23 +189,14 @@ async def serve(settings: Settings, stop: asyncio.Event, runtime: Runtime | None
         mail=mail,
         ledger=ledger,
         producer=producer,
-        stop=stop,
-        metrics=metrics,
+        stop=runtime.stop,
+        metrics=runtime.metrics,
     )
-    if runtime is not None:
-        runtime.watch_database(settings.require_database_url())
-    await producer.start()
+    runtime.watch_database(settings.require_database_url())
     log.info("notifier sending to %s as %s", target.describe(), mail.sender)
-    try:
-        await consume(
-            settings, stop, notifier.subscriber(), producer, metrics=metrics, runtime=runtime
-        )
-    finally:
-        await producer.stop()
-        await ledger.close()
+    await consume(runtime, notifier.subscriber(), producer, close=[ledger.close])
 
 
 def run(settings: Settings) -> None:
     """Worker entry point (`erp-pipeline run notifier`): runs until SIGTERM / SIGINT."""
-
-    run_worker(settings, lambda runtime: serve(settings, runtime.stop, runtime))
+    run_worker(settings, serve)

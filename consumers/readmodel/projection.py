@@ -200,26 +200,17 @@ async def sample_queues(database_url: str, metrics: Metrics) -> None:
         metrics.oldest_ready_age.labels(company).set(float(age))
 
 
-async def serve(settings: Settings, stop: asyncio.Event, runtime: Runtime | None = None) -> None:
-    """Consume erp.status until `stop` is set, committing offsets after each transaction."""
-    metrics = runtime.metrics if runtime else Metrics(process=False)
+async def serve(runtime: Runtime) -> None:
+    """Consume erp.status until stopped, committing offsets after each transaction."""
+    settings, metrics = runtime.settings, runtime.metrics
     database_url = settings.require_database_url()
-    if runtime is not None:
-        runtime.watch_database(database_url)
-        runtime.samplers.append(lambda: sample_queues(database_url, metrics))
+    runtime.watch_database(database_url)
+    runtime.samplers.append(lambda: sample_queues(database_url, metrics))
     producer = make_producer(settings)
     projection = Projection(settings, await psycopg.AsyncConnection.connect(database_url), metrics)
-    await producer.start()
-    try:
-        await consume(
-            settings, stop, projection.subscriber(), producer, metrics=metrics, runtime=runtime
-        )
-    finally:
-        await producer.stop()
-        await projection.close()
+    await consume(runtime, projection.subscriber(), producer, close=[projection.close])
 
 
 def run(settings: Settings) -> None:
-    """Run the projection until SIGTERM/SIGINT."""
-
-    run_worker(settings, lambda runtime: serve(settings, runtime.stop, runtime))
+    """Worker entry point (`erp-pipeline run projection`): runs until SIGTERM / SIGINT."""
+    run_worker(settings, serve)

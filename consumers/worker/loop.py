@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
@@ -204,27 +204,30 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 async def consume(
-    settings: Settings,
-    stop: asyncio.Event,
+    runtime: Runtime,
     subscriber: Subscriber[Any],
     producer: AIOKafkaProducer,
     *,
-    metrics: Metrics,
-    runtime: Runtime | None = None,
+    close: Sequence[Callable[[], Awaitable[object]]] = (),
 ) -> None:
-    """Run `subscriber` on a consumer of its own until `stop` is set.
+    """Run `subscriber` on a consumer of its own until `runtime.stop` is set: a worker's life.
 
-    The producer (started) is the caller's: its handler publishes with it too.
+    `producer` is not started yet: its handler publishes with it too, so it is started first
+    and stopped after the consumer. Then each of `close` (the worker's own ports: database
+    pools, the ERP adapter) is awaited, whatever happened.
     """
+    settings = runtime.settings
     consumer = make_consumer(settings, group_id=settings.group(subscriber.group))
-    loop = ConsumeLoop(subscriber, consumer, producer, settings, stop, metrics)
-    if runtime is not None:
-        runtime.watch_consumer(consumer, subscriber.group)
+    loop = ConsumeLoop(subscriber, consumer, producer, settings, runtime.stop, runtime.metrics)
+    runtime.watch_consumer(consumer, subscriber.group)
     consumer.subscribe(
         [subscriber.spec.full_name(settings.erp_topic_prefix)], listener=_Rebalance(loop)
     )
-    await consumer.start()
-    try:
+    async with contextlib.AsyncExitStack() as started:  # unwound in reverse order
+        for closing in close:
+            started.push_async_callback(closing)
+        await producer.start()
+        started.push_async_callback(producer.stop)
+        await consumer.start()
+        started.push_async_callback(consumer.stop)
         await loop.run()
-    finally:
-        await consumer.stop()

@@ -32,6 +32,11 @@ class Runtime:
     database_urls: list[str] = field(default_factory=list)
     samplers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
+    @classmethod
+    def local(cls, settings: Settings, stop: asyncio.Event | None = None) -> Runtime:
+        """A runtime for a worker run in-process (tests): its own registry, no HTTP server."""
+        return cls(settings, Metrics(process=False), stop or asyncio.Event())
+
     def watch_consumer(self, consumer: Any, group: str) -> None:
         """Report this consumer's lag and count its assignment in readiness."""
         self.consumers.append((group, consumer))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from topics.events import ItemAccepted, ItemSubmitted
 from topics.payloads import (
@@ -16,6 +17,14 @@ from topics.payloads import (
     PrimeContractChangeOrderSnapshot,
     ProjectSnapshot,
 )
+
+
+class CostedLine(Protocol):
+    """A line item as the cost-code rule sees it."""
+
+    @property
+    def erp_cost_code(self) -> str | None: ...
+
 
 SendRule = Callable[[ItemSubmitted, CompanySettingsUpdatedPayload], list[str]]
 
@@ -49,6 +58,13 @@ def project_rules(event: ItemSubmitted, _: CompanySettingsUpdatedPayload) -> lis
     return reasons
 
 
+def _costed(lines: Sequence[CostedLine]) -> list[str]:
+    """Spectrum needs a cost code to post a line against: at least one line must carry one."""
+    if any(line.erp_cost_code for line in lines):
+        return []
+    return ["at least one line item must have an ERP cost code"]
+
+
 def commitment_rules(event: ItemSubmitted, _: CompanySettingsUpdatedPayload) -> list[str]:
     """Approved; vendor linked to the ERP; a line with an ERP cost code; number <= 10."""
     snap = event.payload.snapshot
@@ -56,8 +72,7 @@ def commitment_rules(event: ItemSubmitted, _: CompanySettingsUpdatedPayload) -> 
     reasons = _approved(event)
     if not snap.vendor.erp_vendor_id:
         reasons.append("vendor must be linked to the ERP (erp_vendor_id)")
-    if not any(line.erp_cost_code for line in snap.line_items):
-        reasons.append("at least one line item must have an ERP cost code")
+    reasons += _costed(snap.line_items)
     return reasons + _longer("number", event.payload.number, 10)
 
 
@@ -68,8 +83,7 @@ def cco_rules(event: ItemSubmitted, _: CompanySettingsUpdatedPayload) -> list[st
     reasons = _approved(event)
     if not snap.commitment.erp_synced:
         reasons.append("its commitment must be synced to the ERP")
-    if not any(line.erp_cost_code for line in snap.line_items):
-        reasons.append("at least one line item must have an ERP cost code")
+    reasons += _costed(snap.line_items)
     return (
         reasons
         + _longer("number", event.payload.number, 12)

@@ -16,6 +16,7 @@ import psycopg
 
 from consumers.dev import erp_seed
 from consumers.export.worker import serve
+from consumers.worker.runtime import Runtime
 from pipeline.kafka import create_topics, make_producer, read_all
 from pipeline.settings import Settings
 from topics import TopicSpec, decode, encode, headers_for, key_of
@@ -106,7 +107,7 @@ async def until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
 async def exporter_running(settings: Settings) -> AsyncIterator[None]:
     """The exporter, in this process, for the duration of the block."""
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, stop))
+    task = asyncio.create_task(serve(Runtime.local(settings, stop)))
     try:
         yield
     finally:

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from consumers.dev.mailsink import MailSink
 from consumers.notify.worker import serve
+from consumers.worker.runtime import Runtime
 from pipeline.kafka import make_producer
 from pipeline.settings import Settings
 from tests.integration.notifier_support import (
@@ -53,7 +54,7 @@ async def notifier(settings: Settings, sink: MailSink) -> AsyncIterator[Settings
         }
     )
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(mine, stop))
+    task = asyncio.create_task(serve(Runtime.local(mine, stop)))
     try:
         yield mine
     finally:
