@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from consumers.export.port import ExportOutcome
-from pipeline.rules.derive import EXPORTER, derived
+from pipeline.rules.derive import EXPORTER, derived, same_correlation
 from topics.events import (
     Envelope,
     ExportAttemptFailed,
@@ -35,8 +35,9 @@ def _result(
 ) -> E:
     """An event the export of `request` derives, recorded by the system at the ledger's time.
 
-    Its id derives from the export id and `kind`: re-emitting a result after a redelivery
-    repeats its id, so downstream de-duplication on `event_id` drops the repeat.
+    Its id derives from the export id and `kind`, and it carries the request's correlation id
+    as it is: re-emitting a result after a redelivery (or for a second copy of the request)
+    repeats the same event, so downstream de-duplication on `event_id` drops the repeat.
     """
     return derived(
         model,
@@ -45,6 +46,7 @@ def _result(
         event_id=EXPORTER.id(outcome.export_id, *kind),
         occurred_at=outcome.recorded_at,
         actor=SYSTEM_ACTOR,
+        correlate=same_correlation,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -70,6 +71,11 @@ def correlation(event: Envelope) -> str:
     return event.correlation_id or str(event.event_id)
 
 
+def same_correlation(event: Envelope) -> str | None:
+    """The event's correlation id as it is (None stays None)."""
+    return event.correlation_id
+
+
 def derived(
     model: type[E],
     cause: Envelope,
@@ -78,11 +84,15 @@ def derived(
     event_id: uuid.UUID,
     occurred_at: dt.datetime | None = None,
     actor: Actor | None = None,
+    correlate: Callable[[Envelope], str | None] = correlation,
 ) -> E:
     """A `model` event caused by `cause`: same company, item and correlation chain.
 
     `occurred_at` defaults to the cause's (the rules' outputs happen "when" their input did, so
     replays are deterministic); `actor` to the cause's actor (the exporter passes the system).
+    `correlate` gives the correlation id from the cause: by default a cause without one starts
+    a chain named by its own id; `same_correlation` keeps it as it is, for results that must be
+    the same whichever copy (other `event_id`) of their cause they answer.
     """
     envelope: dict[str, Any] = {
         "event_id": event_id,
@@ -90,7 +100,7 @@ def derived(
         "company_id": cause.company_id,
         "item": cause.item,
         "actor": actor or cause.actor,
-        "correlation_id": correlation(cause),
+        "correlation_id": correlate(cause),
         "payload": payload,
     }
     return model(**envelope)
@@ -170,5 +180,6 @@ __all__ = [
     "export_id",
     "export_requested",
     "rejection_notice",
+    "same_correlation",
     "status_changed",
 ]

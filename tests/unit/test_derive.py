@@ -65,7 +65,7 @@ def test_exporter_ids_keep_their_formulas_and_the_system_is_the_actor() -> None:
     assert done.event_id == uuid.uuid5(EXPORTER_NS, "exp-1/exported")
     assert done.actor == SYSTEM_ACTOR
     assert done.occurred_at == AT
-    assert done.correlation_id == derive.correlation(request)
+    assert done.correlation_id == request.correlation_id  # as it is, even when None
     failed = ExportOutcome("exp-1", 2, False, AT, error_code="x", error_message="y")
     assert export_events.attempt_failed(request, failed).event_id == uuid.uuid5(
         EXPORTER_NS, "exp-1/2/attempt-failed"
