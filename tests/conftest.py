@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -15,8 +13,7 @@ from consumers.dev.services import embedded_services
 from consumers.dev.stack import Stack, prepare
 from consumers.worker import db
 from pipeline.settings import Settings
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
 
 
 @pytest.fixture(scope="session")
@@ -85,8 +82,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
         if f"{os.sep}system{os.sep}" in path:
             item.add_marker(pytest.mark.system)
-
-
-def run(coroutine: object) -> object:
-    """Run a coroutine from a synchronous test."""
-    return asyncio.run(coroutine)  # type: ignore[arg-type]

@@ -10,8 +10,9 @@ import pytest
 
 from pipeline.kafka import create_topics, make_consumer, partitions_of, read_all, stop_consumer
 from pipeline.settings import Settings
-from tests.examples import valid_examples
-from tests.helpers import cli, end_offsets, publish_dicts
+from tests.support.events import valid_examples
+from tests.support.kafka import end_offsets, publish_events
+from tests.support.processes import cli
 from topics import ALL_TOPICS, TopicSpec, decode, key_of
 from topics.specs import SUBMISSIONS
 
@@ -32,7 +33,7 @@ async def test_topics_exist_with_their_spec_and_creation_is_idempotent(settings:
 async def test_every_event_type_round_trips_through_kafka(settings: Settings) -> None:
     examples = valid_examples()
     for spec in ALL_TOPICS:
-        await publish_dicts(settings, spec.name, [examples[t] for t in spec.event_types])
+        await publish_events(settings, spec, [examples[t] for t in spec.event_types])
     for spec in ALL_TOPICS:
         records = await read_all(settings, spec)
         by_id = {}

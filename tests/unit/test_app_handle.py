@@ -12,7 +12,7 @@ from pipeline.processor import app as app_module
 from pipeline.processor import outbox
 from pipeline.processor.app import build_app
 from pipeline.settings import Settings
-from tests.unit.builders import directory
+from tests.support.rules import directory
 from topics.record import Record
 
 SUBMISSIONS = "erp.submissions"

@@ -10,7 +10,7 @@ from typing import Any
 from consumers.export.port import ErpError, ExportOutcome, PermanentErpError, TransientErpError
 from consumers.export.worker import Exporter
 from pipeline.settings import Settings
-from tests.export_requests import commitment_export
+from tests.support.events import commitment_export
 from topics import decode, spec_for
 from topics.events import ExportRequested
 from topics.payloads import KafkaSource

@@ -9,7 +9,7 @@ from consumers.dev import samples as se
 from pipeline.replay.audit import COLUMNS, table, to_csv, to_jsonl, totals
 from pipeline.replay.rebuild import TOPIC_RANK, Entry, Rebuild, merged
 from pipeline.rules.derive import export_id
-from tests.unit.builders import at, event
+from tests.support.rules import at, event
 from topics.events import ItemEvent
 from topics.record import Record
 

@@ -1,0 +1,1 @@
+"""Every helper the tests share, one module per job (events, kafka, waiting, processes...)."""
