@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -15,8 +13,7 @@ from consumers.dev.services import embedded_services
 from consumers.dev.stack import Stack, prepare
 from consumers.worker import db
 from pipeline.settings import Settings
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
 
 
 @pytest.fixture(scope="session")
@@ -77,16 +74,18 @@ def worker_env(stack: Stack) -> dict[str, str]:
     return {**stack.env(), "METRICS_PORT": "0"}
 
 
+#: Test tier (folder under tests/) → the marker its tests carry.
+TIER_MARKERS = {
+    "integration": pytest.mark.integration,
+    "e2e": pytest.mark.e2e,
+    "system": pytest.mark.system,
+}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests under tests/integration and tests/system carry their marker automatically."""
+    """Tests under tests/integration, tests/e2e and tests/system carry their tier's marker."""
     for item in items:
         path = str(item.path)
-        if f"{os.sep}integration{os.sep}" in path:
-            item.add_marker(pytest.mark.integration)
-        if f"{os.sep}system{os.sep}" in path:
-            item.add_marker(pytest.mark.system)
-
-
-def run(coroutine: object) -> object:
-    """Run a coroutine from a synchronous test."""
-    return asyncio.run(coroutine)  # type: ignore[arg-type]
+        for tier, marker in TIER_MARKERS.items():
+            if f"{os.sep}{tier}{os.sep}" in path:
+                item.add_marker(marker)

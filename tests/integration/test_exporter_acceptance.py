@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -12,18 +10,12 @@ import pytest
 
 from consumers.dev import samples as se
 from pipeline.settings import Settings
-from tests.export_requests import commitment_export, export_requested, project_export
-from tests.integration.exporter_support import (
-    events_of,
-    exporter_running,
-    isolated,
-    publish_bytes,
-    publish_exports,
-    query,
-    records_until,
-    seeded_company,
-)
-from topics.specs import DEAD_LETTERS, EXPORT_RESULTS, FAILED_TO_EXPORT, NOTIFICATIONS
+from tests.support.db import erp_rows, seeded_company
+from tests.support.events import commitment_export, export_requested, project_export
+from tests.support.exporter import exporter_running
+from tests.support.kafka import events_of, isolated, publish_events, publish_raw, records_until
+from tests.support.processes import cli
+from topics.specs import DEAD_LETTERS, EXPORT_RESULTS, EXPORTS, FAILED_TO_EXPORT, NOTIFICATIONS
 
 COMPANY = "acme-acceptance"
 
@@ -58,29 +50,29 @@ async def _result(settings: Settings, export_id: str, event_type: str) -> object
 
 async def test_an_accepted_project_becomes_a_job_from_its_template(exporting: Settings) -> None:
     export = project_export("prj-a1", "RMO-A1", template="COMM", company=COMPANY)
-    await publish_exports(exporting, [export])
+    await publish_events(exporting, EXPORTS, [export])
     result = await _result(exporting, export["payload"]["export_id"], "ItemExported")
     assert result.payload.erp_reference == "RMO-A1"  # type: ignore[attr-defined]
-    assert query(
+    assert erp_rows(
         exporting,
         "SELECT template_code, upstream_project_id FROM spectrum.jobs"
         " WHERE company_id = %s AND job_number = 'RMO-A1'",
         COMPANY,
     ) == [("COMM", "prj-a1")]
-    phases = query(
+    phases = erp_rows(
         exporting,
         "SELECT phase_code FROM spectrum.job_phases WHERE company_id = %s"
         " AND job_number = 'RMO-A1' ORDER BY 1",
         COMPANY,
     )
-    template = query(
+    template = erp_rows(
         exporting,
         "SELECT phase_code FROM spectrum.template_cost_codes"
         " WHERE company_id = %s AND template_code = 'COMM' ORDER BY 1",
         COMPANY,
     )
     assert phases == template and ("03-300",) in phases
-    ledger = query(
+    ledger = erp_rows(
         exporting,
         "SELECT outcome, erp_reference, source_topic FROM"
         " exporter.export_ledger WHERE export_id = %s",
@@ -94,9 +86,9 @@ async def test_a_redelivered_request_re_emits_the_same_result_without_writing(
 ) -> None:
     export = project_export("prj-a2", "RMO-A2", company=COMPANY)
     export_id = export["payload"]["export_id"]
-    await publish_exports(exporting, [export])
+    await publish_events(exporting, EXPORTS, [export])
     await _result(exporting, export_id, "ItemExported")
-    await publish_exports(exporting, [{**export, "event_id": str(uuid.uuid4())}])
+    await publish_events(exporting, EXPORTS, [{**export, "event_id": str(uuid.uuid4())}])
 
     def twice(records: list[object]) -> bool:
         return (
@@ -109,7 +101,7 @@ async def test_a_redelivered_request_re_emits_the_same_result_without_writing(
         if e.payload.export_id == export_id
     ]
     assert results[0] == results[1]
-    assert query(
+    assert erp_rows(
         exporting,
         "SELECT count(*) FROM spectrum.jobs WHERE company_id = %s"
         " AND upstream_project_id = 'prj-a2'",
@@ -121,11 +113,11 @@ async def test_the_same_job_id_for_another_project_lands_in_failed_to_export(
     exporting: Settings,
 ) -> None:
     first = project_export("prj-a3", "RMO-A3", company=COMPANY)
-    await publish_exports(exporting, [first])
+    await publish_events(exporting, EXPORTS, [first])
     await _result(exporting, first["payload"]["export_id"], "ItemExported")
     second = project_export("prj-a4", "RMO-A3", company=COMPANY)
     export_id = second["payload"]["export_id"]
-    await publish_exports(exporting, [second])
+    await publish_events(exporting, EXPORTS, [second])
 
     failed = await _result(exporting, export_id, "ExportAttemptFailed")
     assert failed.payload.retryable is False  # type: ignore[attr-defined]
@@ -153,13 +145,13 @@ async def test_the_same_job_id_for_another_project_lands_in_failed_to_export(
     )
     to = {e.payload.to for e in events_of(notices, NOTIFICATIONS) if e.item.id == "prj-a4"}
     assert to == {se.SENDER["email"], se.APPROVER["email"]}
-    assert query(
+    assert erp_rows(
         exporting,
         "SELECT upstream_project_id FROM spectrum.jobs WHERE company_id = %s"
         " AND job_number = 'RMO-A3'",
         COMPANY,
     ) == [("prj-a3",)]
-    assert query(
+    assert erp_rows(
         exporting,
         "SELECT outcome, attempt FROM exporter.export_ledger WHERE export_id = %s",
         export_id,
@@ -171,36 +163,20 @@ async def test_an_unknown_vendor_fails_and_a_retry_succeeds_once_the_vendor_exis
     worker_env: dict[str, str],
 ) -> None:
     project = project_export("prj-a5", "RMO-A5", company=COMPANY)
-    await publish_exports(exporting, [project])
+    await publish_events(exporting, EXPORTS, [project])
     await _result(exporting, project["payload"]["export_id"], "ItemExported")
 
     commitment = commitment_export(
         "sc-a5", "prj-a5", vendor="V7777", number="SC-A5", company=COMPANY
     )
     export_id = commitment["payload"]["export_id"]
-    await publish_exports(exporting, [commitment])
+    await publish_events(exporting, EXPORTS, [commitment])
     failed = await _result(exporting, export_id, "ExportAttemptFailed")
     assert "vendors" in failed.payload.error_message  # type: ignore[attr-defined]
     assert "V7777" in failed.payload.error_message  # type: ignore[attr-defined]
 
-    added = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "consumers.cli",
-            "erp",
-            "add-vendor",
-            "V7777",
-            "Travis Rebar",
-            "--company",
-            COMPANY,
-        ],
-        env=worker_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    added = cli(worker_env, "erp", "add-vendor", "V7777", "Travis Rebar", "--company", COMPANY)
+    assert added.returncode == 0, added.stdout + added.stderr
     assert "added" in added.stdout
     retry = commitment_export(
         "sc-a5",
@@ -211,22 +187,22 @@ async def test_an_unknown_vendor_fails_and_a_retry_succeeds_once_the_vendor_exis
         export_id=export_id,
         attempt=2,
     )
-    await publish_exports(exporting, [retry])
+    await publish_events(exporting, EXPORTS, [retry])
     exported = await _result(exporting, export_id, "ItemExported")
     assert exported.payload.erp_reference == "SC-A5"  # type: ignore[attr-defined]
-    assert query(
+    assert erp_rows(
         exporting,
         "SELECT job_number, vendor_code FROM spectrum.commitments"
         " WHERE company_id = %s AND upstream_id = 'sc-a5'",
         COMPANY,
     ) == [("RMO-A5", "V7777")]
-    assert query(
+    assert erp_rows(
         exporting,
         "SELECT phase_code FROM spectrum.commitment_lines"
         " WHERE company_id = %s AND commitment_id = 'SC-A5'",
         COMPANY,
     ) == [("03-300",)]
-    assert query(
+    assert erp_rows(
         exporting,
         "SELECT outcome, attempt FROM exporter.export_ledger WHERE export_id = %s",
         export_id,
@@ -236,9 +212,9 @@ async def test_an_unknown_vendor_fails_and_a_retry_succeeds_once_the_vendor_exis
 async def test_bad_input_is_dead_lettered_and_the_exporter_keeps_going(
     exporting: Settings,
 ) -> None:
-    await publish_bytes(exporting, b"acme-acceptance:project:junk", b"\xff not json")
+    await publish_raw(exporting, EXPORTS, b"\xff not json", key=b"acme-acceptance:project:junk")
     after = project_export("prj-a6", "RMO-A6", company=COMPANY)
-    await publish_exports(exporting, [after])
+    await publish_events(exporting, EXPORTS, [after])
     refused = events_of(await records_until(exporting, DEAD_LETTERS, bool), DEAD_LETTERS)
     assert refused[0].payload.stage == "decode"
     assert refused[0].company_id == COMPANY
@@ -250,9 +226,9 @@ async def test_change_orders_follow_their_commitment_and_the_erp_limits_hold(
 ) -> None:
     project = project_export("prj-a7", "RMO-A7", company=COMPANY)
     commitment = commitment_export("sc-a7", "prj-a7", number="SC-A7", company=COMPANY)
-    await publish_exports(exporting, [project])
+    await publish_events(exporting, EXPORTS, [project])
     await _result(exporting, project["payload"]["export_id"], "ItemExported")
-    await publish_exports(exporting, [commitment])
+    await publish_events(exporting, EXPORTS, [commitment])
     await _result(exporting, commitment["payload"]["export_id"], "ItemExported")
 
     def cco(item_id: str, commitment_id: str, **kw: str) -> dict[str, object]:
@@ -269,7 +245,7 @@ async def test_change_orders_follow_their_commitment_and_the_erp_limits_hold(
     long_title = cco("cco-a8", "sc-a7", title="A title far longer than thirty characters")
     orphan = cco("cco-a9", "sc-never-exported")
     long_code = pcco("pcco-a8", "BILLING-ITEM-11")
-    await publish_exports(exporting, [good_cco, good_pcco, long_title, orphan, long_code])
+    await publish_events(exporting, EXPORTS, [good_cco, good_pcco, long_title, orphan, long_code])
 
     def export_id(event: dict[str, object]) -> str:
         return str(event["payload"]["export_id"])  # type: ignore[index]
@@ -287,7 +263,7 @@ async def test_change_orders_follow_their_commitment_and_the_erp_limits_hold(
     ):
         failed = await _result(exporting, export_id(refused), "ExportAttemptFailed")
         assert words in failed.payload.error_message  # type: ignore[attr-defined]
-    assert query(
+    assert erp_rows(
         exporting,
         "SELECT phase_code, amount FROM spectrum.change_order_lines"
         " WHERE company_id = %s AND commitment_id = 'SC-A7'",

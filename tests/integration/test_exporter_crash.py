@@ -7,18 +7,12 @@ import signal
 import time
 
 from pipeline.settings import Settings
-from tests.export_requests import project_export
-from tests.integration.exporter_support import (
-    events_of,
-    exporter_process,
-    isolated,
-    publish_exports,
-    query,
-    records_until,
-    seeded_company,
-    until,
-)
-from topics.specs import EXPORT_RESULTS, FAILED_TO_EXPORT
+from tests.support.db import erp_rows, seeded_company
+from tests.support.events import project_export
+from tests.support.exporter import exporter_process
+from tests.support.kafka import events_of, isolated, publish_events, records_until
+from tests.support.waiting import eventually_async
+from topics.specs import EXPORT_RESULTS, EXPORTS, FAILED_TO_EXPORT
 
 COMPANY = "acme-crash"
 ITEMS = 2000
@@ -27,7 +21,7 @@ KILLS = 3
 
 def _exported(settings: Settings) -> int:
     return int(
-        query(
+        erp_rows(
             settings, "SELECT count(*) FROM exporter.export_ledger WHERE company_id = %s", COMPANY
         )[0][0]
     )
@@ -40,7 +34,7 @@ async def test_every_item_is_exported_exactly_once_across_sigkills(
     mine = await isolated(settings, "crash")
     seeded_company(mine, COMPANY)
     exports = [project_export(f"prj-c{n}", f"C{n:05d}", company=COMPANY) for n in range(ITEMS)]
-    await publish_exports(mine, exports)
+    await publish_events(mine, EXPORTS, exports)
     rng = random.Random()
 
     process = exporter_process(worker_env, mine)
@@ -49,13 +43,23 @@ async def test_every_item_is_exported_exactly_once_across_sigkills(
             # A random moment while exporting: after a random share of what is left is done.
             before = _exported(mine)
             target = before + rng.randint(1, max(1, (ITEMS - before) // (KILLS - kill + 1)))
-            await until(lambda t=target: _exported(mine) >= t, 45, f"{target} exported")
+            await eventually_async(
+                lambda t=target: _exported(mine) >= t,
+                timeout=45,
+                interval=0.1,
+                message=f"{target} exported",
+            )
             time.sleep(rng.uniform(0, 0.05))
             process.send_signal(signal.SIGKILL)
             assert _exported(mine) < ITEMS, "the kill came after the work was done"
             process.wait(10)
             process = exporter_process(worker_env, mine)
-        await until(lambda: _exported(mine) >= ITEMS, 60, f"all {ITEMS} exported")
+        await eventually_async(
+            lambda: _exported(mine) >= ITEMS,
+            timeout=60,
+            interval=0.1,
+            message=f"all {ITEMS} exported",
+        )
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
     finally:
@@ -63,7 +67,7 @@ async def test_every_item_is_exported_exactly_once_across_sigkills(
             process.kill()
             process.wait()
 
-    jobs = query(
+    jobs = erp_rows(
         mine,
         "SELECT count(*), count(DISTINCT upstream_project_id) FROM spectrum.jobs"
         " WHERE company_id = %s",
@@ -71,7 +75,7 @@ async def test_every_item_is_exported_exactly_once_across_sigkills(
     )
     assert jobs == [(ITEMS, ITEMS)]
     ledger = dict(
-        query(
+        erp_rows(
             mine,
             "SELECT export_id, erp_reference FROM exporter.export_ledger"
             " WHERE company_id = %s AND outcome = 'exported'",

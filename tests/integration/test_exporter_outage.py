@@ -8,19 +8,13 @@ import os
 import signal
 
 from pipeline.settings import Settings
-from tests.export_requests import project_export
-from tests.integration.exporter_support import (
-    events_of,
-    exporter_process,
-    isolated,
-    publish_exports,
-    query,
-    records_until,
-    seeded_company,
-    until,
-)
-from tests.tcp_proxy import TcpProxy
-from topics.specs import EXPORT_RESULTS, FAILED_TO_EXPORT
+from tests.support.db import erp_rows, seeded_company
+from tests.support.events import project_export
+from tests.support.exporter import exporter_process
+from tests.support.kafka import events_of, isolated, publish_events, records_until
+from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import eventually_async
+from topics.specs import EXPORT_RESULTS, EXPORTS, FAILED_TO_EXPORT
 
 COMPANY = "acme-outage"
 #: How long the ERP stays unreachable (seconds).
@@ -30,7 +24,7 @@ HALF = 300
 
 def _exported(settings: Settings, prefix: str = "") -> int:
     return int(
-        query(
+        erp_rows(
             settings,
             "SELECT count(*) FROM exporter.export_ledger WHERE company_id = %s AND item_id LIKE %s",
             COMPANY,
@@ -49,7 +43,7 @@ async def test_exports_resume_after_an_erp_outage_without_failing_or_doubling(
     await proxy.start()
     before = [project_export(f"prj-o1-{n}", f"O1{n:04d}", company=COMPANY) for n in range(HALF)]
     during = [project_export(f"prj-o2-{n}", f"O2{n:04d}", company=COMPANY) for n in range(HALF)]
-    await publish_exports(mine, before)
+    await publish_events(mine, EXPORTS, before)
     process = exporter_process(
         worker_env,
         mine,
@@ -60,13 +54,23 @@ async def test_exports_resume_after_an_erp_outage_without_failing_or_doubling(
         EXPORTER_TIMEOUT_S="5",
     )
     try:
-        await until(lambda: _exported(mine) >= HALF // 3, 60, "exports under way")
+        await eventually_async(
+            lambda: _exported(mine) >= HALF // 3,
+            timeout=60,
+            interval=0.1,
+            message="exports under way",
+        )
         await proxy.cut()
-        await publish_exports(mine, during)
+        await publish_events(mine, EXPORTS, during)
         await asyncio.sleep(OUTAGE_S)  # the outage itself
         assert _exported(mine, "2-") == 0  # nothing got through a cut line
         await proxy.start()
-        await until(lambda: _exported(mine) >= 2 * HALF, 60, "all exported after the outage")
+        await eventually_async(
+            lambda: _exported(mine) >= 2 * HALF,
+            timeout=60,
+            interval=0.1,
+            message="all exported after the outage",
+        )
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 30) == 0
     finally:
@@ -76,13 +80,13 @@ async def test_exports_resume_after_an_erp_outage_without_failing_or_doubling(
         with contextlib.suppress(AssertionError):
             await proxy.cut()
 
-    assert query(
+    assert erp_rows(
         mine,
         "SELECT count(*), count(DISTINCT upstream_project_id) FROM spectrum.jobs"
         " WHERE company_id = %s",
         COMPANY,
     ) == [(2 * HALF, 2 * HALF)]
-    assert query(
+    assert erp_rows(
         mine, "SELECT DISTINCT outcome FROM exporter.export_ledger WHERE company_id = %s", COMPANY
     ) == [("exported",)]
     results = events_of(

@@ -1,17 +1,13 @@
-"""The foundation on the real broker and PostgreSQL: topics, round trips, CLI, migrations."""
+"""The foundation on the real broker: topics, round trips, end offsets, partition probes."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-import psycopg
-import pytest
 
 from pipeline.kafka import create_topics, make_consumer, partitions_of, read_all, stop_consumer
 from pipeline.settings import Settings
-from tests.examples import valid_examples
-from tests.helpers import cli, end_offsets, publish_dicts
+from tests.support.events import valid_examples
+from tests.support.kafka import end_offsets, publish_events
 from topics import ALL_TOPICS, TopicSpec, decode, key_of
 from topics.specs import SUBMISSIONS
 
@@ -32,7 +28,7 @@ async def test_topics_exist_with_their_spec_and_creation_is_idempotent(settings:
 async def test_every_event_type_round_trips_through_kafka(settings: Settings) -> None:
     examples = valid_examples()
     for spec in ALL_TOPICS:
-        await publish_dicts(settings, spec.name, [examples[t] for t in spec.event_types])
+        await publish_events(settings, spec, [examples[t] for t in spec.event_types])
     for spec in ALL_TOPICS:
         records = await read_all(settings, spec)
         by_id = {}
@@ -47,73 +43,6 @@ async def test_every_event_type_round_trips_through_kafka(settings: Settings) ->
             headers = dict(record.headers)
             assert headers["event_type"] == event_type.encode()
             assert headers["schema_version"] == b"1"
-
-
-async def test_cli_publish_refuses_a_malformed_event_and_sends_nothing(
-    settings: Settings, worker_env: dict[str, str], tmp_path: Path
-) -> None:
-    good, bad = valid_examples()["ItemSubmitted"], valid_examples()["ItemSubmitted"]
-    bad["payload"]["amount"] = 250000.0
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps([good, bad]))
-    before = await end_offsets(settings, SUBMISSIONS)
-    result = cli(worker_env, "publish", "erp.submissions", str(path))
-    assert result.returncode != 0
-    assert "event 2" in result.stderr and "payload.amount" in result.stderr
-    assert "nothing was published" in result.stderr
-    assert await end_offsets(settings, SUBMISSIONS) == before
-
-
-async def test_cli_publish_then_tail_shows_the_event(
-    settings: Settings, worker_env: dict[str, str]
-) -> None:
-    event = valid_examples()["ItemRetrieved"]
-    result = cli(worker_env, "publish", "erp.submissions", "-", input_text=json.dumps(event))
-    assert result.returncode == 0, result.stderr
-    assert "published 1 event(s)" in result.stdout
-    tailed = cli(worker_env, "tail", "erp.submissions", "--no-follow")
-    assert tailed.returncode == 0, tailed.stderr
-    ids = [json.loads(line)["event_id"] for line in tailed.stdout.splitlines()]
-    assert event["event_id"] in ids
-
-
-def test_cli_rejects_an_unknown_topic(worker_env: dict[str, str]) -> None:
-    result = cli(worker_env, "publish", "erp.nope", "-", input_text="{}")
-    assert result.returncode == 2 and "unknown topic" in result.stderr
-
-
-def test_db_migrate_is_idempotent_and_created_the_read_model(
-    settings: Settings, worker_env: dict[str, str]
-) -> None:
-    result = cli(worker_env, "db", "migrate")
-    assert result.returncode == 0, result.stderr
-    assert "schema is up to date" in result.stdout
-    with psycopg.connect(settings.require_database_url()) as conn:
-        versions = [row[0] for row in conn.execute("SELECT version FROM schema_migrations")]
-        tables = {
-            row[0]
-            for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-        }
-    assert "0001" in versions
-    assert {"items", "item_history"} <= tables
-
-
-@pytest.mark.parametrize(
-    "command",
-    [
-        [],
-        ["publish"],
-        ["tail"],
-        ["dev"],
-        ["demo"],
-        ["db", "migrate"],
-        ["topics", "create"],
-        ["schemas"],
-    ],
-)
-def test_every_command_has_help(worker_env: dict[str, str], command: list[str]) -> None:
-    result = cli(worker_env, *command, "--help")
-    assert result.returncode == 0 and "Usage:" in result.stdout
 
 
 async def _burst(

@@ -15,16 +15,16 @@ from consumers.notify.worker import serve
 from consumers.worker.runtime import Runtime
 from pipeline.kafka import make_producer
 from pipeline.settings import Settings
-from tests.integration.notifier_support import (
+from tests.support.events import CCO_ITEM, daily_summary, rejection_notice
+from tests.support.notifier import (
     body_text,
     dead_letter_for,
-    eventually,
     ledger_row,
     mail_to,
     one_mail_to,
     publish_notification,
 )
-from tests.notice_samples import CCO_ITEM, daily_summary, rejection_notice
+from tests.support.waiting import eventually_async
 from topics.specs import NOTIFICATIONS
 
 
@@ -154,16 +154,21 @@ async def test_an_smtp_outage_delays_but_loses_and_duplicates_nothing(
         for event in events:
             await publish_notification(producer, notifier, event)
 
-        async def retried_for_a_while() -> bool:
+        def retried_for_a_while() -> bool:
             row = ledger_row(notifier, events[0]["event_id"])
             return row is not None and row[1] >= 6  # about 10 s of attempts with backoff
 
-        await eventually(retried_for_a_while, timeout_s=40, what="retries during the outage")
+        await eventually_async(
+            retried_for_a_while,
+            timeout=40,
+            interval=0.1,
+            message="retries during the outage",
+        )
         assert not any(mail_to(sink, to) for to in recipients)
     finally:
         sink.start()
     for to in recipients:
-        await one_mail_to(sink, to, timeout_s=30)
+        await one_mail_to(sink, to, timeout=30)
     await followed_by_marker(producer, notifier, sink)
     assert [len(mail_to(sink, to)) for to in recipients] == [1, 1, 1]
     assert [ledger_row(notifier, e["event_id"])[0] for e in events] == ["sent"] * 3  # type: ignore[index]
@@ -176,10 +181,12 @@ async def test_a_refused_recipient_is_dead_lettered_and_the_next_one_is_sent(
     await publish_notification(producer, notifier, event)
     await followed_by_marker(producer, notifier, sink)
 
-    async def refused() -> Any:
-        return await dead_letter_for(notifier, event_id=event["event_id"])
-
-    dead = await eventually(refused, what="dead letter of the refused recipient")
+    dead = await eventually_async(
+        lambda: dead_letter_for(notifier, event_id=event["event_id"]),
+        timeout=30,
+        interval=0.1,
+        message="dead letter of the refused recipient",
+    )
     assert dead.payload.stage == "business_rule"
     assert "550" in dead.payload.error
     assert ledger_row(notifier, event["event_id"]) == ("failed", 1)
@@ -195,8 +202,10 @@ async def test_bad_input_is_dead_lettered_and_the_worker_keeps_going(
     )
     await followed_by_marker(producer, notifier, sink)
 
-    async def refused() -> Any:
-        return await dead_letter_for(notifier, source=(key, sent.offset))
-
-    dead = await eventually(refused, what="dead letter of the bad record")
+    dead = await eventually_async(
+        lambda: dead_letter_for(notifier, source=(key, sent.offset)),
+        timeout=30,
+        interval=0.1,
+        message="dead letter of the bad record",
+    )
     assert dead.payload.stage in ("decode", "schema")

@@ -13,7 +13,7 @@ from consumers.dev.services import free_port
 from consumers.notify.emails import MailSettings, render
 from consumers.notify.smtp import SmtpRefused, SmtpTarget, SmtpUnavailable, send_sync
 from pipeline.settings import Settings
-from tests.notice_samples import rejection_notice
+from tests.support.events import rejection_notice
 from topics.specs import NOTIFICATIONS
 
 MAIL = MailSettings.from_settings(Settings(smtp_from="erp@acme.example"))

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import email
 import signal
-import subprocess
-import sys
-import time
 import uuid
 from email import policy
 from pathlib import Path
@@ -20,9 +17,10 @@ from consumers.notify.emails import MailSettings, render
 from consumers.notify.smtp import SmtpTarget, send_sync
 from pipeline.kafka import make_producer
 from pipeline.settings import Settings
-from tests.conftest import ROOT
-from tests.integration.notifier_support import one_mail_to, publish_notification
-from tests.notice_samples import export_failure_notice
+from tests.support.events import export_failure_notice
+from tests.support.notifier import one_mail_to, publish_notification
+from tests.support.processes import start_worker
+from tests.support.waiting import eventually
 from topics.specs import NOTIFICATIONS
 
 
@@ -36,18 +34,13 @@ async def test_the_notifier_worker_sends_and_stops_on_sigterm(
         "SMTP_FROM": "erp@acme.example",
         "KAFKA_SESSION_TIMEOUT_MS": "6000",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "consumers.cli", "run", "notifier"],
-        env=env,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-    )
+    process = start_worker("notifier", env)
     producer = make_producer(settings)
     await producer.start()
     try:
         approver = f"approver-{uuid.uuid4().hex[:8]}@acme.example"
         await publish_notification(producer, settings, export_failure_notice(to=approver))
-        message = await one_mail_to(sink, approver, timeout_s=60)
+        message = await one_mail_to(sink, approver, timeout=60)
         assert message["Subject"] == "acme-builders: ERP Commitment Change Order Export Failed"
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
@@ -76,10 +69,14 @@ def test_dev_stack_starts_a_sink_that_fills_the_maildrop(
             mail.sender.addr_spec,
             event.payload.to,
         )
-        deadline = time.monotonic() + 10
-        while not list(stack.maildrop.glob("*.eml")) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        [dropped] = list(stack.maildrop.glob("*.eml"))
+        maildrop = stack.maildrop
+        eventually(
+            lambda: list(maildrop.glob("*.eml")),
+            timeout=10,
+            interval=0.05,
+            message="the e-mail reached the maildrop",
+        )
+        [dropped] = list(maildrop.glob("*.eml"))
     parsed = email.message_from_bytes(dropped.read_bytes(), policy=policy.default)
     assert parsed["To"] == event.payload.to
     assert parsed["Delivered-To"] == event.payload.to

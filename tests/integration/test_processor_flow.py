@@ -11,7 +11,8 @@ import pytest
 from consumers.dev import samples as se
 from consumers.dev.stack import Stack
 from pipeline.settings import Settings
-from tests.integration.helpers import about, env_for, events, processor, publish, wait_for
+from tests.support.kafka import about, decoded, publish, wait_for_events
+from tests.support.processes import env_for, worker
 from topics.specs import (
     DEAD_LETTERS,
     DECISIONS,
@@ -39,7 +40,7 @@ def running(
         se.approver_updated(se.VIEWER, privileged=False),
     )
     data = tmp_path_factory.mktemp("processor")
-    with processor(env_for(stack.env(), data), data / "processor.log"):
+    with worker("processor", env_for(stack.env(), data), data / "processor.log"):
         yield settings
 
 
@@ -48,8 +49,8 @@ def new_id(prefix: str) -> str:
 
 
 def status_of(settings: Settings, item_id: str, status: str, count: int = 1) -> Any:
-    found = wait_for(
-        settings, STATUS, lambda e: about(item_id)(e) and e.payload.status == status, count
+    found = wait_for_events(
+        settings, STATUS, lambda e: about(item_id)(e) and e.payload.status == status, count=count
     )
     return found[-1]
 
@@ -71,7 +72,7 @@ def test_accept_project_requests_the_export(running: Settings) -> None:
     accept = se.accepted("project", item, erp_job_id="J-77", job_template="Commercial")
     accept["correlation_id"] = "corr-accept-1"
     publish(running, DECISIONS, accept)
-    (export,) = wait_for(running, EXPORTS, about(item))
+    (export,) = wait_for_events(running, EXPORTS, about(item))
     assert export.payload.accept_fields.erp_job_id == "J-77"
     assert export.correlation_id == "corr-accept-1"
     assert status_of(running, item, "exporting").correlation_id == "corr-accept-1"
@@ -83,7 +84,7 @@ def test_accept_cco_without_change_order_date_is_dead_lettered(running: Settings
     status_of(running, item, "ready_to_export")
     bad = se.accepted("commitment_change_order", item)
     publish(running, DECISIONS, bad)
-    (dead,) = wait_for(
+    (dead,) = wait_for_events(
         running, DEAD_LETTERS, lambda e: e.payload.refused_event_id == bad["event_id"]
     )
     assert dead.payload.stage == "schema" and "change_order_date" in dead.payload.error
@@ -99,7 +100,7 @@ def test_reject_commitment_notifies_the_creator(running: Settings) -> None:
     publish(running, DECISIONS, se.rejected("commitment", item, "Vendor is on hold"))
     rejected = status_of(running, item, "rejected")
     assert rejected.payload.reason == "Vendor is on hold"
-    (notice,) = wait_for(running, NOTIFICATIONS, about(item, "RejectionNotice"))
+    (notice,) = wait_for_events(running, NOTIFICATIONS, about(item, "RejectionNotice"))
     assert notice.payload.to == creator["email"]
 
 
@@ -131,13 +132,13 @@ def test_unprivileged_decision_is_refused_and_item_unchanged(running: Settings) 
     status_of(running, item, "ready_to_export")
     bad = se.accepted("project", item, actor=se.VIEWER, erp_job_id="J", job_template="T")
     publish(running, DECISIONS, bad)
-    (dead,) = wait_for(
+    (dead,) = wait_for_events(
         running, DEAD_LETTERS, lambda e: e.payload.refused_event_id == bad["event_id"]
     )
     assert dead.payload.stage == "authorize"
     publish(running, SUBMISSIONS, se.retrieved("project", item))
     status_of(running, item, "retrieved")
-    assert [e.payload.status for e in events(running, STATUS) if about(item)(e)] == [
+    assert [e.payload.status for e in decoded(running, STATUS) if about(item)(e)] == [
         "ready_to_export",
         "retrieved",
     ]
@@ -149,8 +150,8 @@ def test_duplicate_event_is_processed_once(running: Settings) -> None:
     publish(running, SUBMISSIONS, raw, raw)
     publish(running, SUBMISSIONS, se.retrieved("project", item))
     status_of(running, item, "retrieved")
-    assert len([e for e in events(running, STATUS) if about(item)(e)]) == 2
-    assert not [e for e in events(running, DEAD_LETTERS) if about(item)(e)]
+    assert len([e for e in decoded(running, STATUS) if about(item)(e)]) == 2
+    assert not [e for e in decoded(running, DEAD_LETTERS) if about(item)(e)]
 
 
 def test_bad_bytes_are_dead_lettered_and_processing_goes_on(running: Settings) -> None:
@@ -163,7 +164,7 @@ def test_bad_bytes_are_dead_lettered_and_processing_goes_on(running: Settings) -
         b'{"pad": "' + b"x" * (1024 * 1024) + b'"}',
         key=b"acme-builders:project:junk",
     )
-    dead = wait_for(
+    dead = wait_for_events(
         running,
         DEAD_LETTERS,
         lambda e: e.payload.source.key == "acme-builders:project:junk",
@@ -182,7 +183,7 @@ def test_decision_ahead_of_its_submission_is_held(running: Settings) -> None:
     publish(running, DECISIONS, accept)
     publish(running, SUBMISSIONS, se.project_submitted(item))
     status_of(running, item, "exporting")
-    (export,) = wait_for(running, EXPORTS, about(item))
+    (export,) = wait_for_events(running, EXPORTS, about(item))
     assert export.payload.submission_version == 1
 
 
@@ -190,7 +191,7 @@ def _exporting(running: Settings, item: str) -> Any:
     publish(running, SUBMISSIONS, se.project_submitted(item))
     status_of(running, item, "ready_to_export")
     publish(running, DECISIONS, se.accepted("project", item, erp_job_id="J", job_template="T"))
-    return wait_for(running, EXPORTS, about(item))[-1]
+    return wait_for_events(running, EXPORTS, about(item))[-1]
 
 
 def test_export_results_sync_fail_and_retry(running: Settings) -> None:
@@ -232,7 +233,7 @@ def test_export_results_sync_fail_and_retry(running: Settings) -> None:
         DECISIONS,
         se.envelope("ExportRetryRequested", item=("project", failing), actor=se.APPROVER),
     )
-    retried = wait_for(running, EXPORTS, about(failing), count=2)[-1]
+    retried = wait_for_events(running, EXPORTS, about(failing), count=2)[-1]
     assert retried.payload.attempt == 2
     assert retried.payload.export_id == export.payload.export_id
 
@@ -250,7 +251,7 @@ def test_directory_change_applies_to_the_decision_right_after_it(running: Settin
     publish(running, DIRECTORY, se.approver_updated(newcomer, privileged=False))
     refused = se.rejected("project", item, "Again", actor=newcomer)
     publish(running, DECISIONS, refused)
-    (dead,) = wait_for(
+    (dead,) = wait_for_events(
         running, DEAD_LETTERS, lambda e: e.payload.refused_event_id == refused["event_id"]
     )
     assert dead.payload.stage == "authorize"

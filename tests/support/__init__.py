@@ -1,1 +1,1 @@
-"""Test doubles and harnesses shared by test modules (no tests here)."""
+"""Every helper the tests share, one module per job (events, kafka, waiting, processes...)."""

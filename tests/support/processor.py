@@ -7,7 +7,7 @@ from typing import Any
 
 from pipeline.processor.app import build_app
 from pipeline.settings import Settings
-from tests.unit.builders import directory
+from tests.support.rules import directory
 from topics import TopicSpec
 from topics.record import Record
 

@@ -12,21 +12,16 @@ import pytest
 
 from consumers.dev.mailsink import MailSink
 from consumers.dev.stack import Stack
-from pipeline.kafka import create_topics
-from tests.system.support import LABELS, ROOT, LoopThread, System
-from tests.tcp_proxy import TcpProxy
-
-#: The item whose processing raises inside the processor (see PROCESSOR_POISON_ITEM_ID).
-POISON_ITEM = "poison-pill-item"
+from tests.support.kafka import isolated
+from tests.support.paths import ROOT
+from tests.support.system import LABELS, POISON_ITEM, LoopThread, System
+from tests.support.tcp_proxy import TcpProxy
 
 
 @pytest.fixture(scope="package")
 def system(stack: Stack) -> Iterator[System]:
     """Every worker twice (same groups, so they rebalance), against topics of their own."""
-    settings = stack.settings.model_copy(
-        update={"erp_topic_prefix": f"{stack.settings.erp_topic_prefix}sys."}
-    )
-    asyncio.run(create_topics(settings))
+    settings = asyncio.run(isolated(stack.settings, "sys"))
     loop = LoopThread()
     proxy = TcpProxy(settings.require_database_url())
     loop.call(proxy.start())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -14,11 +13,21 @@ from aiokafka import TopicPartition
 
 from consumers.dev import samples as se
 from pipeline.kafka import make_consumer, read_all, stop_consumer
-from tests.system import invariants
-from tests.system.conftest import POISON_ITEM
-from tests.system.scripts import Script, first_phase, prepare_company, scripted
-from tests.system.support import System, decoded, env_flag, key_of, publish_all, statuses, until
-from topics.specs import DEAD_LETTERS, DECISIONS, DIRECTORY, NOTIFICATIONS, SUBMISSIONS, TopicSpec
+from tests.support import system_invariants as invariants
+from tests.support.db import statuses
+from tests.support.events import for_company
+from tests.support.kafka import Raw, as_record, decoded, publish_all
+from tests.support.system import POISON_ITEM, System, env_flag
+from tests.support.system_scripts import Script, first_phase, prepare_company, scripted
+from tests.support.waiting import eventually
+from topics.specs import (
+    DEAD_LETTERS,
+    DECISIONS,
+    DIRECTORY,
+    NOTIFICATIONS,
+    SUBMISSIONS,
+    TopicSpec,
+)
 
 COMPANY = "sys-flood"
 #: Hostile events in the run (the full-size run is 10000; the default fits ~60 s here).
@@ -32,15 +41,13 @@ NORMAL = env_flag("SYSTEM_FLOOD_NORMAL_ITEMS", 60)
 EVIL = "'); DROP TABLE items; -- <script>alert(document.cookie)</script>"
 INJECTED = "fine\r\nBcc: evil@attacker.example\r\nSubject: pwned"
 
-Raw = tuple[TopicSpec, bytes, bytes]
 #: A hostile case: (records for case number n, the refusal stage expected or None,
 #: the status the item must end in when it is processed).
 Case = Callable[[int], tuple[list[Raw], str | None, tuple[str, str] | None]]
 
 
 def _json(spec: TopicSpec, event: dict[str, Any]) -> Raw:
-    event = {**event, "company_id": COMPANY}
-    return spec, key_of(event), json.dumps(event).encode()
+    return as_record(spec, for_company(COMPANY, event))
 
 
 def _bytes(value: bytes, n: int) -> list[Raw]:
@@ -162,15 +169,17 @@ def test_hostile_input_is_refused_or_processed_once_and_no_worker_restarts(
     publish_all(system.settings, mixed)
 
     want = {i.id: i.script.final for i in normal} | expected
-    until(
+    eventually(
         lambda: all(statuses(system.settings, COMPANY).get(k) == v for k, v in want.items()),
-        SETTLE_S,
-        lambda: _behind(system, want),
+        timeout=SETTLE_S,
+        interval=0.5,
+        message=lambda: _behind(system, want),
     )
-    until(
+    eventually(
         lambda: len(_dead_letters(system)) >= sum(stages.values()),
-        120,
-        lambda: f"{len(_dead_letters(system))}/{sum(stages.values())} dead letters",
+        timeout=120,
+        interval=0.5,
+        message=lambda: f"{len(_dead_letters(system))}/{sum(stages.values())} dead letters",
     )
     print(
         f"flood: {EVENTS} hostile + {HUGE} huge events, {len(normal)} items,"
@@ -220,7 +229,12 @@ def _republish_notifications(system: System) -> None:
         if r.key is not None and r.key.startswith(f"{COMPANY}:".encode())
     ]
     publish_all(system.settings, again)
-    until(lambda: _consumed(system), 60, "the notifier consumed the copies")
+    eventually(
+        lambda: _consumed(system),
+        timeout=60,
+        interval=0.5,
+        message="the notifier consumed the copies",
+    )
 
 
 def _consumed(system: System) -> bool:

@@ -9,15 +9,17 @@ import time
 
 import pytest
 
-from tests.system import invariants
-from tests.system.scripts import (
+from tests.support import system_invariants as invariants
+from tests.support.kafka import publish_all
+from tests.support.system import NAMES, System, env_flag
+from tests.support.system_scripts import (
     add_late_vendor,
     first_phase,
     prepare_company,
     scripted,
     second_phase,
 )
-from tests.system.support import NAMES, System, env_flag, publish_all, until
+from tests.support.waiting import eventually
 
 COMPANY = "sys-chaos"
 #: Items in the run (the full-size run is 5000; the default fits a 2-core machine in ~90 s).
@@ -71,18 +73,20 @@ def test_nothing_lost_or_doubled_while_workers_are_killed(system: System) -> Non
     started = time.monotonic()
     with Chaos(system, seed, first="exporter"):
         publish_all(system.settings, [r for item in items for r in first_phase(item)])
-        until(
+        eventually(
             lambda: invariants.final_statuses_reached(system, items, "first"),
-            SETTLE_S,
-            lambda: invariants.lagging(system, items, "first"),
+            timeout=SETTLE_S,
+            interval=0.5,
+            message=lambda: invariants.lagging(system, items, "first"),
         )
     add_late_vendor(system, COMPANY)
     with Chaos(system, seed + 1, first="processor"):
         publish_all(system.settings, [r for item in items for r in second_phase(item)])
-        until(
+        eventually(
             lambda: invariants.final_statuses_reached(system, items),
-            SETTLE_S,
-            lambda: invariants.lagging(system, items),
+            timeout=SETTLE_S,
+            interval=0.5,
+            message=lambda: invariants.lagging(system, items),
         )
     print(
         f"chaos: {ITEMS} items, seed {seed}, kills {system.kills},"

@@ -10,9 +10,12 @@ import time
 
 import pytest
 
-from tests.system import invariants
-from tests.system.scripts import Script, first_phase, prepare_company, scripted
-from tests.system.support import System, env_flag, publish_all, statuses, until
+from tests.support import system_invariants as invariants
+from tests.support.db import statuses
+from tests.support.kafka import publish_all
+from tests.support.system import System, env_flag
+from tests.support.system_scripts import Script, first_phase, prepare_company, scripted
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -31,14 +34,20 @@ def test_workers_ride_out_a_database_outage(system: System) -> None:
     ]
     pids = system.pids()
     publish_all(system.settings, [r for item in items for r in first_phase(item)])
-    until(lambda: len(statuses(system.settings, COMPANY)) > len(items) // 5, 60, "work under way")
+    eventually(
+        lambda: len(statuses(system.settings, COMPANY)) > len(items) // 5,
+        timeout=60,
+        interval=0.5,
+        message="work under way",
+    )
     system.loop.call(system.proxy.cut())
     time.sleep(OUTAGE_S)  # the outage itself
     system.loop.call(system.proxy.start())
-    until(
+    eventually(
         lambda: invariants.final_statuses_reached(system, items),
-        150,
-        lambda: invariants.lagging(system, items),
+        timeout=150,
+        interval=0.5,
+        message=lambda: invariants.lagging(system, items),
     )
     invariants.check_statuses(system, items)
     invariants.check_erp(system, items)

@@ -17,7 +17,7 @@ from consumers.worker.loop import ConsumeLoop
 from consumers.worker.subscriber import Consumed, Outcome, Subscriber
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
-from tests.unit.loop_fakes import (
+from tests.support.consume_loop import (
     FakeConsumer,
     FakeProducer,
     FakeRecord,

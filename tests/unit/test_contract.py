@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.examples import valid_examples
+from tests.support.events import valid_examples
 from topics import (
     ALL_TOPICS,
     EVENT_MODELS,

@@ -6,14 +6,14 @@ import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
 from pipeline.metrics import Metrics
+from tests.support.paths import ROOT
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+DEPLOY = ROOT / "deploy"
 WORKERS = {"processor", "exporter", "notifier", "projection"}
 
 

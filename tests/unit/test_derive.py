@@ -15,8 +15,8 @@ from consumers.export.port import ExportOutcome
 from pipeline.rules import derive
 from pipeline.rules.refusals import refusal
 from pipeline.rules.summary import summary_id
-from tests.export_requests import commitment_export, model
-from tests.unit.builders import event
+from tests.support.events import commitment_export, export_model
+from tests.support.rules import event
 from topics.events import ItemStatusChanged
 from topics.payloads import SYSTEM_ACTOR, ItemStatus
 from topics.record import Record
@@ -60,7 +60,7 @@ def test_processor_ids_keep_their_formulas() -> None:
 
 
 def test_exporter_ids_keep_their_formulas_and_the_system_is_the_actor() -> None:
-    request = model(commitment_export("sc-1", "prj-1", export_id="exp-1"))
+    request = export_model(commitment_export("sc-1", "prj-1", export_id="exp-1"))
     done = export_events.item_exported(request, ExportOutcome("exp-1", 1, True, AT, "SC-1"))
     assert done.event_id == uuid.uuid5(EXPORTER_NS, "exp-1/exported")
     assert done.actor == SYSTEM_ACTOR

@@ -10,7 +10,7 @@ import pytest
 
 from consumers.notify.emails import DAILY_SUMMARY_SUBJECT, MailSettings, one_line, render
 from pipeline.settings import Settings
-from tests.notice_samples import daily_summary, export_failure_notice, rejection_notice
+from tests.support.events import daily_summary, export_failure_notice, rejection_notice
 from topics import decode
 from topics.codec import encode
 from topics.specs import NOTIFICATIONS

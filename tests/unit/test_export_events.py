@@ -7,7 +7,7 @@ import datetime as dt
 from consumers.dev import samples as se
 from consumers.export import events as events
 from consumers.export.port import ExportOutcome
-from tests.export_requests import commitment_export, model
+from tests.support.events import commitment_export, export_model
 from topics.payloads import KafkaSource
 
 AT = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
@@ -26,7 +26,7 @@ def _failure(request_attempt: int = 1) -> ExportOutcome:
 
 
 def test_results_repeat_their_ids_so_a_re_emit_is_deduplicated() -> None:
-    request = model(commitment_export("sc-1", "prj-1", export_id="exp-1"))
+    request = export_model(commitment_export("sc-1", "prj-1", export_id="exp-1"))
     success = ExportOutcome("exp-1", 1, True, AT, erp_reference="SC-200")
     first, again = events.item_exported(request, success), events.item_exported(request, success)
     assert first == again
@@ -35,7 +35,7 @@ def test_results_repeat_their_ids_so_a_re_emit_is_deduplicated() -> None:
 
 
 def test_a_failure_is_final_and_carries_the_source_coordinates() -> None:
-    request = model(commitment_export("sc-1", "prj-1", export_id="exp-1"))
+    request = export_model(commitment_export("sc-1", "prj-1", export_id="exp-1"))
     failed = events.export_failed(request, _failure(), SOURCE)
     attempt = events.attempt_failed(request, _failure())
     assert failed.payload.source == SOURCE
@@ -57,7 +57,7 @@ def test_dead_letter_headers_follow_kafka_connect() -> None:
 
 
 def test_the_sender_and_the_approver_are_told_once_each() -> None:
-    request = model(commitment_export("sc-1", "prj-1", export_id="exp-1"))
+    request = export_model(commitment_export("sc-1", "prj-1", export_id="exp-1"))
     notices = events.failure_notices(request, _failure())
     assert sorted(n.payload.to for n in notices) == sorted(
         [se.SENDER["email"], se.APPROVER["email"]]

@@ -16,11 +16,11 @@ from consumers.export.spectrum.mapping import (
     Job,
     to_document,
 )
-from tests.export_requests import commitment_export, export_requested, model, project_export
+from tests.support.events import commitment_export, export_model, export_requested, project_export
 
 
 def test_a_project_becomes_a_job_from_the_chosen_template() -> None:
-    job = to_document(model(project_export("prj-1", "RMO100", template="TI")))
+    job = to_document(export_model(project_export("prj-1", "RMO100", template="TI")))
     assert job == Job(
         company_id=se.COMPANY,
         job_number="RMO100",
@@ -37,7 +37,7 @@ def test_a_project_becomes_a_job_from_the_chosen_template() -> None:
 
 
 def test_a_commitment_goes_to_its_project_job_with_the_erp_vendor_and_cost_codes() -> None:
-    commitment = to_document(model(commitment_export("sc-1", "prj-1", vendor="V1001")))
+    commitment = to_document(export_model(commitment_export("sc-1", "prj-1", vendor="V1001")))
     assert isinstance(commitment, Commitment)
     assert (commitment.commitment_id, commitment.commitment_type) == ("SC-200", "subcontract")
     assert (commitment.upstream_project_id, commitment.vendor_code) == ("prj-1", "V1001")
@@ -48,16 +48,16 @@ def test_a_commitment_goes_to_its_project_job_with_the_erp_vendor_and_cost_codes
 
 def test_a_commitment_without_an_erp_vendor_fails_permanently() -> None:
     with pytest.raises(PermanentErpError) as caught:
-        to_document(model(commitment_export("sc-1", "prj-1", vendor=None)))
+        to_document(export_model(commitment_export("sc-1", "prj-1", vendor=None)))
     assert caught.value.code == "vendor_not_linked"
     assert not caught.value.retryable
 
 
 def test_a_cco_uses_the_custom_id_when_given_else_its_number() -> None:
     fields = {"change_order_date": "2026-11-21"}
-    plain = to_document(model(export_requested(se.cco_submitted("cco-1"), fields)))
+    plain = to_document(export_model(export_requested(se.cco_submitted("cco-1"), fields)))
     custom = to_document(
-        model(
+        export_model(
             export_requested(se.cco_submitted("cco-1"), {**fields, "erp_change_order_id": "CO-17"})
         )
     )
@@ -70,8 +70,8 @@ def test_a_cco_uses_the_custom_id_when_given_else_its_number() -> None:
 
 def test_a_pcco_becomes_an_ar_change_request_dated_by_the_accept_fields() -> None:
     pcco = se.pcco_submitted("pcco-1")
-    dated = to_document(model(export_requested(pcco, {"transaction_date": "2026-11-22"})))
-    undated = to_document(model(export_requested(pcco, {})))
+    dated = to_document(export_model(export_requested(pcco, {"transaction_date": "2026-11-22"})))
+    undated = to_document(export_model(export_requested(pcco, {})))
     assert isinstance(dated, ArChangeRequest) and isinstance(undated, ArChangeRequest)
     assert dated.transaction_date == dt.date(2026, 11, 22)
     assert undated.transaction_date == dt.date(2026, 11, 19)  # the PCCO's own date

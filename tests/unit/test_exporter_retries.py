@@ -11,8 +11,8 @@ from consumers.export.port import ErpError, ExportOutcome, PermanentErpError, Tr
 from consumers.export.worker import Exporter
 from consumers.worker.loop import ConsumeLoop
 from pipeline.settings import Settings
-from tests.export_requests import commitment_export
-from tests.unit.loop_fakes import FakeConsumer, FakeProducer, FakeRecord, run_until
+from tests.support.consume_loop import FakeConsumer, FakeProducer, FakeRecord, run_until
+from tests.support.events import commitment_export
 from topics.events import ExportRequested
 from topics.payloads import KafkaSource
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.rules.refusals import UNKNOWN_COMPANY, refusal, refusal_for_contract_error
 from pipeline.settings import Settings
-from tests.examples import valid_examples
+from tests.support.events import valid_examples
 from topics import DecodeError, decode, encode
 from topics.record import Record
 from topics.specs import DEAD_LETTERS

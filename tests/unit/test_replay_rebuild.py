@@ -10,7 +10,7 @@ from pipeline.replay.audit import COLUMNS, table, to_csv, to_jsonl, totals
 from pipeline.replay.entries import TOPIC_RANK, Entry, merged
 from pipeline.replay.rebuild import Rebuild
 from pipeline.rules.derive import export_id
-from tests.unit.builders import at, event
+from tests.support.rules import at, event
 from topics.events import ItemEvent
 from topics.record import Record
 

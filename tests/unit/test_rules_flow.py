@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from consumers.dev import samples as se
 from pipeline.rules.directory import Directory
-from tests.unit.builders import directory, event, run, types
+from tests.support.rules import directory, event, run, types
 from topics.payloads import ItemStatus
 
 S = ItemStatus

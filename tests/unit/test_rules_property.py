@@ -9,7 +9,7 @@ from consumers.dev import samples as se
 from pipeline.rules.derive import export_id
 from pipeline.rules.engine import react
 from pipeline.rules.state import ItemState
-from tests.unit.builders import directory, event, incoming
+from tests.support.rules import directory, event, incoming
 
 ITEMS = [("project", "prj-100"), ("commitment", "sc-200")]
 KEY = {item: f"{se.COMPANY}:{item[0]}:{item[1]}" for item in ITEMS}

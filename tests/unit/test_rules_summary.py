@@ -7,7 +7,7 @@ import datetime as dt
 from consumers.dev import samples as se
 from pipeline.rules.engine import react
 from pipeline.rules.summary import SummaryState, due_summaries
-from tests.unit.builders import directory, event, incoming
+from tests.support.rules import directory, event, incoming
 from topics.events import ItemStatusChanged
 
 CHICAGO_7AM = dt.datetime(2026, 11, 21, 13, 0, tzinfo=dt.UTC)  # 07:00 in America/Chicago

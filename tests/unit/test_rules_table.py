@@ -8,7 +8,7 @@ from consumers.dev import samples as se
 from pipeline.rules.derive import export_id
 from pipeline.rules.machine import REACTIONS, Effect, Trigger
 from pipeline.rules.state import ItemState
-from tests.unit.builders import event, run, types
+from tests.support.rules import event, run, types
 from topics.payloads import ItemStatus
 
 S = ItemStatus

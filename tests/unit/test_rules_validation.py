@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from consumers.dev import samples as se
-from tests.unit.builders import directory, event, run, types
+from tests.support.rules import directory, event, run, types
 from topics.payloads import ItemStatus
 
 S = ItemStatus

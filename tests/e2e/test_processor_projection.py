@@ -4,50 +4,36 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
 
 from consumers.dev import samples as se
 from consumers.dev.stack import Stack
 from pipeline.settings import Settings
-from tests.integration.helpers import ROOT, env_for, processor, publish, stop
+from tests.support.db import rows
+from tests.support.kafka import publish
+from tests.support.processes import cli, env_for, start_worker, stop, worker
+from tests.support.waiting import eventually
 from topics.specs import DECISIONS, DIRECTORY, STATUS, SUBMISSIONS
 
 pytestmark = pytest.mark.timeout(240)
 
 
-def _rows(settings: Settings, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(settings.require_database_url()) as conn:
-        return list(conn.execute(sql.encode(), params))
-
-
 def _wait_row(settings: Settings, item_id: str, status: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while (
-        _rows(settings, "SELECT 1 FROM items WHERE item_id = %s AND status = %s", item_id, status)
-        == []
-    ):
-        assert time.monotonic() < deadline, f"{item_id} never became {status} in items"
-        time.sleep(0.2)
+    eventually(
+        lambda: rows(
+            settings, "SELECT 1 FROM items WHERE item_id = %s AND status = %s", item_id, status
+        ),
+        timeout=timeout_s,
+        message=f"{item_id} never became {status} in items",
+    )
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "consumers.cli", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = cli(env, *args)
+    assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
 
@@ -55,16 +41,11 @@ def test_status_changes_reach_the_read_model(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
     publish(settings, DIRECTORY, se.company_settings(), se.approver_updated(se.APPROVER))
-    env = {**env_for(stack.env(), tmp_path), "PYTHONPATH": str(ROOT)}
+    env = env_for(stack.env(), tmp_path)
     item = f"sc-{uuid.uuid4().hex[:6]}"
-    projection = subprocess.Popen(
-        [sys.executable, "-m", "consumers.cli", "run", "projection"],
-        env=env,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-    )
+    projection = start_worker("projection", env)
     try:
-        with processor(env, tmp_path / "processor.log"):
+        with worker("processor", env, tmp_path / "processor.log"):
             publish(settings, SUBMISSIONS, se.commitment_submitted(item))
             _wait_row(settings, item, "ready_to_export")
             listed = [
@@ -108,17 +89,18 @@ def test_status_changes_reach_the_read_model(
             submission_version=1,
         )
         publish(settings, STATUS, stale)
-        deadline = time.monotonic() + 60
-        while not _rows(
-            settings, "SELECT 1 FROM item_history WHERE event_id = %s", stale["event_id"]
-        ):
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        assert _rows(settings, "SELECT status, reason FROM items WHERE item_id = %s", item) == [
+        eventually(
+            lambda: rows(
+                settings, "SELECT 1 FROM item_history WHERE event_id = %s", stale["event_id"]
+            ),
+            timeout=60,
+            message="the stale status change reached item_history",
+        )
+        assert rows(settings, "SELECT status, reason FROM items WHERE item_id = %s", item) == [
             ("rejected", "Wrong vendor")
         ]
         history = _cli(env, "history", f"{se.COMPANY}:commitment:{item}")
         assert "ready_to_export" in history and "Wrong vendor" in history
-        assert len(_rows(settings, "SELECT 1 FROM item_history WHERE item_id = %s", item)) == 3
+        assert len(rows(settings, "SELECT 1 FROM item_history WHERE item_id = %s", item)) == 3
     finally:
-        stop(projection)  # type: ignore[arg-type]
+        stop(projection)

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from consumers.dev.stack import Stack
-from tests.integration.helpers import about, env_for, processor, wait_for
+from tests.support.kafka import about, wait_for_events
+from tests.support.paths import ROOT
+from tests.support.processes import env_for, worker
 from topics.specs import DEAD_LETTERS, STATUS
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(180)
 
 
@@ -77,11 +78,11 @@ def test_kcat_publish_as_documented_is_processed(stack: Stack, tmp_path: Path) -
         )
         assert done.returncode == 0, done.stderr
     data = tmp_path / "processor"
-    with processor(env_for(stack.env(), data), data / "processor.log"):
-        (status,) = wait_for(settings, STATUS, about(item))
+    with worker("processor", env_for(stack.env(), data), data / "processor.log"):
+        (status,) = wait_for_events(settings, STATUS, about(item))
         assert status.payload.status.value == "ready_to_export"
         assert status.correlation_id == "send-to-erp-7731"
-        (dead,) = wait_for(
+        (dead,) = wait_for_events(
             settings, DEAD_LETTERS, lambda e: e.payload.refused_event_id == bad["event_id"]
         )
         assert dead.payload.stage.value == "schema" and "payload.amount" in dead.payload.error
@@ -105,7 +106,7 @@ def test_librdkafka_publish_with_the_readme_key_and_headers_is_processed(
     )
     assert producer.flush(30) == 0
     data = tmp_path / "processor"
-    with processor(env_for(stack.env(), data), data / "processor.log"):
-        (status,) = wait_for(settings, STATUS, about(item))
+    with worker("processor", env_for(stack.env(), data), data / "processor.log"):
+        (status,) = wait_for_events(settings, STATUS, about(item))
     assert status.payload.status.value == "ready_to_export"
     assert status.correlation_id == "send-to-erp-7731"

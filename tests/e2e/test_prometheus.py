@@ -6,11 +6,9 @@ import asyncio
 import json
 import shutil
 import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,8 +17,11 @@ from consumers.dev import samples as se
 from consumers.dev.services import free_port
 from consumers.dev.stack import Stack
 from pipeline.settings import Settings
-from tests.integration.exporter_support import isolated, seeded_company
-from tests.integration.helpers import env_for, publish, stop
+from tests.support.db import seeded_company
+from tests.support.events import for_company
+from tests.support.kafka import isolated, publish
+from tests.support.processes import env_for, start_worker, stop
+from tests.support.waiting import eventually
 from topics.specs import DECISIONS, DIRECTORY, SUBMISSIONS
 
 pytestmark = [
@@ -71,15 +72,19 @@ class Prometheus:
             return None
         return float(result[0]["value"][1]) if result else None
 
-    def wait(self, expr: str, check: object, timeout_s: float = 60) -> float:
-        """Poll `expr` until `check(value)` holds."""
-        deadline, value = time.monotonic() + timeout_s, None
-        while time.monotonic() < deadline:
-            value = self.query(expr)
-            if value is not None and check(value):  # type: ignore[operator]
-                return value
-            time.sleep(0.5)
-        raise AssertionError(f"{expr} = {value} after {timeout_s}s")
+    def wait(self, expr: str, check: Callable[[float], bool], timeout_s: float = 60) -> float:
+        """Poll `expr` until `check(value)` holds; the value."""
+        last: list[float | None] = [None]
+
+        def holds() -> tuple[float] | None:
+            last[0] = value = self.query(expr)
+            # a tuple, so that a value of 0 can be the answer
+            return (value,) if value is not None and check(value) else None
+
+        (value,) = eventually(
+            holds, timeout=timeout_s, interval=0.5, message=lambda: f"{expr} = {last[0]}"
+        )
+        return value
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +94,10 @@ def observed(
     """The processor, projection and exporter on topics of their own, scraped by Prometheus."""
     mine = asyncio.run(isolated(stack.settings, "prom"))
     seeded_company(mine, COMPANY)
-    publish(mine, DIRECTORY, _approver())
+    publish(mine, DIRECTORY, for_company(COMPANY, se.approver_updated(se.APPROVER)))
     workdir = tmp_path_factory.mktemp("prometheus")
     ports = {name: free_port() for name in WORKERS}
     processes = []
-    logs = []
     for name in WORKERS:
         env = env_for(
             {**stack.env(), "ERP_TOPIC_PREFIX": mine.erp_topic_prefix},
@@ -101,15 +105,7 @@ def observed(
             METRICS_PORT=str(ports[name]),
             METRICS_SAMPLE_INTERVAL_S="1",
         )
-        logs.append((workdir / f"{name}.log").open("wb"))
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "consumers.cli", "run", name],
-                env=env,
-                stdout=logs[-1],
-                stderr=subprocess.STDOUT,
-            )
-        )
+        processes.append(start_worker(name, env, workdir / f"{name}.log"))
     prometheus = Prometheus([f"127.0.0.1:{port}" for port in ports.values()], workdir)
     try:
         prometheus.wait('sum(up{job="erp-pipeline"})', lambda v: v == len(WORKERS))
@@ -118,19 +114,6 @@ def observed(
         stop(prometheus.process)
         for process in processes:
             stop(process)
-        for log in logs:
-            log.close()
-
-
-def _approver() -> dict[str, object]:
-    event = se.approver_updated(se.APPROVER)
-    event["company_id"] = COMPANY
-    return event
-
-
-def _mine(event: dict[str, object]) -> dict[str, object]:
-    event["company_id"] = COMPANY
-    return event
 
 
 def test_queue_depth_rises_on_submit_and_falls_on_accept(
@@ -138,7 +121,11 @@ def test_queue_depth_rises_on_submit_and_falls_on_accept(
 ) -> None:
     settings, prometheus = observed
     depth = f'sum(erp_pipeline_items{{status="ready_to_export",company="{COMPANY}"}})'
-    publish(settings, SUBMISSIONS, *[_mine(se.project_submitted(f"prom-{n}")) for n in range(3)])
+    publish(
+        settings,
+        SUBMISSIONS,
+        *[for_company(COMPANY, se.project_submitted(f"prom-{n}")) for n in range(3)],
+    )
     assert prometheus.wait(depth, lambda v: v == 3) == 3
     assert (
         prometheus.wait(
@@ -150,8 +137,12 @@ def test_queue_depth_rises_on_submit_and_falls_on_accept(
     publish(
         settings,
         DECISIONS,
-        _mine(se.accepted("project", "prom-0", erp_job_id="PROM0", job_template="COMM")),
-        _mine(se.accepted("project", "prom-1", erp_job_id="PROM1", job_template="NO-SUCH")),
+        for_company(
+            COMPANY, se.accepted("project", "prom-0", erp_job_id="PROM0", job_template="COMM")
+        ),
+        for_company(
+            COMPANY, se.accepted("project", "prom-1", erp_job_id="PROM1", job_template="NO-SUCH")
+        ),
     )
     assert prometheus.wait(depth, lambda v: v == 1) == 1
     synced = f'sum(erp_pipeline_items{{status="synced",company="{COMPANY}"}})'

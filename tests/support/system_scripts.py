@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import enum
-import subprocess
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 from consumers.dev import erp_seed
 from consumers.dev import samples as se
-from tests.system.support import ROOT, System, key_of, publish_all, until
+from tests.support.db import statuses
+from tests.support.events import for_company
+from tests.support.kafka import Raw, as_record, publish_all
+from tests.support.processes import cli
+from tests.support.system import System
+from tests.support.waiting import eventually
 from topics.specs import DECISIONS, DIRECTORY, SUBMISSIONS, TopicSpec
 
 #: The ERP vendor the failing commitments name; it is added between the two phases.
@@ -70,14 +73,8 @@ def scripted(company: str, count: int) -> list[Item]:
     return [Item(company, n, order[n % len(order)]) for n in range(count)]
 
 
-Raw = tuple[TopicSpec, bytes, bytes]
-
-
 def _raw(spec: TopicSpec, company: str, event: dict[str, Any]) -> Raw:
-    import json
-
-    event = {**event, "company_id": company}
-    return spec, key_of(event), json.dumps(event).encode()
+    return as_record(spec, for_company(company, event))
 
 
 def _submitted(item: Item) -> dict[str, Any]:
@@ -126,8 +123,6 @@ def second_phase(item: Item) -> list[Raw]:
 
 def prepare_company(system: System, company: str, *, wait_s: float = 90) -> None:
     """Directory, ERP templates and vendors, and the synced project commitments belong to."""
-    from tests.system.support import statuses
-
     erp_seed.seed(system.settings.require_erp_database_url(), company)
     publish_all(
         system.settings,
@@ -143,34 +138,16 @@ def prepare_company(system: System, company: str, *, wait_s: float = 90) -> None
     publish_all(
         system.settings, [_raw(SUBMISSIONS, company, base), _raw(DECISIONS, company, accept)]
     )
-    until(
+    eventually(
         lambda: statuses(system.settings, company).get(BASE_PROJECT) == "synced",
-        wait_s,
-        f"{company}: the base project synced",
+        timeout=wait_s,
+        interval=0.5,
+        message=f"{company}: the base project synced",
     )
 
 
 def add_late_vendor(system: System, company: str) -> None:
     """`erp-pipeline erp add-vendor` as an operator would run it."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "consumers.cli",
-            "erp",
-            "add-vendor",
-            LATE_VENDOR,
-            "Travis Rebar",
-            "--company",
-            company,
-        ],
-        env={
-            **system.base_env,
-            "PYTHONPATH": str(ROOT),
-            "ERP_DATABASE_URL": system.settings.require_erp_database_url(),
-        },
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    env = {**system.base_env, "ERP_DATABASE_URL": system.settings.require_erp_database_url()}
+    done = cli(env, "erp", "add-vendor", LATE_VENDOR, "Travis Rebar", "--company", company)
+    assert done.returncode == 0, done.stdout + done.stderr

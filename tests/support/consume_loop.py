@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -15,7 +14,8 @@ from aiokafka.errors import KafkaTimeoutError
 
 from consumers.worker.loop import ConsumeLoop
 from pipeline.metrics import Metrics
-from tests.export_requests import commitment_export
+from tests.support.events import commitment_export
+from tests.support.waiting import eventually_here
 from topics import decode, spec_for
 
 
@@ -117,12 +117,10 @@ async def run_until(
 ) -> None:
     """Run `loop` until `done()` holds (or it ends), then stop it and wait for it to end."""
     task = asyncio.create_task(loop.run())
-    deadline = time.monotonic() + timeout_s
     try:
-        while not done() and not task.done():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not reached in {timeout_s}s")
-            await asyncio.sleep(0.001)
+        await eventually_here(
+            lambda: done() or task.done(), timeout=timeout_s, message="the loop's condition"
+        )
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
@@ -136,8 +134,4 @@ def count(metrics: Metrics, name: str, **labels: str) -> float:
 
 async def until(done: Callable[[], bool], timeout_s: float = 5.0) -> None:
     """Wait until `done()` holds."""
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout_s}s")
-        await asyncio.sleep(0.001)
+    await eventually_here(done, timeout=timeout_s, message="the condition")

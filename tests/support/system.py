@@ -3,32 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import email
 import os
 import signal
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from email import policy
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from consumers.dev.mailsink import MailSink
-from pipeline.kafka import make_producer, read_all
 from pipeline.settings import Settings
-from tests.tcp_proxy import TcpProxy
-from topics import ContractError, TopicSpec, decode
+from tests.support.paths import ROOT
+from tests.support.processes import start_worker, stop_all
+from tests.support.tcp_proxy import TcpProxy
 
-ROOT = Path(__file__).resolve().parents[2]
 #: The workers that consume in groups, two instances each.
 NAMES = ("processor", "projection", "exporter", "notifier")
 LABELS = tuple(f"{name}-{n}" for name in NAMES for n in (1, 2))
+#: The item whose processing raises inside the processor (see PROCESSOR_POISON_ITEM_ID).
+POISON_ITEM = "poison-pill-item"
 
 
 class LoopThread:
@@ -87,20 +81,16 @@ class System:
             **self.overrides,
         }
 
+    def cli_env(self) -> dict[str, str]:
+        """The environment of an operator's `erp-pipeline` command against this system."""
+        return {**self.base_env, "ERP_TOPIC_PREFIX": self.settings.erp_topic_prefix}
+
     def start(self, label: str) -> subprocess.Popen[bytes]:
         """Start (or restart) one worker instance, its output appended to its log file."""
-        name = label.rpartition("-")[0]
-        log_path = self.data_dir / f"{label}.log"
         (self.data_dir / label).mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "consumers.cli", "run", name],
-                env=self.env(label),
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        process = start_worker(
+            label.rpartition("-")[0], self.env(label), self.data_dir / f"{label}.log"
+        )
         self.processes[label] = process
         return process
 
@@ -123,89 +113,7 @@ class System:
 
     def stop_all(self) -> None:
         """SIGTERM every worker, SIGKILL what is still running after a bounded wait."""
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for process in self.processes.values():
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def publish_all(
-    settings: Settings, records: Iterable[tuple[TopicSpec, bytes | None, bytes]]
-) -> None:
-    """Publish (topic, key, value) records, waiting for every acknowledgement."""
-
-    async def go() -> None:
-        producer = make_producer(settings)
-        await producer.start()
-        try:
-            futures = [
-                await producer.send(settings.topic(spec.name), value, key=key)
-                for spec, key, value in records
-            ]
-            await asyncio.gather(*futures)
-        finally:
-            await producer.stop()
-
-    asyncio.run(go())
-
-
-def key_of(raw: dict[str, Any]) -> bytes:
-    """The contract key of an item event given as a dict."""
-    if "item" in raw:
-        return f"{raw['company_id']}:{raw['item']['type']}:{raw['item']['id']}".encode()
-    if raw["event_type"] == "ApproverUpdated":
-        return f"{raw['company_id']}:user:{raw['payload']['user_id']}".encode()
-    return f"{raw['company_id']}:settings".encode()
-
-
-def decoded(settings: Settings, spec: TopicSpec) -> list[Any]:
-    """Every decodable event on a topic, in partition order."""
-    found = []
-    for record in asyncio.run(read_all(settings, spec)):
-        try:
-            found.append(decode(record.value, spec))
-        except ContractError:
-            continue
-    return found
-
-
-def rows(settings: Settings, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    """Rows from the pipeline's database (directly, never through the proxy)."""
-    with psycopg.connect(settings.require_database_url()) as conn:
-        return list(conn.execute(sql.encode(), params))
-
-
-def statuses(settings: Settings, company: str) -> dict[str, str]:
-    """item id → status in the read model, for one company."""
-    found = rows(settings, "SELECT item_id, status FROM items WHERE company_id = %s", company)
-    return {str(item): str(status) for item, status in found}
-
-
-def until(check: Callable[[], bool], timeout_s: float, what: Callable[[], str] | str) -> None:
-    """Poll `check` until true; fail with `what` when the deadline passes."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"not reached in {timeout_s:.0f}s: {what if isinstance(what, str) else what()}"
-            )
-        time.sleep(0.5)
-
-
-def mail_ids(sink: MailSink) -> list[str]:
-    """The notification event id of every message at the sink (one entry per message)."""
-    found = []
-    for mail in sink.messages():
-        header = email.message_from_bytes(mail.content, policy=policy.default)["X-ERP-Notification"]
-        if header:
-            found.append(str(header).split()[-1])
-    return found
+        stop_all(self.processes.values(), timeout=20)
 
 
 def env_flag(name: str, default: int) -> int:

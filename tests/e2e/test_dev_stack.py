@@ -7,30 +7,36 @@ import re
 import signal
 import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import psycopg
 
+from tests.support.processes import spawn
+from tests.support.waiting import eventually
+
 
 def _wait_for_line(process: subprocess.Popen[str], pattern: str, timeout_s: float) -> list[str]:
     """Read stdout until a line matches `pattern`; fail with what was printed at the deadline."""
-    deadline = time.monotonic() + timeout_s
     lines: list[str] = []
-    assert process.stdout is not None
-    os.set_blocking(process.stdout.fileno(), False)
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if line:
+    stdout = process.stdout
+    assert stdout is not None
+    os.set_blocking(stdout.fileno(), False)
+
+    def matched() -> list[str] | None:
+        while line := stdout.readline():
             lines.append(line.rstrip())
             if re.search(pattern, line):
                 return lines
-        elif process.poll() is not None:
-            break
-        else:
-            time.sleep(0.05)
-    raise AssertionError(f"no line matching {pattern!r}; got: {lines}")
+        if process.poll() is not None:
+            raise AssertionError(f"dev exited; no line matching {pattern!r}; got: {lines}")
+        return None
+
+    return eventually(
+        matched,
+        timeout=timeout_s,
+        interval=0.05,
+        message=lambda: f"no line matching {pattern!r}; got: {lines}",
+    )
 
 
 def test_dev_starts_embedded_services_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
@@ -44,12 +50,8 @@ def test_dev_starts_embedded_services_and_stops_cleanly_on_sigterm(tmp_path: Pat
             "PYTHONUNBUFFERED": "1",
         }
     )
-    with subprocess.Popen(
-        [sys.executable, "-m", "consumers.cli", "dev", "--no-workers"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    with spawn(
+        env, "dev", "--no-workers", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as process:
         _drive(process, tmp_path)
 

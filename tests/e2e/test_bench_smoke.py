@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from consumers.dev.stack import Stack
-from tests.helpers import cli
-from tests.integration.helpers import ROOT
+from tests.support.processes import cli
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -20,7 +19,7 @@ def test_bench_reports_every_item_terminal_and_counts_add_up(
     stack: Stack, worker_env: dict[str, str], tmp_path: Path
 ) -> None:
     out = tmp_path / "bench.json"
-    env = {**worker_env, "PYTHONPATH": str(ROOT), "DATA_DIR": str(tmp_path / "data")}
+    env = {**worker_env, "DATA_DIR": str(tmp_path / "data")}
     done = cli(
         env,
         "bench",

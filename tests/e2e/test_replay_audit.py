@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +17,12 @@ from consumers.dev import samples as se
 from consumers.dev.mailsink import MailSink
 from consumers.dev.stack import Stack
 from consumers.replay.read import ReplayOptions, replay
-from pipeline.kafka import create_topics
 from pipeline.settings import Settings
-from tests.helpers import cli, end_offsets
-from tests.integration.helpers import about, publish, wait_for
+from tests.support.db import statuses
+from tests.support.events import for_company
+from tests.support.kafka import about, end_offsets, isolated, publish, wait_for_events
+from tests.support.processes import cli
+from tests.support.waiting import eventually
 from topics import ALL_TOPICS
 from topics.specs import DEAD_LETTERS, DECISIONS, DIRECTORY, STATUS, SUBMISSIONS
 
@@ -51,29 +52,17 @@ class Story:
     midpoint: dt.datetime
 
 
-def _on(company: str, raw: dict[str, Any]) -> dict[str, Any]:
-    return {**raw, "company_id": company}
-
-
 def _c(item_id: str) -> tuple[str, str]:
     return ("commitment", item_id)
 
 
 def _status(settings: Settings, *wanted: tuple[str, str]) -> None:
     for item_id, status in wanted:
-        wait_for(
+        wait_for_events(
             settings,
             STATUS,
             lambda e, i=item_id, s=status: about(i)(e) and e.payload.status == s,
         )
-
-
-def _read_model(settings: Settings) -> dict[str, str]:
-    with psycopg.connect(settings.require_database_url()) as conn:
-        rows = conn.execute(
-            b"SELECT item_id, status FROM items WHERE company_id = %s", (COMPANY,)
-        ).fetchall()
-    return dict(rows)
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +70,7 @@ def story(
     stack: Stack, settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Story]:
     """Accepts, rejects, a retrieve, a re-send, a failed export and its retry, refusals."""
-    mine = settings.model_copy(update={"erp_topic_prefix": f"{settings.erp_topic_prefix}replay."})
-    asyncio.run(create_topics(mine))
+    mine = asyncio.run(isolated(settings, "replay"))
     sink = MailSink(tmp_path_factory.mktemp("maildrop")).start()
     workers = Workers(mine, stack.embedded_broker, stack.embedded_postgres)
     workers.extra = {
@@ -98,16 +86,16 @@ def story(
         publish(
             mine,
             DIRECTORY,
-            _on(COMPANY, se.company_settings()),
-            _on(COMPANY, se.approver_updated(se.APPROVER)),
-            _on(COMPANY, se.approver_updated(se.VIEWER, privileged=False)),
+            for_company(COMPANY, se.company_settings()),
+            for_company(COMPANY, se.approver_updated(se.APPROVER)),
+            for_company(COMPANY, se.approver_updated(se.VIEWER, privileged=False)),
         )
         for name in ("processor", "projection", "exporter", "notifier"):
             workers.start_worker(name)
         submit = [
-            _on(COMPANY, se.project_submitted("prj-100")),
-            _on(COMPANY, se.commitment_submitted("sc-1", number="SC-R1")),
-            _on(COMPANY, se.commitment_submitted("sc-3", number="SC-R3")),
+            for_company(COMPANY, se.project_submitted("prj-100")),
+            for_company(COMPANY, se.commitment_submitted("sc-1", number="SC-R1")),
+            for_company(COMPANY, se.commitment_submitted("sc-3", number="SC-R3")),
         ]
         publish(mine, SUBMISSIONS, *submit)
         _status(
@@ -116,12 +104,12 @@ def story(
             ("sc-1", "ready_to_export"),
             ("sc-3", "ready_to_export"),
         )
-        publish(mine, SUBMISSIONS, _on(COMPANY, se.retrieved(*_c("sc-3"))))
+        publish(mine, SUBMISSIONS, for_company(COMPANY, se.retrieved(*_c("sc-3"))))
         publish(
             mine,
             DECISIONS,
-            _on(COMPANY, se.accepted(*PROJECT, erp_job_id="RA-100", job_template="COMM")),
-            _on(COMPANY, se.rejected(*_c("sc-1"), "Wrong vendor")),
+            for_company(COMPANY, se.accepted(*PROJECT, erp_job_id="RA-100", job_template="COMM")),
+            for_company(COMPANY, se.rejected(*_c("sc-1"), "Wrong vendor")),
         )
         _status(mine, ("prj-100", "synced"), ("sc-1", "rejected"), ("sc-3", "retrieved"))
         midpoint = dt.datetime.now(dt.UTC)
@@ -129,28 +117,34 @@ def story(
         publish(
             mine,
             SUBMISSIONS,
-            _on(COMPANY, se.commitment_submitted("sc-1", number="SC-R1")),
-            _on(COMPANY, se.commitment_submitted("sc-2", number="SC-R2", erp_vendor_id="V7777")),
-            _on(COMPANY, se.commitment_submitted("sc-4", number="SC-R4")),
-            _on(COMPANY, se.commitment_submitted("sc-5", number="SC-R5", erp_vendor_id=None)),
+            for_company(COMPANY, se.commitment_submitted("sc-1", number="SC-R1")),
+            for_company(
+                COMPANY, se.commitment_submitted("sc-2", number="SC-R2", erp_vendor_id="V7777")
+            ),
+            for_company(COMPANY, se.commitment_submitted("sc-4", number="SC-R4")),
+            for_company(
+                COMPANY, se.commitment_submitted("sc-5", number="SC-R5", erp_vendor_id=None)
+            ),
         )
         _status(
             mine, ("sc-2", "ready_to_export"), ("sc-4", "ready_to_export"), ("sc-5", "send_refused")
         )
-        wait_for(mine, STATUS, lambda e: about("sc-1")(e) and e.payload.submission_version == 2)
+        wait_for_events(
+            mine, STATUS, lambda e: about("sc-1")(e) and e.payload.submission_version == 2
+        )
         publish(
             mine,
             DECISIONS,
-            _on(COMPANY, se.accepted(*_c("sc-1"), submission_version=2)),
-            _on(COMPANY, se.accepted(*_c("sc-2"))),
-            _on(COMPANY, se.accepted(*_c("sc-4"), actor=se.VIEWER)),
+            for_company(COMPANY, se.accepted(*_c("sc-1"), submission_version=2)),
+            for_company(COMPANY, se.accepted(*_c("sc-2"))),
+            for_company(COMPANY, se.accepted(*_c("sc-4"), actor=se.VIEWER)),
         )
         _status(mine, ("sc-1", "synced"), ("sc-2", "failed_to_export"))
-        wait_for(mine, DEAD_LETTERS, about("sc-4"))
+        wait_for_events(mine, DEAD_LETTERS, about("sc-4"))
         added = cli(env, "erp", "add-vendor", "V7777", "Travis Rebar", "--company", COMPANY)
         assert added.returncode == 0, added.stderr
         retry = se.envelope("ExportRetryRequested", item=_c("sc-2"), actor=se.APPROVER)
-        publish(mine, DECISIONS, _on(COMPANY, retry))
+        publish(mine, DECISIONS, for_company(COMPANY, retry))
         _status(mine, ("sc-2", "synced"))
         final = {
             "prj-100": "synced",
@@ -160,14 +154,14 @@ def story(
             "sc-4": "ready_to_export",
             "sc-5": "send_refused",
         }
-        deadline = time.monotonic() + 30
-        while _read_model(mine) != final:
-            assert time.monotonic() < deadline, _read_model(mine)
-            time.sleep(0.2)
-        deadline = time.monotonic() + 30
-        while not sink.messages():  # the live run mailed the rejection of sc-1
-            assert time.monotonic() < deadline, "the rejection e-mail never arrived"
-            time.sleep(0.2)
+        eventually(
+            lambda: statuses(mine, COMPANY) == final,
+            timeout=30,
+            message=lambda: f"read model {statuses(mine, COMPANY)}",
+        )
+        eventually(  # the live run mailed the rejection of sc-1
+            sink.messages, timeout=30, message="the rejection e-mail never arrived"
+        )
         workers.stop_workers()
         yield Story(mine, env, sink, midpoint)
     finally:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import subprocess
-import sys
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 
 from consumers.dev.stack import Stack
 from pipeline.kafka import read_all
+from tests.support.processes import cli
 from topics import decode
 from topics.specs import DEAD_LETTERS, STATUS
 
@@ -31,14 +30,7 @@ def test_demo_plays_every_step_of_the_story(stack: Stack, tmp_path: Path) -> Non
         "METRICS_PORT": "0",
     }
     env.pop("SMTP_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "consumers.cli", "demo", "--once"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
+    result = cli(env, "demo", "--once", timeout=280)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     settings = stack.settings.model_copy(update={"erp_topic_prefix": prefix})

@@ -1,4 +1,4 @@
-"""Contract events and directory state for unit tests of the rules (no I/O)."""
+"""Decoded events, the demo directory and rule runs, for the pure tests of the rules (no I/O)."""
 
 from __future__ import annotations
 

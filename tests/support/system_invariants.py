@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections import Counter
-from typing import Any
 
 from pipeline.kafka import make_consumer, partitions_of, read_all, stop_consumer
 from pipeline.processor.config import APP_NAME
-from tests.integration.exporter_support import query
-from tests.system.scripts import BASE_PROJECT, Item
-from tests.system.support import ROOT, System, decoded, mail_ids, rows, statuses, until
+from tests.support.db import erp_rows, rows, statuses
+from tests.support.kafka import decoded
+from tests.support.notifier import mail_ids
+from tests.support.processes import cli
+from tests.support.system import System
+from tests.support.system_scripts import BASE_PROJECT, Item
+from tests.support.waiting import eventually
 from topics import decode
 from topics.specs import (
     DEAD_LETTERS,
@@ -117,7 +118,7 @@ def check_erp(system: System, items: list[Item]) -> None:
     company = items[0].company
     jobs = Counter(
         str(row[0])
-        for row in query(
+        for row in erp_rows(
             system.settings,
             "SELECT upstream_project_id FROM spectrum.jobs WHERE company_id = %s",
             company,
@@ -125,7 +126,7 @@ def check_erp(system: System, items: list[Item]) -> None:
     )
     commitments = Counter(
         str(row[0])
-        for row in query(
+        for row in erp_rows(
             system.settings,
             "SELECT upstream_id FROM spectrum.commitments WHERE company_id = %s",
             company,
@@ -166,7 +167,12 @@ def check_mail(
     def all_sent() -> bool:
         return wanted <= set(mail_ids(system.sink))
 
-    until(all_sent, 60, lambda: f"{len(wanted - set(mail_ids(system.sink)))} e-mails missing")
+    eventually(
+        all_sent,
+        timeout=60,
+        interval=0.5,
+        message=lambda: f"{len(wanted - set(mail_ids(system.sink)))} e-mails missing",
+    )
     sent = Counter(event_id for event_id in mail_ids(system.sink) if event_id in wanted)
     assert set(sent) == wanted
     ledger = {
@@ -191,21 +197,5 @@ def replay_verify(system: System, company: str) -> None:
     One company: the bad-input flood's poison item is dead-lettered by fault injection in the
     live processor only, which replay rightly reports as a difference.
     """
-    done = subprocess.run(
-        [sys.executable, "-m", "consumers.cli", "replay", "--verify", "--company", company],
-        env=_cli_env(system),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = cli(system.cli_env(), "replay", "--verify", "--company", company, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-
-
-def _cli_env(system: System) -> dict[str, Any]:
-    return {
-        **system.base_env,
-        "ERP_TOPIC_PREFIX": system.settings.erp_topic_prefix,
-        "PYTHONPATH": str(ROOT),
-    }

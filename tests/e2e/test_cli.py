@@ -1,0 +1,82 @@
+"""The CLI's basic commands as a user runs them: publish, tail, db migrate, --help."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pipeline.settings import Settings
+from tests.support.events import valid_examples
+from tests.support.kafka import end_offsets
+from tests.support.processes import cli
+from topics.specs import SUBMISSIONS
+
+
+async def test_cli_publish_refuses_a_malformed_event_and_sends_nothing(
+    settings: Settings, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    good, bad = valid_examples()["ItemSubmitted"], valid_examples()["ItemSubmitted"]
+    bad["payload"]["amount"] = 250000.0
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps([good, bad]))
+    before = await end_offsets(settings, SUBMISSIONS)
+    result = cli(worker_env, "publish", "erp.submissions", str(path))
+    assert result.returncode != 0
+    assert "event 2" in result.stderr and "payload.amount" in result.stderr
+    assert "nothing was published" in result.stderr
+    assert await end_offsets(settings, SUBMISSIONS) == before
+
+
+async def test_cli_publish_then_tail_shows_the_event(
+    settings: Settings, worker_env: dict[str, str]
+) -> None:
+    event = valid_examples()["ItemRetrieved"]
+    result = cli(worker_env, "publish", "erp.submissions", "-", input_text=json.dumps(event))
+    assert result.returncode == 0, result.stderr
+    assert "published 1 event(s)" in result.stdout
+    tailed = cli(worker_env, "tail", "erp.submissions", "--no-follow")
+    assert tailed.returncode == 0, tailed.stderr
+    ids = [json.loads(line)["event_id"] for line in tailed.stdout.splitlines()]
+    assert event["event_id"] in ids
+
+
+def test_cli_rejects_an_unknown_topic(worker_env: dict[str, str]) -> None:
+    result = cli(worker_env, "publish", "erp.nope", "-", input_text="{}")
+    assert result.returncode == 2 and "unknown topic" in result.stderr
+
+
+def test_db_migrate_is_idempotent_and_created_the_read_model(
+    settings: Settings, worker_env: dict[str, str]
+) -> None:
+    result = cli(worker_env, "db", "migrate")
+    assert result.returncode == 0, result.stderr
+    assert "schema is up to date" in result.stdout
+    with psycopg.connect(settings.require_database_url()) as conn:
+        versions = [row[0] for row in conn.execute("SELECT version FROM schema_migrations")]
+        tables = {
+            row[0]
+            for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+    assert "0001" in versions
+    assert {"items", "item_history"} <= tables
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["publish"],
+        ["tail"],
+        ["dev"],
+        ["demo"],
+        ["db", "migrate"],
+        ["topics", "create"],
+        ["schemas"],
+    ],
+)
+def test_every_command_has_help(worker_env: dict[str, str], command: list[str]) -> None:
+    result = cli(worker_env, *command, "--help")
+    assert result.returncode == 0 and "Usage:" in result.stdout

@@ -1,0 +1,192 @@
+"""Publishing to and reading from the run's topics: contract events, raw bytes, end offsets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable
+from contextlib import suppress
+from typing import Any
+
+from pipeline.kafka import (
+    create_topics,
+    make_consumer,
+    make_producer,
+    partitions_of,
+    read_all,
+    stop_consumer,
+)
+from pipeline.settings import Settings
+from tests.support.events import raw_key
+from tests.support.waiting import eventually, eventually_async
+from topics import ContractError, TopicSpec, decode, encode, headers_for, key_of
+
+#: A record to publish as it is: (topic, key, value).
+Raw = tuple[TopicSpec, bytes | None, bytes]
+
+
+async def isolated(settings: Settings, name: str) -> Settings:
+    """Settings with topics of their own (and so consumer groups of their own)."""
+    mine = settings.model_copy(update={"erp_topic_prefix": f"{settings.erp_topic_prefix}{name}."})
+    await create_topics(mine)
+    return mine
+
+
+def as_record(spec: TopicSpec, event: dict[str, Any]) -> Raw:
+    """A contract event given as a dict, as the record that carries it (unvalidated)."""
+    return spec, raw_key(event), json.dumps(event).encode()
+
+
+def publish(
+    settings: Settings, spec: TopicSpec, *raw: dict[str, Any] | bytes, key: bytes | None = None
+) -> None:
+    """Publish raw events (dicts as JSON, keyed like the contract) or bytes, one ack at a time."""
+
+    async def go() -> None:
+        producer = make_producer(settings)
+        await producer.start()
+        try:
+            for item in raw:
+                value = item if isinstance(item, bytes) else json.dumps(item).encode()
+                record_key = key
+                if record_key is None and isinstance(item, dict):
+                    record_key = raw_key(item)
+                await producer.send_and_wait(settings.topic(spec.name), value, key=record_key)
+        finally:
+            await producer.stop()
+
+    asyncio.run(go())
+
+
+def publish_all(settings: Settings, records: Iterable[Raw]) -> None:
+    """Publish (topic, key, value) records pipelined, waiting for every acknowledgement."""
+
+    async def go() -> None:
+        producer = make_producer(settings)
+        await producer.start()
+        try:
+            futures = [
+                await producer.send(settings.topic(spec.name), value, key=key)
+                for spec, key, value in records
+            ]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+
+    asyncio.run(go())
+
+
+async def publish_events(settings: Settings, spec: TopicSpec, events: list[dict[str, Any]]) -> None:
+    """Validate contract events (dicts) and publish them pipelined with their keys and headers."""
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        futures = []
+        for raw in events:
+            event = decode(json.dumps(raw), spec)
+            futures.append(
+                await producer.send(
+                    spec.full_name(settings.erp_topic_prefix),
+                    encode(event),
+                    key=key_of(event).encode(),
+                    headers=headers_for(event),
+                )
+            )
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def publish_raw(
+    settings: Settings, spec: TopicSpec, value: bytes, key: bytes | None = None
+) -> None:
+    """Publish bytes as they are (hostile input) from async code."""
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(spec.full_name(settings.erp_topic_prefix), value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def end_offsets(settings: Settings, spec: TopicSpec) -> dict[int, int]:
+    """Partition → end offset of a topic now."""
+    name = spec.full_name(settings.erp_topic_prefix)
+    consumer = make_consumer(settings, group_id=None)
+    await consumer.start()
+    try:
+        partitions = await partitions_of(consumer, name)
+        ends = await consumer.end_offsets(partitions)
+        return {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        await stop_consumer(consumer)
+
+
+def decoded(settings: Settings, spec: TopicSpec) -> list[Any]:
+    """Every decodable event on a topic now, in partition order (undecodable records skipped)."""
+    found = []
+    for record in asyncio.run(read_all(settings, spec)):
+        with suppress(ContractError):
+            found.append(decode(record.value, spec))
+    return found
+
+
+def events_of(records: list[Any], spec: TopicSpec) -> list[Any]:
+    """Decode records of a topic (every one must decode)."""
+    return [decode(record.value, spec) for record in records]
+
+
+def about(item_id: str, event_type: str | None = None) -> Callable[[Any], bool]:
+    """A matcher of events about one item (and of one type); it does not wait."""
+    return lambda e: (
+        e.item is not None
+        and e.item.id == item_id
+        and (event_type is None or e.event_type == event_type)
+    )
+
+
+def wait_for_events(
+    settings: Settings,
+    spec: TopicSpec,
+    match: Callable[[Any], bool],
+    *,
+    count: int = 1,
+    timeout: float = 60.0,
+) -> list[Any]:
+    """The events on a topic that `match`, once there are at least `count` of them."""
+    found: list[Any] = []
+
+    def enough() -> list[Any] | None:
+        found[:] = [e for e in decoded(settings, spec) if match(e)]
+        return list(found) if len(found) >= count else None
+
+    return eventually(
+        enough,
+        timeout=timeout,
+        interval=0.2,
+        message=lambda: f"{len(found)}/{count} matching events on {spec.name}",
+    )
+
+
+async def records_until(
+    settings: Settings,
+    spec: TopicSpec,
+    done: Callable[[list[Any]], bool],
+    *,
+    timeout: float = 30.0,
+) -> list[Any]:
+    """Every record of a topic, once `done(records)` holds (from async tests)."""
+    seen: list[Any] = []
+
+    def ready() -> tuple[list[Any]] | None:
+        seen[:] = asyncio.run(read_all(settings, spec))
+        # a tuple, so that an empty list of records can be the answer
+        return (list(seen),) if done(seen) else None
+
+    (records,) = await eventually_async(
+        ready,
+        timeout=timeout,
+        interval=0.2,
+        message=lambda: f"{spec.name}: condition not met ({len(seen)} records)",
+    )
+    return records
