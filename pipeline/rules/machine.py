@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from pipeline.rules import derive
+from pipeline.rules import derive, handlers
 from pipeline.rules.directory import Directory
 from pipeline.rules.refusals import refusal
 from pipeline.rules.state import Incoming, ItemState
-from pipeline.rules.validation import accept_fields, send_refusals
 from topics.events import (
     Envelope,
     ExportAttemptFailed,
     ExportRetryRequested,
     ItemAccepted,
     ItemEvent,
-    ItemExported,
     ItemRejected,
-    ItemRetrieved,
-    ItemSubmitted,
 )
-from topics.payloads import ItemStatus, NoticeItem, RefusalStage
+from topics.payloads import ItemStatus, RefusalStage
 
 
 class Trigger(StrEnum):
@@ -75,14 +70,6 @@ REACTIONS: dict[tuple[ItemStatus | None, Trigger], Reaction] = {
 DECISIONS = (ItemAccepted, ItemRejected, ExportRetryRequested)
 
 
-class Refused(Exception):
-    """The event cannot be applied; the item stays as it was."""
-
-    def __init__(self, stage: RefusalStage, error: str) -> None:
-        super().__init__(error)
-        self.stage, self.error = stage, error
-
-
 @dataclass
 class Outcome:
     """The item's new state (None: nothing to store) and the events to publish, in order."""
@@ -99,136 +86,20 @@ def trigger_of(event: ItemEvent) -> Trigger:
     return Trigger(event.event_type)
 
 
-@dataclass(frozen=True)
-class Change:
-    """What a handler decided: the updated state and what the status change says about it."""
-
-    state: ItemState
-    reason: str | None = None
-    reasons: tuple[str, ...] = ()
-
-
-def _submitted(
-    state: ItemState, event: ItemEvent, directory: Directory, next_: ItemStatus
-) -> Change:
-    assert isinstance(event, ItemSubmitted)
-    reasons = send_refusals(event, directory.settings(event.company_id, event.occurred_at))
-    return Change(
-        state.model_copy(
-            update={
-                "status": S.SEND_REFUSED if reasons else next_,
-                "version": state.version + 1,
-                "submission": event,
-                "export": None,
-                "erp_reference": None,
-                "last_error": None,
-            }
-        ),
-        reasons=tuple(reasons),
-    )
-
-
-def _retrieved(
-    state: ItemState, event: ItemEvent, directory: Directory, next_: ItemStatus
-) -> Change:
-    assert isinstance(event, ItemRetrieved)
-    return Change(state.model_copy(update={"status": next_}), reason=event.payload.reason)
-
-
-def _accepted(
-    state: ItemState, event: ItemEvent, directory: Directory, next_: ItemStatus
-) -> Change:
-    assert isinstance(event, ItemAccepted) and state.submission is not None
-    try:
-        fields = accept_fields(event, directory.settings(event.company_id, event.occurred_at))
-    except ValueError as exc:
-        raise Refused(RefusalStage.BUSINESS_RULE, str(exc)) from None
-    sub = state.submission
-    export = derive.export_requested(
-        event,
-        None,
-        export_id=derive.export_id(state.key, state.version),
-        submission_version=state.version,
-        attempt=1,
-        created_by=sub.payload.created_by,
-        sent_by=sub.actor,
-        accepted_by=event.actor,
-        number=sub.payload.number,
-        title=sub.payload.title,
-        amount=sub.payload.amount,
-        project=sub.payload.project,
-        snapshot=sub.payload.snapshot,
-        accept_fields=fields,
-    )
-    return Change(state.model_copy(update={"status": next_, "export": export, "last_error": None}))
-
-
-def _rejected(
-    state: ItemState, event: ItemEvent, directory: Directory, next_: ItemStatus
-) -> Change:
-    assert isinstance(event, ItemRejected)
-    return Change(state.model_copy(update={"status": next_}), reason=event.payload.reason)
-
-
-def _retry(state: ItemState, event: ItemEvent, directory: Directory, next_: ItemStatus) -> Change:
-    if state.export is None:
-        raise Refused(RefusalStage.TRANSITION, "nothing was exported to retry")
-    export = derive.export_requested(
-        event, state.export.payload, attempt=state.export.payload.attempt + 1
-    )
-    return Change(state.model_copy(update={"status": next_, "export": export, "last_error": None}))
-
-
-def _export_result(
-    state: ItemState, event: ItemEvent, directory: Directory, next_: ItemStatus
-) -> Change:
-    assert isinstance(event, ItemExported | ExportAttemptFailed)
-    expected = state.export.payload.export_id if state.export is not None else None
-    if event.payload.export_id != expected:
-        raise Refused(
-            RefusalStage.TRANSITION,
-            f"result for export {event.payload.export_id}, the item awaits {expected}",
-        )
-    if isinstance(event, ItemExported):
-        return Change(
-            state.model_copy(update={"status": next_, "erp_reference": event.payload.erp_reference})
-        )
-    error = f"{event.payload.error_code}: {event.payload.error_message}"
-    return Change(
-        state.model_copy(update={"status": next_, "last_error": error}),
-        reason=event.payload.error_message,
-    )
-
-
-Handler = Callable[[ItemState, ItemEvent, Directory, ItemStatus], Change]
-HANDLERS: dict[Trigger, Handler] = {
-    T.SUBMITTED: _submitted,
-    T.RETRIEVED: _retrieved,
-    T.ACCEPTED: _accepted,
-    T.REJECTED: _rejected,
-    T.RETRY: _retry,
-    T.EXPORTED: _export_result,
-    T.ATTEMPT_FAILED: _export_result,
-    T.EXPORT_FAILED: _export_result,
+HANDLERS: dict[Trigger, handlers.Handler] = {
+    T.SUBMITTED: handlers.submitted,
+    T.RETRIEVED: handlers.retrieved,
+    T.ACCEPTED: handlers.accepted,
+    T.REJECTED: handlers.rejected,
+    T.RETRY: handlers.retry,
+    T.EXPORTED: handlers.export_result,
+    T.ATTEMPT_FAILED: handlers.export_result,
+    T.EXPORT_FAILED: handlers.export_result,
 }
 
 
-def _notice(state: ItemState, event: ItemEvent, reason: str) -> Envelope:
-    sub = state.submission
-    assert sub is not None
-    to = sub.payload.created_by if state.item_type in derive.NOTIFY_CREATOR else sub.actor
-    item = NoticeItem(
-        type=state.item_type,
-        id=state.item_id,
-        number=sub.payload.number,
-        title=sub.payload.title,
-        project_name=sub.payload.project.name,
-    )
-    return derive.rejection_notice(event, to, item, reason)
-
-
 def _effects(
-    old: ItemState, change: Change, event: ItemEvent, reaction: Reaction
+    old: ItemState, change: handlers.Change, event: ItemEvent, reaction: Reaction
 ) -> list[Envelope]:
     new, sub = change.state, change.state.submission
     emitted: list[Envelope] = []
@@ -249,7 +120,7 @@ def _effects(
         elif effect is E.EXPORT and new.export is not None:
             emitted.append(new.export)
         elif effect is E.NOTICE:
-            emitted.append(_notice(new, event, change.reason or ""))
+            emitted.append(handlers.notice(new, event, change.reason or ""))
     return emitted
 
 
@@ -260,15 +131,15 @@ def transition(state: ItemState, incoming: Incoming, directory: Directory) -> Ou
     reaction = REACTIONS.get((state.status, trigger))
     try:
         if reaction is None:
-            raise Refused(
+            raise handlers.Refused(
                 RefusalStage.TRANSITION,
                 f"{trigger.value} is not allowed for an item "
                 f"that is {state.status.value if state.status else 'unknown'}",
             )
         change = HANDLERS[trigger](state, event, directory, reaction.next)
-    except Refused as refused:
+    except handlers.Refused as refused:
         dead = refusal(incoming.record, refused.stage, refused.error, event=event)
         return Outcome(state, [dead])
     new = change.state.model_copy(update={"updated_at": event.occurred_at})
-    change = Change(new, change.reason, change.reasons)
+    change = handlers.Change(new, change.reason, change.reasons)
     return Outcome(new, _effects(state, change, event, reaction))
