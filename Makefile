@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo dev test lint typecheck unit integration schemas clean
+.PHONY: demo dev test lint unit integration e2e system schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ test: $(STAMP) lint
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
+
+integration: $(STAMP)
+	$(BIN)/pytest tests/integration
+
+e2e: $(STAMP)
+	$(BIN)/pytest tests/e2e
+
+system: $(STAMP)
+	$(BIN)/pytest tests/system
 
 clean:
 	rm -rf $(VENV) .data *.egg-info

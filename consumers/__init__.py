@@ -1,1 +1,1 @@
-"""Side-effect workers (export, projection, notifier), the embedded stack and the CLI."""
+"""The side-effect workers (export, notify, read model), their consume loop, and their tools."""

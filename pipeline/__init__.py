@@ -1,1 +1,1 @@
-"""Stream processing: the approval-queue rules (pure) and the faust app that wires them."""
+"""Stream processing: pure rules and replay, the faust processor, what every process shares."""

@@ -1,0 +1,1 @@
+"""The test suite: `support/` helpers and four tiers (unit, integration, e2e, system)."""

@@ -11,8 +11,8 @@ from pydantic import SecretStr
 
 from consumers.dev.services import embedded_services
 from consumers.dev.stack import Stack, prepare
-from consumers.worker import db
 from pipeline.settings import Settings
+from tests.support.db import create_database, drop_database
 from tests.support.paths import ROOT
 
 
@@ -39,7 +39,7 @@ def stack(run_id: str) -> Iterator[Stack]:
     ):
         server_url = embedded_url or base.require_database_url()
         dbname = f"erp_test_{run_id}"
-        database_url = db.create_database(server_url, dbname)
+        database_url = create_database(server_url, dbname)
         settings = base.model_copy(
             update={
                 "kafka_bootstrap_servers": bootstrap or base.kafka_bootstrap_servers,
@@ -56,7 +56,7 @@ def stack(run_id: str) -> Iterator[Stack]:
             yield test_stack
         finally:
             test_stack.stop_workers()
-            db.drop_database(server_url, dbname)
+            drop_database(server_url, dbname)
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import psycopg
-from psycopg.rows import dict_row
 from rich.console import Console
 from rich.table import Table
 
@@ -19,6 +17,7 @@ from consumers.cli.common import load_settings, setup_logging
 from consumers.cli.run import describe_stack, wait_for_stop_signal
 from consumers.dev.demo import COMPANY, Story, StoryFailed, Watcher
 from consumers.dev.stack import Stack, running_stack
+from consumers.readmodel import queries
 from consumers.worker.registry import WORKERS
 from pipeline.settings import Settings
 
@@ -44,20 +43,17 @@ def _view(settings: Settings, title: str, status: str, keys: list[str]) -> Table
     table = Table(title=title, title_justify="left")
     for column in ("item", "number", "title", "amount", "sent by", "error / ERP ref"):
         table.add_column(column)
-    with psycopg.connect(settings.require_database_url(), row_factory=dict_row) as conn:
-        rows = conn.execute(
-            "SELECT * FROM items WHERE company_id = %s AND status = %s"
-            " AND company_id || ':' || item_type || ':' || item_id = ANY(%s) ORDER BY updated_at",
-            (COMPANY, status, keys),
-        ).fetchall()
-    for row in rows:
+    shown = set(keys)
+    for row in queries.queue(settings.require_database_url(), COMPANY, status):
+        if f"{COMPANY}:{row['item']}" not in shown:
+            continue
         table.add_row(
-            f"{row['item_type']}:{row['item_id']}",
+            row["item"],
             row["number"] or "",
             row["title"] or "",
             str(row["amount"] or ""),
-            row["sent_by_email"] or "",
-            row["last_error"] or row["erp_reference"] or "",
+            row["sent_by"] or "",
+            row["error"] or row["erp_reference"] or "",
         )
     return table
 

@@ -1,4 +1,4 @@
-"""Exponential backoff with jitter between export attempts (pure)."""
+"""Exponential backoff with jitter between tries of a side effect (pure; the exporter's ERP)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,3 @@ def backoff_delay(tries: int, base_s: float, max_s: float, rand: float) -> float
         raise ValueError("tries counts from 1")
     ceiling = min(max_s, base_s * 2.0 ** min(tries - 1, 62))
     return ceiling / 2 + ceiling / 2 * min(max(rand, 0.0), 1.0)
-
-
-def minimum_span(attempts: int, base_s: float, max_s: float) -> float:
-    """The least total wait `attempts` tries take (the floor of every backoff between them)."""
-    return sum(backoff_delay(n, base_s, max_s, 0.0) for n in range(1, attempts))

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -87,29 +87,9 @@ def migrate(
     return applied
 
 
-def with_database(database_url: str, dbname: str) -> str:
-    """The same server and credentials, another database."""
-    return make_conninfo(database_url, dbname=dbname)
-
-
 def describe(database_url: str) -> str:
     """`host:port/dbname` of a URL, without credentials, for printing."""
     parts: dict[str, Any] = conninfo_to_dict(database_url)
     host = parts.get("host", "localhost")
     port = parts.get("port", 5432)
     return f"{host}:{port}/{parts.get('dbname', '')}"
-
-
-def create_database(database_url: str, dbname: str) -> str:
-    """Create a database on the server of `database_url`; returns its URL."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    return with_database(database_url, dbname)
-
-
-def drop_database(database_url: str, dbname: str) -> None:
-    """Drop a database (closing its other connections first)."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-        )

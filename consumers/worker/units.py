@@ -52,9 +52,19 @@ class Unit:
         return first
 
     def describe(self, record: Record | None = None) -> str:
-        """Where a record (by default the unit's first) was read, for the log."""
-        r = record or self.records[0][1]
-        return f"{r.topic}/{r.partition}@{r.offset}"
+        """Where a record (by default every record of the unit) was read, for the log.
+
+        A batch names each partition's offset range: a batch handler's error does not say
+        which of its records caused it.
+        """
+        if record is not None or len(self.records) == 1:
+            r = record or self.records[0][1]
+            return f"{r.topic}/{r.partition}@{r.offset}"
+        spans: dict[tuple[str, int], list[int]] = {}
+        for _, r in self.records:
+            spans.setdefault((r.topic, r.partition), []).append(r.offset)
+        where = ", ".join(f"{t}/{p}@{min(o)}..{max(o)}" for (t, p), o in sorted(spans.items()))
+        return f"a batch of {len(self.records)} records ({where})"
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""End-to-end tests: the `erp-pipeline` CLI driven as a user would."""

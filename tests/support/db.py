@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg import sql as pgsql
+from psycopg.conninfo import make_conninfo
 
 from consumers.dev import erp_seed
 from pipeline.settings import Settings
@@ -35,3 +37,18 @@ def seeded_company(settings: Settings, company: str) -> str:
     """Seed the demo templates and vendors for `company` in the reference ERP."""
     erp_seed.seed(settings.require_erp_database_url(), company)
     return company
+
+
+def create_database(server_url: str, dbname: str) -> str:
+    """Create a database on the server of `server_url` (a test run's own); returns its URL."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(pgsql.SQL("CREATE DATABASE {}").format(pgsql.Identifier(dbname)))
+    return make_conninfo(server_url, dbname=dbname)
+
+
+def drop_database(server_url: str, dbname: str) -> None:
+    """Drop a database (closing its other connections first)."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(dbname))
+        )

@@ -1,0 +1,1 @@
+"""System tests: every worker twice, killed at random, bad input, a database outage."""

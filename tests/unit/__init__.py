@@ -1,0 +1,1 @@
+"""Unit tests: pure logic with fakes, no broker or database, in milliseconds."""

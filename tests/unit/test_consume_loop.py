@@ -318,3 +318,14 @@ async def test_with_no_room_the_loop_still_polls_with_its_partitions_paused(
     await until(lambda: consumer.committed(TP0) == 2)
     stop.set()
     await task
+
+
+def test_a_failed_batch_is_described_by_every_partition_s_offsets() -> None:
+    from consumers.worker.units import Unit
+    from topics.record import Record
+
+    records = [(p, Record("erp.status", p, o, None, b"")) for p, o in [(0, 3), (4, 7), (0, 5)]]
+    assert Unit(records).describe() == (
+        "a batch of 3 records (erp.status/0@3..5, erp.status/4@7..7)"
+    )
+    assert Unit(records[:1]).describe() == "erp.status/0@3"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.worker.backoff import backoff_delay, minimum_span
+from consumers.worker.backoff import backoff_delay
 from consumers.worker.offsets import OffsetTracker
 
 
@@ -28,11 +28,6 @@ def test_backoff_stays_within_half_and_all_of_its_ceiling(
 def test_backoff_counts_tries_from_one() -> None:
     with pytest.raises(ValueError):
         backoff_delay(0, 1, 1, 0)
-
-
-def test_minimum_span_sums_the_floors_between_tries() -> None:
-    assert minimum_span(1, 1, 10) == 0
-    assert minimum_span(4, 1, 10) == 0.5 + 1 + 2
 
 
 def test_commits_stop_at_the_first_record_still_in_flight() -> None:
