@@ -10,6 +10,7 @@ import click
 
 from consumers.cli.common import load_settings, setup_logging
 from consumers.dev.stack import Stack, running_stack
+from consumers.export.spectrum import schema
 from consumers.notify.smtp import SmtpTarget
 from consumers.worker import db
 from consumers.worker.registry import WORKERS
@@ -99,12 +100,18 @@ def db_group() -> None:
 
 @db_group.command("migrate")
 def db_migrate_cmd() -> None:
-    """Apply the versioned migrations not yet applied to DATABASE_URL."""
+    """Set up every database the workers need, from empty: DATABASE_URL's read model and sent
+    ledger, and the reference ERP's schema with the export ledger at ERP_DATABASE_URL (default
+    DATABASE_URL). Applies only what is not applied yet; safe to run on every deploy."""
     settings = load_settings()
     if settings.database_url is None:
         raise click.ClickException("DATABASE_URL is not set")
     try:
         applied = db.migrate(settings.database_url.get_secret_value())
+        applied_erp = schema.migrate(settings.require_erp_database_url())
     except db.DatabaseError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+    click.echo(
+        f"ERP applied: {', '.join(applied_erp)}" if applied_erp else "ERP schema is up to date"
+    )
