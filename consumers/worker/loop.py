@@ -13,8 +13,10 @@ for every worker, so a fix to how input is handled reaches all of them at once:
   (`OffsetTracker`): a record in flight, held or given up on is never committed past;
 - a rebalance settles the revoked partitions' units and commits what finished; stopping
   drains the units for a grace period and commits what finished;
-- a handler that raises stops the loop (nothing new starts, its record is not committed) and
-  its error leaves `run`: the worker exits and a restart redelivers the record.
+- a handler that raises because a service is down (`units.OUTAGES`: the broker, a database,
+  a connection) is retried like a RETRY; anything else it raises is a data error: that one
+  record is dead-lettered at stage business_rule with the error, and the worker goes on (a
+  batch is handed over one record at a time to find it). Never is a data error an outage.
 
 Counting, once per record, when its outcome is final (never for a retry, a cancelled or an
 abandoned try): `events_consumed{topic, outcome}` with `refused` for a record the loop

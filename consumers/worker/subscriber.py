@@ -55,6 +55,8 @@ class Subscriber(Generic[E]):
     `retry_base_s`, doubling up to `retry_max_s`. A rebalance lets a record that is being
     handled finish for `revoke_grace_s` (0: cancel it at once); stopping, `drain_grace_s`.
     `group` is the consumer group before the deployment prefix, and the metrics' label.
+    A batch handler must be all-or-nothing (one transaction): when it raises anything but an
+    outage, the loop hands it the batch's records one at a time to find the one to dead-letter.
     """
 
     spec: TopicSpec

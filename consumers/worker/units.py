@@ -10,18 +10,40 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from consumers.worker.holds import Holds
 from consumers.worker.offsets import OffsetTracker
 from consumers.worker.subscriber import Consumed, Outcome, Subscriber, dead_letter
 from pipeline.metrics import Metrics
-from pipeline.rules.refusals import refusal_for_contract_error
+from pipeline.rules.refusals import refusal, refusal_for_contract_error
 from pipeline.settings import Settings
 from topics import ContractError, decode
+from topics.payloads import RefusalStage
 from topics.record import Record
 
 log = logging.getLogger(__name__)
+
+#: Errors that say a service the worker needs is down (the broker, a database, a server), not
+#: that the record is bad: the record is held and handed over again, never dead-lettered.
+#: Anything else a handler raises is a data error: that one record is dead-lettered.
+OUTAGES: tuple[type[BaseException], ...] = (
+    KafkaError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class HandlerFailed(Exception):
+    """A handler raised something other than an outage while handling the records it got."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.error = error
 
 
 @dataclass(eq=False)
@@ -104,14 +126,62 @@ class Runner:
                 if await self._until_final(unit, send) is None:
                     return
                 self._finish(unit, tp, record, Outcome.REFUSED)
-        if ready:
-            events = [consumed for _, consumed in ready]
-            outcome = await self._until_final(unit, functools.partial(self.sub.hand_over, events))
-            if outcome is None:
-                return
-            for tp, consumed in ready:
-                self._finish(unit, tp, consumed.record, outcome)
+        if ready and not await self._hand_over(unit, ready):
+            return
         unit.done = True
+
+    async def _hand_over(self, unit: Unit, ready: list[tuple[Any, Consumed[Any]]]) -> bool:
+        """Hand decoded records over until their outcome is final, and finish them.
+
+        A handler that fails on a batch is handed its records one at a time, so that only
+        the record it fails on is dead-lettered (stage business_rule, with the error) and the
+        others are handled. False when the loop stopped first: the records stay unfinished.
+        """
+        events = [consumed for _, consumed in ready]
+        try:
+            outcome = await self._until_final(unit, functools.partial(self._guarded, events))
+        except HandlerFailed as failed:
+            if len(ready) > 1:
+                for one in ready:
+                    if not await self._hand_over(unit, [one]):
+                        return False
+                return True
+            outcome = await self._dead_letter_failure(unit, ready[0][1], failed)
+        if outcome is None:
+            return False
+        for tp, consumed in ready:
+            self._finish(unit, tp, consumed.record, outcome)
+        return True
+
+    async def _guarded(self, events: list[Consumed[Any]]) -> Outcome:
+        """The handler's outcome; an outage is a RETRY, any other error a `HandlerFailed`."""
+        try:
+            return await self.sub.hand_over(events)
+        except OUTAGES as exc:
+            log.warning("%s: a service is unavailable (%r); will retry", self.sub.group, exc)
+            return Outcome.RETRY
+        except Exception as exc:
+            raise HandlerFailed(exc) from exc
+
+    async def _dead_letter_failure(
+        self, unit: Unit, consumed: Consumed[Any], failed: HandlerFailed
+    ) -> Outcome | None:
+        """Dead-letter the one record a handler failed on; the worker goes on."""
+        record = consumed.record
+        log.error(
+            "%s: handler failed on %s; dead-lettered",
+            self.sub.group,
+            unit.describe(record),
+            exc_info=failed.error,
+        )
+        dead = refusal(
+            record,
+            RefusalStage.BUSINESS_RULE,
+            f"unexpected error: {failed}",
+            event=consumed.event,
+        )
+        send = functools.partial(dead_letter, self.producer, self.settings, dead, self.metrics)
+        return await self._until_final(unit, send)
 
     async def _until_final(
         self, unit: Unit, attempt: Callable[[], Awaitable[Outcome]]

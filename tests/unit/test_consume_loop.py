@@ -213,19 +213,56 @@ async def test_records_of_one_key_are_handled_one_at_a_time_in_order_under_concu
     assert most > 1  # different keys did run at once
 
 
-async def test_a_handler_error_stops_the_loop_without_committing_past_its_record() -> None:
+async def test_a_handler_error_dead_letters_that_record_and_the_worker_goes_on() -> None:
     async def answer(record: Record) -> Outcome:
         if record.offset == 0:
-            raise RuntimeError("the broker refused our results")
+            raise ValueError("a value the handler cannot use")
         return Outcome.PROCESSED
 
     handler = Recorder(answer)
     records = [export_record(0, "a"), export_record(1, "b"), export_record(2, "a")]
-    loop, consumer, _, _ = make_loop(records, handler, concurrency=4)
-    with pytest.raises(RuntimeError, match="refused our results"):
-        await asyncio.wait_for(loop.run(), 10)
-    assert (0, 2) not in handler.calls  # a later record of the key never overtakes it
-    assert consumer.highest_commit(TP0) <= 0
+    loop, consumer, producer, stop = make_loop(records, handler, concurrency=4)
+    await run_until(loop, stop, lambda: commits(consumer) == (3, None))
+    (dead,) = producer.on("erp.dead-letters")
+    assert (dead.payload.stage.value, dead.payload.source.offset) == ("business_rule", 0)
+    assert "ValueError: a value the handler cannot use" in dead.payload.error
+    assert dead.payload.refused_event_id is not None  # the decoded event is named
+    assert sorted(handler.calls) == [(0, 0), (0, 1), (0, 2)]
+    assert consumed(loop, "refused") == 1 and consumed(loop, "processed") == 2
+
+
+async def test_an_outage_raised_by_a_handler_is_retried_never_dead_lettered() -> None:
+    from aiokafka.errors import KafkaConnectionError
+
+    async def answer(record: Record) -> Outcome:
+        if len(handler.calls) < 3:
+            raise KafkaConnectionError("broker down")
+        return Outcome.PROCESSED
+
+    handler = Recorder(answer)
+    loop, consumer, producer, stop = make_loop([export_record(0, "a")], handler)
+    await run_until(loop, stop, lambda: commits(consumer) == (1, None))
+    assert handler.calls == [(0, 0)] * 3
+    assert producer.on("erp.dead-letters") == []
+    assert consumed(loop, "processed") == 1 and consumed(loop, "refused") == 0
+
+
+async def test_a_batch_handler_error_dead_letters_only_the_record_it_fails_on() -> None:
+    batches: list[list[int]] = []
+
+    async def write(batch: Sequence[Consumed[Any]]) -> Outcome:
+        batches.append([c.record.offset for c in batch])
+        if any(c.record.offset == 1 for c in batch):
+            raise ValueError("text fields cannot contain NUL")
+        return Outcome.PROCESSED
+
+    records = [export_record(0, "a"), export_record(1, "b"), export_record(2, "c")]
+    loop, consumer, producer, stop = make_loop(records, handle_batch=write)
+    await run_until(loop, stop, lambda: commits(consumer) == (3, None))
+    assert batches == [[0, 1, 2], [0], [1], [2]]
+    (dead,) = producer.on("erp.dead-letters")
+    assert dead.payload.source.offset == 1 and "NUL" in dead.payload.error
+    assert consumed(loop, "processed") == 2 and consumed(loop, "refused") == 1
 
 
 async def test_a_batch_is_handed_over_again_after_a_retry_and_counted_once() -> None:

@@ -1,0 +1,69 @@
+"""A value a worker's side effect cannot take is dead-lettered; the worker and its partition go on.
+
+The case that stopped the read model for every company: a commitment title with a NUL
+character passes the contract, and PostgreSQL refuses it in the projection's transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from consumers.dev import samples as se
+from consumers.readmodel.projection import serve
+from consumers.worker.runtime import Runtime
+from pipeline.kafka import make_producer
+from pipeline.rules.derive import status_changed
+from pipeline.settings import Settings
+from tests.support.db import rows
+from tests.support.kafka import about, isolated, wait_for_events
+from tests.support.rules import event
+from tests.support.waiting import eventually_async
+from topics import encode, key_of
+from topics.events import ItemStatusChanged
+from topics.payloads import ItemStatus
+from topics.specs import DEAD_LETTERS, STATUS
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _ready(item_id: str, title: str) -> ItemStatusChanged:
+    submitted = event(se.commitment_submitted(item_id), title=title)
+    return status_changed(submitted, ItemStatus.READY_TO_EXPORT, None, 1, submission=submitted)
+
+
+async def test_a_nul_in_a_title_is_dead_lettered_and_the_next_item_on_its_partition_lands(
+    settings: Settings,
+) -> None:
+    mine = await isolated(settings, f"nul{uuid.uuid4().hex[:6]}")
+    poison, normal = f"sc-nul-{uuid.uuid4().hex[:6]}", f"sc-ok-{uuid.uuid4().hex[:6]}"
+    producer = make_producer(mine)
+    await producer.start()
+    try:
+        for status in (_ready(poison, "Steel\u0000frame"), _ready(normal, "Steel frame")):
+            await producer.send_and_wait(
+                mine.topic(STATUS.name), encode(status), key=key_of(status).encode(), partition=0
+            )
+    finally:
+        await producer.stop()
+
+    stop = asyncio.Event()
+    projection = asyncio.create_task(serve(Runtime.local(mine, stop)))
+    try:
+        await eventually_async(
+            lambda: rows(mine, "SELECT 1 FROM items WHERE item_id = %s", normal),
+            timeout=60,
+            message=f"{normal}, behind the NUL record on its partition, never reached items",
+        )
+        assert not projection.done(), "the projection stopped"
+    finally:
+        stop.set()
+        await asyncio.wait_for(projection, 30)
+
+    (dead,) = await asyncio.to_thread(wait_for_events, mine, DEAD_LETTERS, about(poison))
+    assert dead.payload.stage.value == "business_rule"
+    assert dead.payload.source.topic == mine.topic(STATUS.name)
+    assert "NUL" in dead.payload.error
+    assert rows(mine, "SELECT 1 FROM items WHERE item_id = %s", poison) == []
