@@ -57,8 +57,8 @@ def _parse(raw: bytes | str) -> dict[str, Any]:
         raise DecodeError("value starts with a byte-order mark")
     try:
         value = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise DecodeError(f"not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer literal
+        raise DecodeError(f"not JSON: {exc}") from None  # past Python's digit limit
     if not isinstance(value, dict):
         raise DecodeError(f"expected a JSON object, got {type(value).__name__}")
     return value

@@ -36,7 +36,8 @@ def _check_money(value: str) -> str:
 #: Money travels as a decimal *string*, never a float (`"1250.00"`).
 Money = Annotated[
     str,
-    StringConstraints(strict=True, pattern=r"^-?\d{1,15}(\.\d{1,4})?$"),
+    # ASCII digits only: `\d` would let any script's digits in, which PostgreSQL refuses
+    StringConstraints(strict=True, pattern=r"^-?[0-9]{1,15}(\.[0-9]{1,4})?$"),
     AfterValidator(_check_money),
 ]
 

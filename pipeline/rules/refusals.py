@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from pipeline.rules.derive import REFUSALS
 from topics import ContractError, Envelope, raw_for_dead_letter
@@ -11,6 +12,10 @@ from topics.payloads import SYSTEM_ACTOR, EventRefusedPayload, RefusalStage
 from topics.record import Record
 
 UNKNOWN_COMPANY = "_unknown"
+#: A company id as the contract has it (`topics.fields.CompanyId`), ASCII only.
+COMPANY_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
+#: The longest refused event id a dead letter quotes.
+MAX_ID_CHARS = 128
 
 
 def refusal(
@@ -31,10 +36,8 @@ def refusal(
     raw, encoding = raw_for_dead_letter(record.value)
     if event is not None:
         occurred_at = event.occurred_at
-    elif record.timestamp_ms:
-        occurred_at = dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC)
     else:
-        occurred_at = now or dt.datetime.now(dt.UTC)
+        occurred_at = _broker_time(record) or now or dt.datetime.now(dt.UTC)
     return EventRefused(
         # the same refusal of the same record gets the same id: a redelivered record does not
         # produce a second, different dead letter
@@ -46,7 +49,7 @@ def refusal(
         correlation_id=event.correlation_id if event is not None else None,
         payload=EventRefusedPayload(
             stage=stage,
-            error=error[:8000],
+            error=_text(error)[:8000],
             source=record.source(),
             raw=raw,
             raw_encoding=encoding,
@@ -58,12 +61,31 @@ def refusal(
 
 def refusal_for_contract_error(record: Record, error: ContractError) -> EventRefused:
     """The dead letter of a record that `topics.decode` refused."""
-    return refusal(record, error.stage, error.reason, refused_event_id=error.event_id)
+    event_id = error.event_id
+    if event_id is not None and (len(event_id) > MAX_ID_CHARS or _text(event_id) != event_id):
+        event_id = None  # not an id that can be quoted (too long, or not encodable as UTF-8)
+    return refusal(record, error.stage, error.reason, refused_event_id=event_id)
+
+
+def _text(value: str) -> str:
+    """`value` as it can be encoded in UTF-8 (lone surrogates replaced)."""
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def _broker_time(record: Record) -> dt.datetime | None:
+    """The record's broker timestamp, when it has one a datetime can hold (year 1-9999)."""
+    if not record.timestamp_ms:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def _company_from_key(key: str | None) -> str:
+    """The key's company part when it is a valid company id (`CompanyId`), else `_unknown`."""
     if key:
         candidate = key.split(":", 1)[0]
-        if 0 < len(candidate) <= 64 and all(c.isalnum() or c in "_.-" for c in candidate):
+        if COMPANY_ID.fullmatch(candidate):
             return candidate
     return UNKNOWN_COMPANY
