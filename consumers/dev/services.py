@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,9 +137,15 @@ class EmbeddedPostgres:
 def embedded_services(
     *, broker: bool, postgres: bool, data_dir: Path
 ) -> Iterator[tuple[str | None, str | None]]:
-    """Start the embedded broker and/or PostgreSQL; yield their addresses; stop them after."""
+    """Start the embedded broker and/or PostgreSQL; yield their addresses; stop them after.
+
+    While they run, SIGTERM stops them as Ctrl-C does (`sigterm_as_ctrl_c`), so no command
+    that starts them (`dev`, `demo`, `bench`, the test session) leaves them behind.
+    """
     started: list[EmbeddedBroker | EmbeddedPostgres] = []
-    try:
+    with contextlib.ExitStack() as scope:
+        scope.enter_context(sigterm_as_ctrl_c())
+        scope.enter_context(_stopped(started))
         bootstrap = database_url = None
         if broker:
             embedded_broker = EmbeddedBroker(log_path=data_dir / "broker.log")
@@ -149,6 +156,38 @@ def embedded_services(
             started.append(embedded_pg)
             database_url = embedded_pg.start()
         yield bootstrap, database_url
+
+
+@contextlib.contextmanager
+def _stopped(started: list[EmbeddedBroker | EmbeddedPostgres]) -> Iterator[None]:
+    """Stop every service in `started`, last started first, however the block ends."""
+    try:
+        yield
     finally:
         for service in reversed(started):
             service.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt in the main thread, as Ctrl-C does,
+    so that every `finally` and context manager on the way out runs.
+
+    Only where SIGTERM still has its default action (it would kill the process on the spot)
+    and only in the main thread (the only one Python delivers signals to).
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
