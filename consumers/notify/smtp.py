@@ -131,6 +131,13 @@ def send_sync(target: SmtpTarget, message: EmailMessage, sender: str, recipient:
             raise SmtpRefused(exc.smtp_code, _text(exc.smtp_error)) from None
         deferred = f"message deferred: {exc.smtp_code} {_text(exc.smtp_error)}"
         raise SmtpUnavailable(deferred) from None
+    except smtplib.SMTPNotSupportedError as exc:
+        # An internationalized address on a server without SMTPUTF8. A recipient's can never
+        # be delivered there: refused, that one notification fails. The sender's would fail
+        # every message alike: a configuration problem, retried (and alerted on) like an outage.
+        if not recipient.isascii():
+            raise SmtpRefused(553, f"recipient {recipient!r}: {exc}") from None
+        raise SmtpUnavailable(f"{type(exc).__name__}: {exc}") from None
     except smtplib.SMTPResponseException as exc:
         # Sender refused, authentication failed, …: a configuration or server problem that
         # holds for every message, so retrying (and alerting) beats dropping notifications.

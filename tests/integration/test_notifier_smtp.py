@@ -37,8 +37,18 @@ class Answers:
 
 @pytest.fixture
 def server() -> Iterator[tuple[Answers, SmtpTarget]]:
+    yield from _server()
+
+
+@pytest.fixture
+def ascii_server() -> Iterator[tuple[Answers, SmtpTarget]]:
+    """A server that does not offer SMTPUTF8 (internationalized addresses)."""
+    yield from _server(enable_SMTPUTF8=False)
+
+
+def _server(**options: Any) -> Iterator[tuple[Answers, SmtpTarget]]:
     answers = Answers()
-    controller = Controller(answers, hostname="127.0.0.1", port=free_port())
+    controller = Controller(answers, hostname="127.0.0.1", port=free_port(), **options)
     controller.start()
     try:
         yield answers, SmtpTarget("127.0.0.1", controller.port, timeout_s=5)
@@ -96,3 +106,23 @@ def test_failed_login_is_retried_and_the_password_is_not_in_the_error(
     with pytest.raises(SmtpUnavailable) as failed:
         deliver(with_login)
     assert "hunter2" not in str(failed.value)
+
+
+def test_a_non_ascii_recipient_without_smtputf8_is_refused_not_retried_forever(
+    ascii_server: tuple[Answers, SmtpTarget],
+) -> None:
+    """The server does not offer SMTPUTF8: that recipient can never be
+    reached there, so the notice is refused (dead-lettered) instead of holding its partition."""
+    event = NOTIFICATIONS.adapter.validate_python(rejection_notice(to="jos\u00e9@acme.example"))
+    with pytest.raises(SmtpRefused) as refused:
+        send_sync(ascii_server[1], render(event, MAIL), "erp@acme.example", event.payload.to)
+    assert "SMTPUTF8" in str(refused.value)
+
+
+def test_a_non_ascii_sender_without_smtputf8_is_a_configuration_problem_retried(
+    ascii_server: tuple[Answers, SmtpTarget],
+) -> None:
+    """Every message would fail the same way: an outage to fix and alert on, not a bad record."""
+    event = NOTIFICATIONS.adapter.validate_python(rejection_notice())
+    with pytest.raises(SmtpUnavailable, match="SMTPUTF8"):
+        send_sync(ascii_server[1], render(event, MAIL), "erp@acm\u00e9.example", event.payload.to)
