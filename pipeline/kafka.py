@@ -15,7 +15,6 @@ from aiokafka.errors import KafkaError
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from topics import ALL_TOPICS, Envelope, TopicSpec, encode, headers_for, key_of
-from topics.events import EventRefused
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +127,7 @@ async def publish(
         headers=[*headers_for(event), *headers],
     )
     if metrics is not None:
-        metrics.events_produced.labels(spec.name).inc()
-        if isinstance(event, EventRefused):
-            metrics.events_refused.labels(event.payload.stage.value).inc()
+        metrics.published(spec.name, event)
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:

@@ -13,6 +13,8 @@ from prometheus_client import (
     ProcessCollector,
 )
 
+from topics.events import Envelope, EventRefused
+
 #: Decision and export latencies range from seconds (automation) to days (people).
 HUMAN_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400)
 CALL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -117,6 +119,13 @@ class Metrics:
             ["kind", "outcome"],
             registry=r,
         )
+
+    def published(self, topic: str, event: Envelope) -> None:
+        """Count an event the broker acknowledged on `topic` (the contract name), and a dead
+        letter's stage."""
+        self.events_produced.labels(topic).inc()
+        if isinstance(event, EventRefused):
+            self.events_refused.labels(event.payload.stage.value).inc()
 
     def committed(self, group: str) -> None:
         """Record that `group` has just committed offsets."""

@@ -93,7 +93,8 @@ class ConsumeLoop:
         )
 
     async def run(self) -> None:
-        """Consume until `stop` is set or a handler fails; then drain, commit, raise its error."""
+        """Consume until `stop` is set or a unit of work fails unexpectedly (a bug: handlers'
+        errors are dead-lettered or retried in `units`); then drain, commit, raise its error."""
         clock = asyncio.get_running_loop()
         last_commit = last_poll = clock.time()
         try:
@@ -181,7 +182,7 @@ class ConsumeLoop:
             del self._tails[tail]
         self._room.set()
         if not task.cancelled() and (error := task.exception()) is not None:
-            log.error("%s: handler failed at %s: %r", self.sub.group, unit.describe(), error)
+            log.error("%s: work on %s failed: %r", self.sub.group, unit.describe(), error)
             self._fatal = self._fatal or error
 
     async def _poll_paused(self) -> None:

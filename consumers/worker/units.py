@@ -21,6 +21,7 @@ from pipeline.metrics import Metrics
 from pipeline.rules.refusals import refusal, refusal_for_contract_error
 from pipeline.settings import Settings
 from topics import ContractError, decode
+from topics.events import EventRefused
 from topics.payloads import RefusalStage
 from topics.record import Record
 
@@ -119,11 +120,7 @@ class Runner:
                 ready.append((tp, Consumed(decode(record.value or b"", self.sub.spec), record)))
             except ContractError as exc:
                 log.warning("refused %s: %s: %s", unit.describe(record), exc.stage, exc.reason)
-                dead = refusal_for_contract_error(record, exc)
-                send = functools.partial(
-                    dead_letter, self.producer, self.settings, dead, self.metrics
-                )
-                if await self._until_final(unit, send) is None:
+                if await self._dead_letter(unit, refusal_for_contract_error(record, exc)) is None:
                     return
                 self._finish(unit, tp, record, Outcome.REFUSED)
         if ready and not await self._hand_over(unit, ready):
@@ -174,12 +171,12 @@ class Runner:
             unit.describe(record),
             exc_info=failed.error,
         )
-        dead = refusal(
-            record,
-            RefusalStage.BUSINESS_RULE,
-            f"unexpected error: {failed}",
-            event=consumed.event,
-        )
+        error = f"unexpected error: {failed}"
+        dead = refusal(record, RefusalStage.BUSINESS_RULE, error, event=consumed.event)
+        return await self._dead_letter(unit, dead)
+
+    async def _dead_letter(self, unit: Unit, dead: EventRefused) -> Outcome | None:
+        """Publish a dead letter until the broker has it (None: the loop stopped first)."""
         send = functools.partial(dead_letter, self.producer, self.settings, dead, self.metrics)
         return await self._until_final(unit, send)
 

@@ -58,9 +58,7 @@ class Publisher:
                     None,
                     headers_for(event),
                 )
-                self.metrics.events_produced.labels(spec.name).inc()
-                if isinstance(event, EventRefused):
-                    self.metrics.events_refused.labels(event.payload.stage.value).inc()
+                self.metrics.published(spec.name, event)
                 return
             except Exception as exc:
                 if attempt + 1 == PUBLISH_ATTEMPTS:
