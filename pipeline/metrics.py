@@ -119,6 +119,13 @@ class Metrics:
             ["kind", "outcome"],
             registry=r,
         )
+        self.notification_deferrals = Counter(
+            "erp_pipeline_notification_deferrals_total",
+            "Tries of a notification the mail server deferred (a 4xx to RCPT TO or DATA), by "
+            "kind and outcome (retry: tried again later; failed: its last try, marked failed).",
+            ["kind", "outcome"],
+            registry=r,
+        )
 
     def published(self, topic: str, event: Envelope) -> None:
         """Count an event the broker acknowledged on `topic` (the contract name), and a dead

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     smtp_timeout_s: float = Field(default=30.0, gt=0)
     item_url_template: str | None = None
     notifier_retry_max_s: float = Field(default=30.0, gt=0)
+    #: A notification the mail server defers (a 4xx to its RCPT TO or DATA while the server
+    #: otherwise works) is tried at most `notifier_max_attempts` times, and no longer than
+    #: `notifier_defer_max_s` after its first deferral, before it is marked failed and
+    #: dead-lettered. An unavailable server (an outage) is retried without bound.
+    notifier_max_attempts: int = Field(default=10, ge=1)
+    notifier_defer_max_s: float = Field(default=900.0, gt=0)
     mailsink_port: int = Field(default=2525, ge=0, le=65535)
 
     def topic(self, name: str) -> str:

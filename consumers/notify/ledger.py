@@ -17,15 +17,46 @@ class LedgerUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Deferrals:
+    """How often the mail server deferred a notification, for how long, and its last answer.
+
+    `for_s` is the time since the first deferral (0 before any), by the database's clock.
+    """
+
+    count: int = 0
+    for_s: float = 0.0
+    last: str | None = None
+
+    def exhausted(self, max_attempts: int, max_s: float) -> bool:
+        """Whether no try is left: `max_attempts` tries deferred, or deferred for `max_s`."""
+        return self.count >= max_attempts or (self.count > 0 and self.for_s >= max_s)
+
+
+@dataclass(frozen=True)
 class Claim:
-    """A notification about to be sent: `attempts` > 1 means an earlier try may have sent it."""
+    """A notification about to be sent: `attempts` > 1 means an earlier try may have sent it.
+
+    `deferrals` are the earlier tries the server deferred, counted across restarts.
+    """
 
     event_id: uuid.UUID
     attempts: int
+    deferrals: Deferrals = Deferrals()
+
+
+def _deferrals(count: object, for_s: object, last: object) -> Deferrals:
+    return Deferrals(
+        int(str(count)),
+        float(str(for_s)) if for_s is not None else 0.0,
+        str(last) if last is not None else None,
+    )
 
 
 class SentLedger:
     """One row per notification event: `sending` before SMTP, `sent` / `failed` after.
+
+    While `sending`, the row also counts the tries the server deferred (`deferrals`, since
+    `first_deferred_at`, the last answer in `error`).
 
     The connection is opened lazily and dropped on any error, so the next call reconnects.
     """
@@ -64,10 +95,27 @@ class SentLedger:
             " ON CONFLICT (event_id) DO UPDATE"
             " SET attempts = notifications_sent.attempts + 1, updated_at = now()"
             " WHERE notifications_sent.status = 'sending'"
-            " RETURNING attempts",
+            " RETURNING attempts, deferrals,"
+            " EXTRACT(EPOCH FROM now() - first_deferred_at), error",
             (event_id, event_type, company_id, recipient, message_id, topic, partition, offset),
         )
-        return Claim(event_id, int(str(rows[0][0]))) if rows else None
+        if not rows:
+            return None
+        attempts, count, for_s, last = rows[0]
+        return Claim(event_id, int(str(attempts)), _deferrals(count, for_s, last))
+
+    async def defer(self, event_id: uuid.UUID, answer: str) -> Deferrals | None:
+        """Count one deferred try (`answer`: the server's reply) and return the count so far;
+        None when the notification is no longer `sending` (another instance recorded it)."""
+        rows = await self._execute(
+            "UPDATE notifications_sent SET deferrals = deferrals + 1,"
+            " first_deferred_at = COALESCE(first_deferred_at, now()),"
+            " error = %s, updated_at = now()"
+            " WHERE event_id = %s AND status = 'sending'"
+            " RETURNING deferrals, EXTRACT(EPOCH FROM now() - first_deferred_at), error",
+            (answer, event_id),
+        )
+        return _deferrals(*rows[0]) if rows else None
 
     async def finish(self, event_id: uuid.UUID, outcome: Outcome, error: str | None = None) -> None:
         """Record the outcome of the send."""

@@ -1,4 +1,4 @@
-"""Sending one e-mail over SMTP (smtplib in a thread), failures sorted into retry or refuse."""
+"""Sending one e-mail over SMTP (smtplib in a thread); failures: outage, deferred or refused."""
 
 from __future__ import annotations
 
@@ -25,7 +25,23 @@ _SCHEMES: dict[str, tuple[Security, int]] = {
 
 
 class SmtpUnavailable(RuntimeError):
-    """The message was not accepted this time (server down, 4xx, auth): try again later."""
+    """The server is unavailable, for every message alike: try again later, without bound.
+
+    Connection refused or reset, a timeout, TLS or authentication failing, a 421 anywhere, any
+    refusal of the greeting, EHLO or MAIL FROM, or a 4xx to every recipient.
+    """
+
+
+class SmtpDeferred(RuntimeError):
+    """The server works but defers this message (a 4xx to its RCPT TO or DATA): try again a
+    bounded number of times.
+
+    `command` is `RCPT TO` or `DATA`; `code` the reply code (400-499, never 421).
+    """
+
+    def __init__(self, command: str, code: int, reason: str) -> None:
+        super().__init__(f"{command} answered {code} {reason}")
+        self.command, self.code = command, code
 
 
 class SmtpRefused(RuntimeError):
@@ -108,7 +124,15 @@ def _deliver(target: SmtpTarget, message: EmailMessage, sender: str, recipient: 
         if target.username:
             secret = target.password.get_secret_value() if target.password else ""
             client.login(target.username, secret)
-        client.send_message(message, from_addr=sender, to_addrs=[recipient])
+        try:
+            client.send_message(message, from_addr=sender, to_addrs=[recipient])
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reason = _first_refusal(exc)
+            if _is_deferral(code) and _defers_another_recipient(client, sender):
+                raise SmtpUnavailable(
+                    f"the server defers every recipient: {code} {_text(reason)}"
+                ) from None
+            raise
     finally:
         # The message is accepted once DATA is answered; a failing QUIT must not make the
         # caller think otherwise and send it again.
@@ -117,20 +141,63 @@ def _deliver(target: SmtpTarget, message: EmailMessage, sender: str, recipient: 
         client.close()
 
 
+def _first_refusal(exc: smtplib.SMTPRecipientsRefused) -> tuple[int, bytes | str]:
+    return next(iter(exc.recipients.values()), (451, b"recipient refused"))
+
+
+def _is_deferral(code: int) -> bool:
+    """A 4xx reply other than 421, which says the whole service is closing, not this message."""
+    return 400 <= code < 500 and code != 421
+
+
+def _defers_another_recipient(client: smtplib.SMTP, sender: str) -> bool:
+    """Whether the server also defers a second recipient, the sender's own address.
+
+    Asked after a 4xx to RCPT TO, in the same session, and reset before any DATA, so nothing is
+    sent. A 2xx or 5xx answer means the server decides per recipient: it is this recipient that
+    is deferred. A 4xx (its recipient lookup is down, its spool is full) or a broken connection
+    means the server cannot take anyone now: an outage, not a reason to give this message up.
+    """
+    try:
+        code, _ = client.mail(sender)
+        if code == 250:
+            code, _ = client.rcpt(sender)
+            client.rset()
+    except (smtplib.SMTPException, OSError):
+        return True
+    return 400 <= code < 500
+
+
 def send_sync(target: SmtpTarget, message: EmailMessage, sender: str, recipient: str) -> None:
-    """Deliver `message` to `recipient`; raises only `SmtpUnavailable` or `SmtpRefused`."""
+    """Deliver `message` to `recipient`.
+
+    Raises only `SmtpUnavailable` (the server is unavailable), `SmtpDeferred` (this message is
+    deferred) or `SmtpRefused` (this message is refused for good); returns once the server
+    has accepted the message.
+    """
     try:
         _deliver(target, message, sender, recipient)
     except smtplib.SMTPRecipientsRefused as exc:
-        code, reason = next(iter(exc.recipients.values()), (451, b"recipient refused"))
+        code, reason = _first_refusal(exc)
         if 500 <= code < 600:
             raise SmtpRefused(code, _text(reason)) from None
-        raise SmtpUnavailable(f"recipient deferred: {code} {_text(reason)}") from None
+        if _is_deferral(code):
+            raise SmtpDeferred("RCPT TO", code, _text(reason)) from None
+        raise SmtpUnavailable(f"recipient answered {code} {_text(reason)}") from None
     except smtplib.SMTPDataError as exc:
         if 500 <= exc.smtp_code < 600:
             raise SmtpRefused(exc.smtp_code, _text(exc.smtp_error)) from None
-        deferred = f"message deferred: {exc.smtp_code} {_text(exc.smtp_error)}"
-        raise SmtpUnavailable(deferred) from None
+        if _is_deferral(exc.smtp_code):
+            raise SmtpDeferred("DATA", exc.smtp_code, _text(exc.smtp_error)) from None
+        raise SmtpUnavailable(f"DATA answered {exc.smtp_code} {_text(exc.smtp_error)}") from None
+    except smtplib.SMTPSenderRefused as exc:
+        if exc.smtp_code == 552:
+            # MAIL FROM carries the message's SIZE; 552 there says this message is larger than
+            # the server ever takes (RFC 1870), which no retry changes.
+            raise SmtpRefused(552, f"message too large: {_text(exc.smtp_error)}") from None
+        raise SmtpUnavailable(
+            f"{type(exc).__name__}: {exc.smtp_code} {_text(exc.smtp_error)}"
+        ) from None
     except smtplib.SMTPNotSupportedError as exc:
         # An internationalized address on a server without SMTPUTF8. A recipient's can never
         # be delivered there: refused, that one notification fails. The sender's would fail

@@ -60,8 +60,16 @@ def test_db_migrate_is_idempotent_and_created_the_read_model(
             row[0]
             for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
         }
-    assert "0001" in versions
-    assert {"items", "item_history"} <= tables
+        ledger_columns = {
+            row[0]
+            for row in conn.execute(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_name = 'notifications_sent'"
+            )
+        }
+    assert {"0001", "0003", "0004"} <= set(versions)
+    assert {"items", "item_history", "notifications_sent"} <= tables
+    assert {"deferrals", "first_deferred_at"} <= ledger_columns
 
 
 @pytest.mark.parametrize(

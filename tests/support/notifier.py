@@ -66,6 +66,14 @@ def ledger_row(settings: Settings, event_id: str) -> tuple[str, int] | None:
     return (str(found[0][0]), int(found[0][1])) if found else None
 
 
+def ledger_deferrals(settings: Settings, event_id: str) -> tuple[str, int] | None:
+    """(status, deferrals) of a notification in the sent-ledger: the tries the server deferred."""
+    found = rows(
+        settings, "SELECT status, deferrals FROM notifications_sent WHERE event_id = %s", event_id
+    )
+    return (str(found[0][0]), int(found[0][1])) if found else None
+
+
 def dead_letter_for(
     settings: Settings, *, event_id: str | None = None, source: tuple[str, int] | None = None
 ) -> EventRefused | None:
