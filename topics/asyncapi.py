@@ -7,6 +7,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from topics.events import EVENT_MODELS
+from topics.limits import MAX_EVENT_BYTES, MAX_RECORD_BYTES
 from topics.specs import ALL_TOPICS, KeyFormat, TopicSpec
 
 _REF = "#/components/schemas/{model}"
@@ -97,7 +98,14 @@ def render() -> dict[str, Any]:
             "version": "1.0.0",
             "description": "Event contract v1: what upstream systems publish and what the "
             "pipeline publishes back. Values are UTF-8 JSON objects; money is a decimal "
-            "string; timestamps are RFC 3339 with an offset.",
+            "string; timestamps are RFC 3339 with an offset. Sizes: a value over "
+            f"{MAX_EVENT_BYTES} bytes is refused (stage decode); every record the pipeline "
+            f"writes is at most {MAX_RECORD_BYTES} bytes (key, value and headers), within "
+            "Kafka's default limits: a dead letter keeps the start of a value too big to "
+            "copy whole (raw_truncated, raw_bytes) and of a long key (source.key_truncated), "
+            "a daily summary lists the items waiting longest and counts the rest "
+            "(more_items), and an input whose outcome would not fit is refused "
+            "(stage business_rule) with the item left as it was.",
         },
         "defaultContentType": "application/json",
         "servers": {

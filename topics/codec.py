@@ -10,10 +10,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from topics.errors import DecodeError, SchemaError
 from topics.events import EVENT_MODELS, Envelope, Event
-from topics.specs import TopicSpec
-
-#: Values above this size are refused before parsing (1 MiB).
-MAX_EVENT_BYTES = 1024 * 1024
+from topics.limits import MAX_EVENT_BYTES, cut_utf8, fit_json_text
+from topics.specs import TopicSpec, key_of
 
 _ANY_EVENT: TypeAdapter[Any] = TypeAdapter(Event)
 
@@ -32,6 +30,15 @@ def headers_for(event: Envelope) -> list[tuple[str, bytes]]:
     if event.correlation_id:
         headers.append(("correlation_id", event.correlation_id.encode()))
     return headers
+
+
+def record_size(event: Envelope) -> int:
+    """Bytes of the record that carries `event`: its key, value, header names and values.
+
+    What the pipeline writes is kept at most `limits.MAX_RECORD_BYTES` by this count.
+    """
+    headers = sum(len(name.encode()) + len(value) for name, value in headers_for(event))
+    return len(key_of(event).encode()) + len(encode(event)) + headers
 
 
 def format_validation_error(error: ValidationError) -> str:
@@ -89,14 +96,33 @@ def decode(raw: bytes | str, spec: TopicSpec | None = None) -> Any:
         raise SchemaError(f"invalid event: {exc}", event_id=event_id) from None
 
 
-def raw_for_dead_letter(raw: bytes | None) -> tuple[str, Literal["text", "base64"]]:
-    """The original value as text when it is UTF-8, else base64; with the encoding used."""
+def raw_for_dead_letter(
+    raw: bytes | None, limit: int | None = None
+) -> tuple[str, Literal["text", "base64"]]:
+    """The original value as text when it is UTF-8, else base64; with the encoding used.
+
+    With `limit`, the copy takes at most `limit` bytes inside the dead letter's JSON (escapes
+    and base64's growth counted): UTF-8 text is cut between characters, other bytes in whole
+    base64 groups. Whether it was cut shows by comparing with the full copy.
+    """
     if raw is None:
         return "", "text"
     try:
-        return raw.decode("utf-8"), "text"
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return base64.b64encode(raw).decode("ascii"), "base64"
+        kept = raw if limit is None else raw[: max(0, limit) // 4 * 3]
+        return base64.b64encode(kept).decode("ascii"), "base64"
+    if limit is None:
+        return text, "text"
+    # a first cut by bytes, then to what the JSON escapes leave room for
+    return fit_json_text(cut_utf8(raw, limit).decode("utf-8"), limit), "text"
 
 
-__all__ = ["MAX_EVENT_BYTES", "decode", "encode", "headers_for", "raw_for_dead_letter"]
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "decode",
+    "encode",
+    "headers_for",
+    "raw_for_dead_letter",
+    "record_size",
+]

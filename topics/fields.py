@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from topics.limits import REASON_CHARS
+
 #: Tenant id: 1-64 chars of `[A-Za-z0-9_.-]`; it is part of every key.
 CompanyId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
@@ -52,7 +54,7 @@ def _non_blank(value: str) -> str:
 
 
 #: A rejection reason: required, non-blank, at most 2000 characters.
-Reason = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_non_blank)]
+Reason = Annotated[str, StringConstraints(max_length=REASON_CHARS), AfterValidator(_non_blank)]
 
 NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveInt = Annotated[int, Field(ge=1)]

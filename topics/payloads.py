@@ -20,6 +20,7 @@ from topics.fields import (
     Text,
     Timestamp,
 )
+from topics.limits import MAX_RECORD_BYTES, MAX_SOURCE_KEY_BYTES, MESSAGE_CHARS, REASON_CHARS
 
 
 class ItemType(StrEnum):
@@ -283,6 +284,14 @@ class KafkaSource(Frozen):
     partition: NonNegativeInt
     offset: NonNegativeInt
     key: str | None = None
+    key_truncated: bool = Field(
+        default=False,
+        description=f"True when `key` is only the start of the record's key (cut at "
+        f"{MAX_SOURCE_KEY_BYTES} bytes, between characters); `key_bytes` gives the whole size.",
+    )
+    key_bytes: NonNegativeInt | None = Field(
+        default=None, description="Size in bytes of the record's whole key, when it was cut."
+    )
 
 
 class ExportAttemptFailedPayload(Frozen):
@@ -290,8 +299,8 @@ class ExportAttemptFailedPayload(Frozen):
     attempt: PositiveInt
     retryable: bool
     error_code: Annotated[str, Field(min_length=1, max_length=128)]
-    error_message: Annotated[str, Field(max_length=8000)]
-    erp_response: Annotated[str, Field(max_length=8000)] | None = None
+    error_message: Annotated[str, Field(max_length=MESSAGE_CHARS)]
+    erp_response: Annotated[str, Field(max_length=MESSAGE_CHARS)] | None = None
     submission_version: PositiveInt | None = None
 
 
@@ -306,9 +315,9 @@ class ItemStatusChangedPayload(Frozen):
     status: ItemStatus
     previous_status: ItemStatus | None = None
     submission_version: NonNegativeInt
-    reason: Annotated[str, Field(max_length=8000)] | None = None
+    reason: Annotated[str, Field(max_length=MESSAGE_CHARS)] | None = None
     erp_reference: Annotated[str, Field(max_length=256)] | None = None
-    reasons: list[Annotated[str, Field(max_length=2000)]] = Field(default_factory=list)
+    reasons: list[Annotated[str, Field(max_length=REASON_CHARS)]] = Field(default_factory=list)
     item_number: Text | None = None
     item_title: Text | None = None
     amount: Money | None = None
@@ -344,13 +353,19 @@ class SummaryLine(Frozen):
 class DailySummaryPayload(Frozen):
     to: Email
     date: dt.date
-    items: list[SummaryLine]
+    items: list[SummaryLine] = Field(
+        description="The items waiting longest, as many as fit in one record (oldest first)."
+    )
+    more_items: NonNegativeInt = Field(
+        default=0,
+        description='How many more items wait than `items` lists (the e-mail says "and N more").',
+    )
 
 
 class ExportFailureNoticePayload(Frozen):
     to: Email
     item: NoticeItem
-    error_message: Annotated[str, Field(max_length=8000)]
+    error_message: Annotated[str, Field(max_length=MESSAGE_CHARS)]
 
 
 class RefusalStage(StrEnum):
@@ -367,7 +382,19 @@ class EventRefusedPayload(Frozen):
     stage: RefusalStage
     error: str
     source: KafkaSource
-    raw: str
+    raw: str = Field(
+        description="The refused record's value: as text when it is UTF-8, else base64 "
+        "(`raw_encoding`); only its start when `raw_truncated`."
+    )
     raw_encoding: Literal["text", "base64"] = "text"
+    raw_truncated: bool = Field(
+        default=False,
+        description="True when `raw` holds only the start of the value, cut so that the dead "
+        f"letter fits in one record (at most {MAX_RECORD_BYTES} bytes with its key and "
+        "headers); text is cut between characters, base64 in whole groups.",
+    )
+    raw_bytes: NonNegativeInt | None = Field(
+        default=None, description="Size in bytes of the whole refused value, when it was cut."
+    )
     refused_event_id: str | None = None
     refused_event_type: str | None = None

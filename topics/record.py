@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from topics.limits import MAX_SOURCE_KEY_BYTES, cut_utf8
 from topics.payloads import KafkaSource
 
 
@@ -56,7 +57,20 @@ class Record:
         return self.key.decode("utf-8", "replace") if self.key is not None else None
 
     def source(self) -> KafkaSource:
-        """Where the record was read, as events quote it (`source` of dead letters and failures)."""
+        """Where the record was read, as events quote it (`source` of dead letters and failures).
+
+        A key longer than `MAX_SOURCE_KEY_BYTES` is quoted by its start (`key_truncated`, with
+        its size in `key_bytes`): a hostile key cannot make the quoting event too big.
+        """
+        if self.key is None or len(self.key) <= MAX_SOURCE_KEY_BYTES:
+            return KafkaSource(
+                topic=self.topic, partition=self.partition, offset=self.offset, key=self.text_key
+            )
         return KafkaSource(
-            topic=self.topic, partition=self.partition, offset=self.offset, key=self.text_key
+            topic=self.topic,
+            partition=self.partition,
+            offset=self.offset,
+            key=cut_utf8(self.key, MAX_SOURCE_KEY_BYTES).decode("utf-8", "replace"),
+            key_truncated=True,
+            key_bytes=len(self.key),
         )

@@ -14,6 +14,7 @@ from topics.events import (
     ExportRequested,
     ItemExported,
 )
+from topics.limits import MESSAGE_CHARS, truncate
 from topics.payloads import (
     SYSTEM_ACTOR,
     ExportAttemptFailedPayload,
@@ -26,6 +27,10 @@ from topics.payloads import (
 
 #: Who the exporter says did it.
 EXPORTER_CONNECTOR = "erp-exporter"
+#: Longest `error_code` the failure events take (the ERP's own codes may be longer).
+ERROR_CODE_CHARS = 128
+#: Longest error message in the Kafka Connect-style dead-letter header.
+HEADER_MESSAGE_CHARS = 4000
 
 E = TypeVar("E", bound=Envelope)
 
@@ -65,12 +70,13 @@ def item_exported(request: ExportRequested, outcome: ExportOutcome) -> ItemExpor
 def _failure_fields(request: ExportRequested, outcome: ExportOutcome) -> dict[str, object]:
     # `retryable` says whether the exporter will try again by itself; a result it publishes is
     # final, so it is always false. An approver may still retry from Failed to Export.
+    # The ERP's code and message are cut (with a marker) to what the events take.
     return {
         "export_id": outcome.export_id,
         "attempt": outcome.attempt,
         "retryable": False,
-        "error_code": outcome.error_code or "export_failed",
-        "error_message": (outcome.error_message or "export failed")[:8000],
+        "error_code": truncate(outcome.error_code or "export_failed", ERROR_CODE_CHARS),
+        "error_message": truncate(outcome.error_message or "export failed", MESSAGE_CHARS),
         "submission_version": request.payload.submission_version,
     }
 
@@ -104,7 +110,9 @@ def dead_letter_headers(
         "__connect.errors.connector.name": EXPORTER_CONNECTOR,
         "__connect.errors.stage": "TASK_PUT",
         "__connect.errors.exception.class.name": error_class,
-        "__connect.errors.exception.message": (outcome.error_message or "")[:4000],
+        "__connect.errors.exception.message": truncate(
+            outcome.error_message or "", HEADER_MESSAGE_CHARS
+        ),
         "erp.export.attempt": str(outcome.attempt),
         "erp.export.tries": str(tries),
     }
@@ -128,7 +136,9 @@ def failure_notices(request: ExportRequested, outcome: ExportOutcome) -> list[Ex
             request,
             outcome,
             ExportFailureNoticePayload(
-                to=email, item=item, error_message=(outcome.error_message or "")[:8000]
+                to=email,
+                item=item,
+                error_message=truncate(outcome.error_message or "", MESSAGE_CHARS),
             ),
             outcome.attempt,
             "notice",

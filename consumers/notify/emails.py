@@ -145,8 +145,11 @@ def _summary(event: DailySummary, mail: MailSettings) -> tuple[str, str, str]:
     lines = sorted(
         p.items, key=lambda line: (list(ItemType).index(line.item.type), line.submitted_at)
     )
-    count = f"{len(lines)} item{'s' if len(lines) != 1 else ''}"
+    total = len(lines) + p.more_items
+    count = f"{total} item{'s' if total != 1 else ''}"
     intro = f"{count} of {event.company_id} awaiting acceptance in ERP Integrations on {p.date}."
+    # a summary lists the items waiting longest, as many as fit in one event; the rest count
+    more = f"… and {p.more_items} more not listed here." if p.more_items else ""
     text_rows, html_rows = [], []
     for line in lines:
         url = mail.item_url(event.company_id, line.item)
@@ -164,13 +167,14 @@ def _summary(event: DailySummary, mail: MailSettings) -> tuple[str, str, str]:
             f"<tr><td>{_link_html(url, label)}</td><td>{html.escape(project)}</td>"
             f"<td>{html.escape(sent_by)}</td><td>{html.escape(sent_at)}</td></tr>"
         )
-    text = f"{intro}\n\n" + "\n".join(text_rows) + "\n"
+    text = f"{intro}\n\n" + "\n".join(text_rows) + "\n" + (f"\n{more}\n" if more else "")
     body = (
         f"<p>{html.escape(intro)}</p>"
         '<table border="1" cellpadding="4" cellspacing="0">'
         "<tr><th>Item</th><th>Project</th><th>Sent by</th><th>Sent at</th></tr>"
         + "".join(html_rows)
         + "</table>"
+        + (f"<p>{html.escape(more)}</p>" if more else "")
     )
     return DAILY_SUMMARY_SUBJECT, text, body
 

@@ -8,6 +8,7 @@ from typing import Any
 from pipeline.settings import Settings
 from topics import MAX_EVENT_BYTES, TopicSpec
 from topics.events import ItemStatusChanged
+from topics.limits import KAFKA_MAX_REQUEST_BYTES
 from topics.specs import (
     DEAD_LETTERS,
     DECISIONS,
@@ -29,8 +30,6 @@ ROUTES: dict[str, TopicSpec] = {
     "DailySummary": NOTIFICATIONS,
     "EventRefused": DEAD_LETTERS,
 }
-#: A dead letter must itself stay decodable: its copy of an oversized value is truncated.
-MAX_DEAD_LETTER_BYTES = MAX_EVENT_BYTES
 
 
 def internal_topic_specs() -> list[TopicSpec]:
@@ -84,7 +83,9 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "broker_rebalance_timeout": settings.kafka_session_timeout_ms / 1000,
         "broker_heartbeat_interval": settings.kafka_heartbeat_interval_ms / 1000,
         "producer_enable_idempotence": False,
-        "producer_max_request_size": 2 * MAX_EVENT_BYTES,
+        # Kafka's default: what the embedded broker would take and a real one refuses fails
+        # here too (nothing the rules let through comes near it: `limits.MAX_RECORD_BYTES`)
+        "producer_max_request_size": KAFKA_MAX_REQUEST_BYTES,
         # exact end offsets for table recovery on brokers that need it (see Settings)
         **({"producer_max_batch_size": 1} if settings.kafka_single_record_batches else {}),
         # oversized values must still be fetched, to be refused rather than stall a partition

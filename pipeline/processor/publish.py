@@ -1,4 +1,4 @@
-"""Publishing one derived event to its topic: retries, counting, a bound on dead letters."""
+"""Publishing one derived event to its topic: retries and counting."""
 
 from __future__ import annotations
 
@@ -8,28 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline.metrics import Metrics
-from pipeline.processor.config import MAX_DEAD_LETTER_BYTES, ROUTES
+from pipeline.processor.config import ROUTES
 from pipeline.settings import Settings
 from topics import Envelope, encode, headers_for, key_of
-from topics.events import EventRefused
 
 log = logging.getLogger(__name__)
 
 PUBLISH_ATTEMPTS = 6
-
-
-def bounded(event: Envelope) -> Envelope:
-    """A dead letter's copy of an oversized value truncated, so that it stays decodable."""
-    if not isinstance(event, EventRefused) or len(encode(event)) <= MAX_DEAD_LETTER_BYTES:
-        return event
-    kept = event.payload.raw[: MAX_DEAD_LETTER_BYTES // 2]
-    payload = event.payload.model_copy(
-        update={
-            "raw": kept,
-            "error": f"{event.payload.error} (raw value truncated to {len(kept)} chars)",
-        }
-    )
-    return event.model_copy(update={"payload": payload})
 
 
 class Publisher:
@@ -47,7 +32,7 @@ class Publisher:
     async def publish(self, event: Envelope) -> None:
         """Send one derived event to its topic and wait for the broker's ack."""
         spec = ROUTES[event.event_type]
-        value = encode(bounded(event))
+        value = encode(event)
         for attempt in range(PUBLISH_ATTEMPTS):
             try:
                 await self._producer().send_and_wait(
@@ -71,4 +56,4 @@ class Publisher:
         await self._producer().flush()
 
 
-__all__ = ["PUBLISH_ATTEMPTS", "Publisher", "bounded"]
+__all__ = ["PUBLISH_ATTEMPTS", "Publisher"]

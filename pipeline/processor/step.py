@@ -9,7 +9,6 @@ from pipeline.metrics import Metrics
 from pipeline.processor.config import ITEM_TOPICS
 from pipeline.processor.healing import Healing
 from pipeline.processor.ports import Durable, Publish
-from pipeline.processor.publish import bounded
 from pipeline.processor.store import ItemStore
 from pipeline.rules.directory import Directory
 from pipeline.rules.engine import react
@@ -109,7 +108,6 @@ class Step:
         first: the events are published directly, still before the checkpoint moves.
         """
         if key is not None and state is not None:
-            events = [bounded(e) for e in events]  # stored exactly as they will be published
             if events:
                 self.store.put_outbox(key, events)  # 1
             self.store.put_state(key, state)  # 1

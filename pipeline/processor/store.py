@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping, Sequence
 
-from pipeline.processor import checkpoints, outbox
+from pipeline.processor import checkpoints
 from pipeline.processor.config import ROUTES
+from pipeline.rules import outbox
 from pipeline.rules.state import ItemState
 from topics import Envelope
 from topics.record import Record
@@ -24,11 +25,11 @@ class ItemStore:
     def state(self, key: str) -> ItemState | None:
         """The item's stored state (None for an item never seen)."""
         stored = self.table.get(key.encode())
-        return ItemState.model_validate_json(stored) if stored else None
+        return ItemState.from_stored(stored) if stored else None
 
     def put_state(self, key: str, state: ItemState) -> None:
-        """Store the item's new state."""
-        self.table[key.encode()] = state.model_dump_json().encode()
+        """Store the item's new state (the rules checked that it fits in one record)."""
+        self.table[key.encode()] = state.stored()
 
     def outbox(self, key: str) -> list[Envelope] | None:
         """The events waiting in the item's outbox, in publishing order (None: no outbox)."""

@@ -24,6 +24,7 @@ from topics.events import (
     ItemSubmitted,
     RejectionNotice,
 )
+from topics.limits import MESSAGE_CHARS, REASON_CHARS, truncate
 from topics.payloads import (
     Actor,
     ExportRequestedPayload,
@@ -128,7 +129,11 @@ def status_changed(
     reasons: list[str] | None = None,
     erp_reference: str | None = None,
 ) -> ItemStatusChanged:
-    """`ItemStatusChanged` caused by `cause`, describing the item as submitted."""
+    """`ItemStatusChanged` caused by `cause`, describing the item as submitted.
+
+    `reason` and each of `reasons` are cut to what the event takes (with a marker), so the
+    status change is always published, whatever its cause said.
+    """
     sub = submission.payload if submission is not None else None
     return derived(
         ItemStatusChanged,
@@ -137,8 +142,8 @@ def status_changed(
             status=status,
             previous_status=previous,
             submission_version=version,
-            reason=reason,
-            reasons=reasons or [],
+            reason=truncate(reason, MESSAGE_CHARS) if reason is not None else None,
+            reasons=[truncate(r, REASON_CHARS) for r in reasons or []],
             erp_reference=erp_reference,
             item_number=sub.number if sub else None,
             item_title=sub.title if sub else None,

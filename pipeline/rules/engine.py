@@ -5,6 +5,7 @@ from __future__ import annotations
 from pipeline.rules.directory import Directory, authorization_error
 from pipeline.rules.machine import DECISIONS, Outcome, transition
 from pipeline.rules.refusals import refusal
+from pipeline.rules.sizes import oversize
 from pipeline.rules.state import HELD_LIMIT, HeldDecision, Incoming, ItemState
 from topics.events import Envelope, ItemSubmitted
 from topics.payloads import RefusalStage
@@ -68,9 +69,25 @@ def react(state: ItemState | None, incoming: Incoming, directory: Directory) -> 
     """Apply one item event to the item's state.
 
     Order of checks: de-duplication on `event_id`, authorization of decisions (as of the
-    decision's own time), the submission-version hold/stale rule, then the reaction table.
-    `Outcome.state` is None only when an unknown item stays unknown (nothing to store).
+    decision's own time), the submission-version hold/stale rule, then the reaction table;
+    last, the size of what that would write (`sizes`). `Outcome.state` is None when nothing
+    is to be stored: an unknown item stays unknown, or the outcome was too big to write.
     """
+    outcome = _react(state, incoming, directory)
+    if outcome.duplicate:
+        return outcome
+    problem = oversize(incoming.event.item_key, outcome.state, outcome.events)
+    if problem is None:
+        return outcome
+    # the item keeps its previous state; only the refusal of this record is published
+    error = f"too big to apply: {problem}"
+    return Outcome(
+        None,
+        [refusal(incoming.record, RefusalStage.BUSINESS_RULE, error, event=incoming.event)],
+    )
+
+
+def _react(state: ItemState | None, incoming: Incoming, directory: Directory) -> Outcome:
     event = incoming.event
     current = state or ItemState.new(event)
     event_id = str(event.event_id)

@@ -1,4 +1,12 @@
-"""Building `EventRefused` dead letters (pure; used by the processor and every consumer)."""
+"""Building `EventRefused` dead letters (pure; used by the processor and every consumer).
+
+A dead letter is bounded by construction: its whole record (key, value, headers) fits in
+`MAX_RECORD_BYTES`, so the broker takes it and `topics.decode` reads it back, whatever it
+refuses. Its error is cut at `MESSAGE_CHARS` characters, the refused record's key at
+`MAX_SOURCE_KEY_BYTES` (`Record.source`), and its copy of the value to the room left
+(`raw_truncated`, `raw_bytes`). Its own key is the refused event's item key or a company id
+taken from the refused key only when it is a valid one, so it is bounded too.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +14,9 @@ import datetime as dt
 import re
 
 from pipeline.rules.derive import REFUSALS
-from topics import ContractError, Envelope, raw_for_dead_letter
+from topics import ContractError, Envelope, raw_for_dead_letter, record_size
 from topics.events import EventRefused
+from topics.limits import MAX_RECORD_BYTES, MESSAGE_CHARS, truncate
 from topics.payloads import SYSTEM_ACTOR, EventRefusedPayload, RefusalStage
 from topics.record import Record
 
@@ -30,7 +39,8 @@ def refusal(
     """An `EventRefused` for `record`, keeping its original bytes and coordinates.
 
     `occurred_at` is the refused event's own time when it was decodable (so replays are
-    deterministic), else the record's broker timestamp, else `now`.
+    deterministic), else the record's broker timestamp, else `now`. The bytes are kept whole
+    unless the dead letter would not fit in one record; then their start is (see the module).
     """
     stage = RefusalStage(stage)
     raw, encoding = raw_for_dead_letter(record.value)
@@ -38,7 +48,7 @@ def refusal(
         occurred_at = event.occurred_at
     else:
         occurred_at = _broker_time(record) or now or dt.datetime.now(dt.UTC)
-    return EventRefused(
+    dead = EventRefused(
         # the same refusal of the same record gets the same id: a redelivered record does not
         # produce a second, different dead letter
         event_id=REFUSALS.id(record.topic, record.partition, record.offset, stage.value),
@@ -49,7 +59,7 @@ def refusal(
         correlation_id=event.correlation_id if event is not None else None,
         payload=EventRefusedPayload(
             stage=stage,
-            error=_text(error)[:8000],
+            error=truncate(_text(error), MESSAGE_CHARS),
             source=record.source(),
             raw=raw,
             raw_encoding=encoding,
@@ -57,6 +67,24 @@ def refusal(
             refused_event_type=event.event_type if event is not None else None,
         ),
     )
+    return _fitted(dead, record.value)
+
+
+def _fitted(dead: EventRefused, value: bytes | None) -> EventRefused:
+    """`dead` as it is when it fits in one record, else with the start of `value` that fits."""
+    if value is None or record_size(dead) <= MAX_RECORD_BYTES:
+        return dead
+    marked = dead.model_copy(
+        update={
+            "payload": dead.payload.model_copy(
+                update={"raw": "", "raw_truncated": True, "raw_bytes": len(value)}
+            )
+        }
+    )
+    room = MAX_RECORD_BYTES - record_size(marked)  # what the copy may take inside its quotes
+    raw, encoding = raw_for_dead_letter(value, room)
+    payload = marked.payload.model_copy(update={"raw": raw, "raw_encoding": encoding})
+    return marked.model_copy(update={"payload": payload})
 
 
 def refusal_for_contract_error(record: Record, error: ContractError) -> EventRefused:

@@ -68,6 +68,19 @@ class ItemState(Frozen):
         """The item key, `{company_id}:{item_type}:{item_id}`."""
         return f"{self.company_id}:{self.item_type.value}:{self.item_id}"
 
+    def stored(self) -> bytes:
+        """The state as the processor's items table holds it (JSON, UTF-8).
+
+        Absent values are left out, as the codec does for events (every field that may be
+        null defaults to null): an item's state takes about the size of the events it keeps.
+        """
+        return self.model_dump_json(exclude_none=True).encode()
+
+    @classmethod
+    def from_stored(cls, value: bytes) -> ItemState:
+        """The state back from its stored form."""
+        return cls.model_validate_json(value)
+
     def remember(self, event_id: str) -> ItemState:
         """This state with `event_id` added to the recent ids (oldest dropped past the limit)."""
         return self.model_copy(update={"seen": (*self.seen, event_id)[-SEEN_LIMIT:]})

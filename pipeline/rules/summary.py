@@ -11,7 +11,9 @@ from zoneinfo import ZoneInfo
 
 from pipeline.rules.derive import PROCESSOR
 from pipeline.rules.directory import Directory, may_decide
+from topics import record_size
 from topics.events import DailySummary, ItemStatusChanged
+from topics.limits import MAX_RECORD_BYTES
 from topics.payloads import (
     SYSTEM_ACTOR,
     Actor,
@@ -100,11 +102,49 @@ def _line(waiting: Waiting) -> SummaryLine:
     )
 
 
+Lines = list[tuple[SummaryLine, int]]  # each with the bytes of its encoding
+
+
+def _lines(waiting: list[Waiting]) -> Lines:
+    lines = [_line(w) for w in waiting]
+    return [(line, len(line.model_dump_json(exclude_none=True).encode())) for line in lines]
+
+
+def _capped(summary: DailySummary, lines: Lines) -> DailySummary:
+    """`summary` listing as many of `lines` as fit in one record, in order, and counting the
+    rest in `more_items`.
+
+    Measured by bytes, as the codec writes them: the summary without lines but with the
+    largest count of the rest, then each line's encoding and a comma. The sum is an upper
+    bound of the encoded summary, so the result always fits.
+    """
+    empty = summary.model_copy(
+        update={
+            "payload": summary.payload.model_copy(update={"items": [], "more_items": len(lines)})
+        }
+    )
+    room = MAX_RECORD_BYTES - record_size(empty)
+    kept = 0
+    for _, size in lines:
+        room -= size + 1
+        if room < 0:
+            break
+        kept += 1
+    payload = summary.payload.model_copy(
+        update={"items": [line for line, _ in lines[:kept]], "more_items": len(lines) - kept}
+    )
+    return summary.model_copy(update={"payload": payload})
+
+
 def due_summaries(
     state: SummaryState, directory: Directory, now: dt.datetime
 ) -> list[DailySummary]:
     """Summaries due at `now`: once per subscribed approver per company-local day, from the
-    company's `daily_summary_hour` on, and only while at least one item waits."""
+    company's `daily_summary_hour` on, and only while at least one item waits.
+
+    A summary lists the items waiting longest, as many as fit in one record, and counts the
+    others in `more_items`: a few thousand waiting items never make it too big to publish.
+    """
     due = []
     for company_id in directory.companies():
         settings = directory.settings(company_id)
@@ -112,21 +152,20 @@ def due_summaries(
         waiting = state.waiting(company_id)
         if local.hour < settings.daily_summary_hour or not waiting:
             continue
+        lines: Lines | None = None  # built once per company, when someone is due
         for approver in directory.approvers(company_id):
             if not (approver.digest_subscribed and may_decide(approver)):
                 continue
             if (company_id, approver.email, local.date()) in state.sent:
                 continue
-            due.append(
-                DailySummary(
-                    event_id=summary_id(company_id, approver.email, local.date()),
-                    occurred_at=now,
-                    company_id=company_id,
-                    actor=SYSTEM_ACTOR,
-                    correlation_id=f"daily-summary/{company_id}/{local.date().isoformat()}",
-                    payload=DailySummaryPayload(
-                        to=approver.email, date=local.date(), items=[_line(e) for e in waiting]
-                    ),
-                )
+            lines = _lines(waiting) if lines is None else lines
+            summary = DailySummary(
+                event_id=summary_id(company_id, approver.email, local.date()),
+                occurred_at=now,
+                company_id=company_id,
+                actor=SYSTEM_ACTOR,
+                correlation_id=f"daily-summary/{company_id}/{local.date().isoformat()}",
+                payload=DailySummaryPayload(to=approver.email, date=local.date(), items=[]),
             )
+            due.append(_capped(summary, lines))
     return due

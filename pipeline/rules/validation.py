@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from topics.events import ItemAccepted, ItemSubmitted
+from topics.limits import REASON_CHARS, listing, truncate
 from topics.payloads import (
     AcceptFields,
     CommitmentChangeOrderAcceptFields,
@@ -103,10 +104,9 @@ def pcco_rules(event: ItemSubmitted, settings: CompanySettingsUpdatedPayload) ->
         reasons.append("its prime contract must be synced to the ERP")
     unassociated = [line.id for line in snap.line_items if not line.associated_prime_line_item]
     if unassociated:
-        reasons.append(
-            "every line item needs an associated prime contract line item "
-            f"(missing on {', '.join(unassociated)})"
-        )
+        start = "every line item needs an associated prime contract line item (missing on "
+        ids = listing(unassociated, REASON_CHARS - len(start) - 1, noun="line items")
+        reasons.append(f"{start}{ids})")
     if not settings.pcco_export_enabled:
         reasons.append("the company has PCCO export turned off")
     return reasons
@@ -121,8 +121,15 @@ SEND_RULES: dict[ItemType, SendRule] = {
 
 
 def send_refusals(event: ItemSubmitted, settings: CompanySettingsUpdatedPayload) -> list[str]:
-    """Every send-time rule the submission breaks (empty: it may enter the queue)."""
-    return SEND_RULES[event.item.type](event, settings)
+    """Every send-time rule the submission breaks (empty: it may enter the queue).
+
+    Each reason is at most `REASON_CHARS` long, as `ItemStatusChanged.reasons` takes them:
+    a long one is cut with a marker saying how much was left out, and a list of offending
+    line items ends in "… and N more line items".
+    """
+    return [
+        truncate(reason, REASON_CHARS) for reason in SEND_RULES[event.item.type](event, settings)
+    ]
 
 
 def accept_fields(event: ItemAccepted, settings: CompanySettingsUpdatedPayload) -> AcceptFields:

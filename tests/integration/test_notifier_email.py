@@ -115,6 +115,18 @@ async def test_daily_summary_lists_every_waiting_item(
         assert f"Commitment SC-{n}: {title}" in html
 
 
+async def test_a_capped_daily_summary_says_how_many_more_items_wait(
+    notifier: Settings, producer: Any, sink: MailSink
+) -> None:
+    approver = someone()
+    summary = daily_summary(to=approver, titles=("Concrete foundations",), more_items=37)
+    await publish_notification(producer, notifier, summary)
+    message = await one_mail_to(sink, approver)
+    text, html = body_text(message), body_text(message, "html")
+    assert "38 items of acme-builders awaiting acceptance" in text
+    assert "and 37 more" in text and "and 37 more" in html
+
+
 async def test_a_redelivered_notification_sends_one_email(
     notifier: Settings, producer: Any, sink: MailSink
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -11,8 +12,18 @@ import pytest
 from consumers.dev import samples as se
 from consumers.dev.stack import Stack
 from pipeline.settings import Settings
-from tests.support.kafka import about, decoded, publish, wait_for_events
+from tests.support.events import commitment_of_size, raw_key
+from tests.support.kafka import (
+    about,
+    decoded,
+    publish,
+    publish_on_partition,
+    records_where,
+    wait_for_events,
+)
 from tests.support.processes import env_for, worker
+from topics import decode
+from topics.limits import KAFKA_MAX_REQUEST_BYTES, MAX_EVENT_BYTES, MAX_RECORD_BYTES
 from topics.specs import (
     DEAD_LETTERS,
     DECISIONS,
@@ -171,10 +182,69 @@ def test_bad_bytes_are_dead_lettered_and_processing_goes_on(running: Settings) -
         count=4,
     )
     assert {e.payload.stage for e in dead} == {"decode", "schema"}
-    assert any("byte limit" in e.payload.error and "truncated" in e.payload.error for e in dead)
+    assert any("byte limit" in e.payload.error and e.payload.raw_truncated for e in dead)
     item = new_id("prj")
     publish(running, SUBMISSIONS, se.project_submitted(item))
     status_of(running, item, "ready_to_export")
+
+
+def _fits_kafka(record: Any) -> Any:
+    """The dead letter in `record`, which the product decodes and Kafka's defaults take."""
+    assert len(record.value) <= MAX_EVENT_BYTES
+    dead = decode(record.value, DEAD_LETTERS)
+    headers = sum(len(name.encode()) + len(value) for name, value in record.headers)
+    assert len(record.key) + len(record.value) + headers <= MAX_RECORD_BYTES
+    assert MAX_RECORD_BYTES < KAFKA_MAX_REQUEST_BYTES
+    return dead
+
+
+def test_dead_letters_of_a_value_and_a_key_near_1_mib_fit_and_decode(running: Settings) -> None:
+    key = f"acme-builders:project:{new_id('big')}"
+    near = b'{"pad": "' + "€".encode() * ((MAX_EVENT_BYTES - 20) // 3) + b'"}'
+    huge_key = f"{key}:{'ü' * (MAX_EVENT_BYTES // 2)}"
+    item = new_id("prj")
+    after = se.project_submitted(item)
+    publish_on_partition(
+        running,
+        SUBMISSIONS,
+        [
+            (key.encode(), near),  # refused at stage schema, copied in a dead letter
+            (huge_key.encode(), b"{"),  # refused at stage decode, its key quoted
+            (raw_key(after), json.dumps(after).encode()),  # on the same partition, after them
+        ],
+    )
+    status_of(running, item, "ready_to_export")  # so both dead letters were published before
+    records = records_where(
+        running, DEAD_LETTERS, lambda v: str(v["payload"]["source"]["key"]).startswith(key)
+    )
+    by_stage = {dead.payload.stage.value: dead for dead in map(_fits_kafka, records)}
+    assert len(records) == 2 and set(by_stage) == {"schema", "decode"}
+    copied, quoted = by_stage["schema"].payload, by_stage["decode"].payload
+    assert copied.raw_truncated and copied.raw_bytes == len(near)
+    assert near.startswith(copied.raw.encode())
+    assert quoted.source.key_truncated and quoted.source.key_bytes == len(huge_key.encode())
+
+
+def test_a_submission_too_big_to_keep_is_refused_and_the_next_item_completes(
+    running: Settings,
+) -> None:
+    big, item = new_id("sc"), new_id("prj")
+    submitted = commitment_of_size(big, MAX_EVENT_BYTES - 1000)
+    after = se.project_submitted(item)
+    publish_on_partition(
+        running,
+        SUBMISSIONS,
+        [(raw_key(e), json.dumps(e).encode()) for e in (submitted, after)],
+    )
+    status_of(running, item, "ready_to_export")
+    (dead,) = [
+        e
+        for e in decoded(running, DEAD_LETTERS)
+        if e.payload.refused_event_id == submitted["event_id"]
+    ]
+    assert dead.payload.stage == "business_rule"
+    assert dead.payload.error.startswith("too big to apply: the item's state would take")
+    assert not [e for e in decoded(running, STATUS) if about(big)(e)]
 
 
 def test_decision_ahead_of_its_submission_is_held(running: Settings) -> None:

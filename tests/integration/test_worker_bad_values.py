@@ -2,6 +2,8 @@
 
 The case that stopped the read model for every company: a commitment title with a NUL
 character passes the contract, and PostgreSQL refuses it in the projection's transaction.
+And values or keys near 1 MiB, refused by the consume loop: their dead letters fit in a record
+Kafka takes by default and decode, instead of being bigger than the record they copy.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from pipeline.kafka import make_producer
 from pipeline.rules.derive import status_changed
 from pipeline.settings import Settings
 from tests.support.db import rows
-from tests.support.kafka import about, isolated, wait_for_events
+from tests.support.kafka import about, isolated, records_where, wait_for_events
 from tests.support.rules import event
 from tests.support.waiting import eventually_async
-from topics import encode, key_of
+from topics import decode, encode, key_of
 from topics.events import ItemStatusChanged
+from topics.limits import MAX_EVENT_BYTES, MAX_RECORD_BYTES
 from topics.payloads import ItemStatus
 from topics.specs import DEAD_LETTERS, STATUS
 
@@ -67,3 +70,57 @@ async def test_a_nul_in_a_title_is_dead_lettered_and_the_next_item_on_its_partit
     assert dead.payload.source.topic == mine.topic(STATUS.name)
     assert "NUL" in dead.payload.error
     assert rows(mine, "SELECT 1 FROM items WHERE item_id = %s", poison) == []
+
+
+async def test_dead_letters_of_a_value_and_a_key_near_1_mib_fit_and_the_partition_goes_on(
+    settings: Settings,
+) -> None:
+    mine = await isolated(settings, f"big{uuid.uuid4().hex[:6]}")
+    key = f"acme-builders:commitment:sc-big-{uuid.uuid4().hex[:6]}"
+    near = b'{"pad": "' + "€".encode() * ((MAX_EVENT_BYTES - 20) // 3) + b'"}'
+    huge_key = f"{key}:{'ü' * (MAX_EVENT_BYTES // 2)}"
+    normal = f"sc-ok-{uuid.uuid4().hex[:6]}"
+    after = _ready(normal, "Steel frame")
+    producer = make_producer(mine)
+    await producer.start()
+    try:
+        for record_key, value in (
+            (key.encode(), near),
+            (huge_key.encode(), b"{"),
+            (key_of(after).encode(), encode(after)),
+        ):
+            await producer.send_and_wait(
+                mine.topic(STATUS.name), value, key=record_key, partition=0
+            )
+    finally:
+        await producer.stop()
+
+    stop = asyncio.Event()
+    projection = asyncio.create_task(serve(Runtime.local(mine, stop)))
+    try:
+        await eventually_async(
+            lambda: rows(mine, "SELECT 1 FROM items WHERE item_id = %s", normal),
+            timeout=60,
+            message=f"{normal}, behind the two big records on its partition, never reached items",
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(projection, 30)
+
+    records = await asyncio.to_thread(
+        records_where,
+        mine,
+        DEAD_LETTERS,
+        lambda v: str(v["payload"]["source"]["key"]).startswith(key),
+    )
+    assert len(records) == 2
+    by_stage = {}
+    for record in records:
+        assert len(record.value) <= MAX_EVENT_BYTES
+        headers = sum(len(name.encode()) + len(value) for name, value in record.headers)
+        assert len(record.key) + len(record.value) + headers <= MAX_RECORD_BYTES
+        dead = decode(record.value, DEAD_LETTERS)
+        by_stage[dead.payload.stage.value] = dead.payload
+    assert by_stage["schema"].raw_truncated and by_stage["schema"].raw_bytes == len(near)
+    assert by_stage["decode"].source.key_truncated
+    assert by_stage["decode"].source.key_bytes == len(huge_key.encode())

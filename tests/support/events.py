@@ -247,9 +247,9 @@ def export_failure_notice(
 
 
 def daily_summary(
-    *, to: str = se.APPROVER["email"], titles: tuple[str, ...] = ("A", "B")
+    *, to: str = se.APPROVER["email"], titles: tuple[str, ...] = ("A", "B"), more_items: int = 0
 ) -> dict[str, Any]:
-    """A `DailySummary` listing one waiting commitment per title."""
+    """A `DailySummary` listing one waiting commitment per title (and `more_items` unlisted)."""
     lines = [
         {
             "item": {
@@ -264,4 +264,27 @@ def daily_summary(
         }
         for n, title in enumerate(titles)
     ]
-    return se.envelope("DailySummary", actor=se.APPROVER, to=to, date="2026-11-21", items=lines)
+    summary = se.envelope("DailySummary", actor=se.APPROVER, to=to, date="2026-11-21", items=lines)
+    if more_items:
+        summary["payload"]["more_items"] = more_items
+    return summary
+
+
+# --- values near the size limits ----------------------------------------------------------
+
+
+def commitment_of_size(item_id: str, size: int) -> dict[str, Any]:
+    """A valid commitment submission whose JSON takes at most `size` bytes, and nearly that.
+
+    Its line items leave out their optional fields, which the processor's stored state spells
+    out (`"erp_cost_code":null`...): the state takes more room than the submission did.
+    """
+    raw = se.commitment_submitted(item_id)
+    base = len(json.dumps(raw).encode())
+    line = {"id": "li-000000", "cost_code": "03-300", "amount": "1.00"}
+    each = len(json.dumps(line).encode()) + 2  # and ", " between two lines
+    lines = raw["payload"]["snapshot"]["line_items"]
+    for n in range(max(0, (size - base) // each)):
+        lines.append({**line, "id": f"li-{n:06d}"})
+    assert len(json.dumps(raw).encode()) <= size
+    return raw

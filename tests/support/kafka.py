@@ -76,6 +76,37 @@ def publish_all(settings: Settings, records: Iterable[Raw]) -> None:
     asyncio.run(go())
 
 
+def publish_on_partition(
+    settings: Settings, spec: TopicSpec, records: Iterable[tuple[bytes, bytes]], partition: int = 0
+) -> None:
+    """Publish (key, value) records in order to one partition, whatever their keys hash to:
+    the processor then handles them one after the other."""
+
+    async def go() -> None:
+        producer = make_producer(settings)
+        await producer.start()
+        try:
+            for key, value in records:
+                await producer.send_and_wait(
+                    settings.topic(spec.name), value, key=key, partition=partition
+                )
+        finally:
+            await producer.stop()
+
+    asyncio.run(go())
+
+
+def records_where(settings: Settings, spec: TopicSpec, match: Callable[[Any], bool]) -> list[Any]:
+    """The records on a topic now whose value, read as JSON whatever its size, `match`es
+    (to find records that `topics.decode` may refuse, such as a dead letter too big)."""
+    found = []
+    for record in asyncio.run(read_all(settings, spec)):
+        with suppress(ValueError, LookupError, TypeError):  # not JSON, or not that shape
+            if match(json.loads(record.value)):
+                found.append(record)
+    return found
+
+
 async def publish_events(settings: Settings, spec: TopicSpec, events: list[dict[str, Any]]) -> None:
     """Validate contract events (dicts) and publish them pipelined with their keys and headers."""
     producer = make_producer(settings)

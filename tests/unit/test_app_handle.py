@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from consumers.dev import samples as se
-from pipeline.processor import checkpoints, outbox
+from pipeline.processor import checkpoints
 from pipeline.processor import step as step_module
+from pipeline.rules import outbox
 from tests.support.processor import Harness
 
 SUBMISSIONS = "erp.submissions"

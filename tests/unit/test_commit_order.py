@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from consumers.dev import samples as se
-from pipeline.processor import checkpoints, outbox
+from pipeline.processor import checkpoints
+from pipeline.rules import outbox
 from tests.support.processor import Harness
 
 SUBMISSIONS = "erp.submissions"

@@ -83,6 +83,14 @@ def test_daily_summary_lists_every_item() -> None:
     assert "3 items" in text
 
 
+def test_a_capped_daily_summary_says_how_many_more_wait() -> None:
+    message = sent(daily_summary(titles=("Concrete", "Steel"), more_items=4321))
+    text, body = parts(message)
+    assert "4323 items of acme-builders awaiting acceptance" in text
+    assert "and 4321 more" in text and "and 4321 more" in body
+    assert "and 0 more" not in parts(sent(daily_summary()))[0]
+
+
 def test_no_link_without_a_template() -> None:
     mail = MailSettings.from_settings(Settings(smtp_from="erp@acme.example"))
     text, body = parts(sent(rejection_notice(), mail))

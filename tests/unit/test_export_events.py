@@ -56,6 +56,22 @@ def test_dead_letter_headers_follow_kafka_connect() -> None:
     assert headers["__connect.errors.exception.message"] == b"vendor V9 is not present"
 
 
+def test_a_long_erp_error_is_cut_with_a_marker_in_every_event() -> None:
+    request = export_model(commitment_export("sc-1", "prj-1", export_id="exp-1"))
+    outcome = ExportOutcome("exp-1", 1, False, AT, error_code="E" * 300, error_message="Ö" * 20000)
+    failed = events.export_failed(request, outcome, SOURCE)
+    attempt = events.attempt_failed(request, outcome)
+    (notice, *_) = events.failure_notices(request, outcome)
+    for payload in (failed.payload, attempt.payload):
+        assert len(payload.error_code) == 128 and payload.error_code.endswith("more characters)")
+    for message in (failed.payload.error_message, notice.payload.error_message):
+        assert len(message) == 8000 and message.endswith("more characters)")
+    headers = dict(
+        events.dead_letter_headers(outcome, SOURCE, error_class="PermanentErpError", tries=1)
+    )
+    assert headers["__connect.errors.exception.message"].decode().endswith("more characters)")
+
+
 def test_the_sender_and_the_approver_are_told_once_each() -> None:
     request = export_model(commitment_export("sc-1", "prj-1", export_id="exp-1"))
     notices = events.failure_notices(request, _failure())

@@ -6,9 +6,12 @@ import datetime as dt
 
 from consumers.dev import samples as se
 from pipeline.rules.engine import react
-from pipeline.rules.summary import SummaryState, due_summaries
+from pipeline.rules.summary import SummaryState, Waiting, due_summaries
 from tests.support.rules import directory, event, incoming
+from topics import record_size
 from topics.events import ItemStatusChanged
+from topics.limits import MAX_RECORD_BYTES
+from topics.payloads import Actor, ItemType
 
 CHICAGO_7AM = dt.datetime(2026, 11, 21, 13, 0, tzinfo=dt.UTC)  # 07:00 in America/Chicago
 
@@ -87,3 +90,34 @@ def test_same_id_for_the_same_day() -> None:
     first = due_summaries(_waiting_state(), directory(), CHICAGO_7AM)
     again = due_summaries(_waiting_state(), directory(), CHICAGO_7AM + dt.timedelta(hours=1))
     assert first[0].event_id == again[0].event_id
+
+
+def test_thousands_of_waiting_items_list_the_oldest_that_fit_and_count_the_rest() -> None:
+    state = SummaryState()
+    sender = Actor(user_id="u-sam", email="sam.sender@acme.example", name="Sam Sender")
+    title = "Façade panels, level 3 — " * 80  # 2000 characters, some of two bytes
+    for n in range(5000):
+        item_id = f"sc-{n:05d}"
+        state.ready[item_id] = Waiting(
+            f"acme-builders:commitment:{item_id}",
+            "acme-builders",
+            ItemType.COMMITMENT,
+            item_id,
+            f"SC-{n:05d}",
+            title,
+            CHICAGO_7AM - dt.timedelta(days=30) + dt.timedelta(minutes=n),
+            sender,
+        )
+    (summary,) = due_summaries(state, directory(), CHICAGO_7AM)
+    assert record_size(summary) <= MAX_RECORD_BYTES
+    listed = [line.item.id for line in summary.payload.items]
+    assert 0 < len(listed) < 5000
+    assert summary.payload.more_items == 5000 - len(listed)
+    assert listed == [f"sc-{n:05d}" for n in range(len(listed))]  # those waiting longest
+    one_more = len(summary.payload.items[-1].model_dump_json(exclude_none=True).encode()) + 1
+    assert record_size(summary) + one_more > MAX_RECORD_BYTES - 8  # as many as fit
+
+
+def test_a_short_list_is_whole() -> None:
+    (summary,) = due_summaries(_waiting_state(), directory(), CHICAGO_7AM)
+    assert summary.payload.more_items == 0 and len(summary.payload.items) == 1

@@ -7,7 +7,10 @@ from typing import Any
 import pytest
 
 from consumers.dev import samples as se
+from pipeline.rules.validation import send_refusals
+from tests.support.processor import Harness
 from tests.support.rules import directory, event, run, types
+from topics.limits import REASON_CHARS
 from topics.payloads import ItemStatus
 
 S = ItemStatus
@@ -86,6 +89,41 @@ def test_pcco_billing_code_of_11_chars_alone() -> None:
     assert refused_reasons(se.pcco_submitted(billing_item_code="BI-01234567")) == [
         "billing_item_code must be at most 10 characters (is 11)"
     ]
+
+
+def _broken_everywhere() -> dict[str, Any]:
+    """A PCCO breaking many rules at once: hundreds of line items without their prime line
+    item, and a status whose quoted value alone is near the 2000-character limit."""
+    raw = se.pcco_submitted(billing_item_code="B" * 2000, status="s" * 2000)
+    raw["payload"]["snapshot"]["line_items"] = [
+        {"id": f"pcco-line-item-{n:04d}", "description": "Stone", "amount": "1.00"}
+        for n in range(400)
+    ]
+    return raw
+
+
+def test_a_refusal_of_many_problems_keeps_each_reason_within_the_limit_with_a_marker() -> None:
+    raw = _broken_everywhere()
+    reasons = send_refusals(event(raw), directory().settings("acme-builders"))
+    assert reasons and all(len(r) <= REASON_CHARS for r in reasons)
+    (missing,) = [r for r in reasons if "associated prime contract line item" in r]
+    listed = [i for i in range(400) if f"pcco-line-item-{i:04d}" in missing]
+    assert listed == list(range(len(listed))) and 0 < len(listed) < 400
+    assert missing.endswith(f"… and {400 - len(listed)} more line items)")
+    (status,) = [r for r in reasons if r.startswith("status must be approved")]
+    assert status.endswith("more characters)")
+
+
+def test_such_a_submission_is_still_send_refused_with_every_reason() -> None:
+    reasons = refused_reasons(_broken_everywhere())
+    assert len(reasons) == 3  # status, billing item code, line items
+    assert all(len(r) <= REASON_CHARS for r in reasons)
+
+
+async def test_the_processor_publishes_that_send_refused_status() -> None:
+    (status,) = await Harness().send("erp.submissions", _broken_everywhere())
+    assert status.event_type == "ItemStatusChanged" and status.payload.status == "send_refused"
+    assert any(r.endswith("more line items)") for r in status.payload.reasons)
 
 
 def _accept(

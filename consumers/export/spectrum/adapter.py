@@ -16,6 +16,7 @@ from consumers.export.port import ErpError, ExportOutcome, PermanentErpError, Tr
 from consumers.export.spectrum.mapping import to_document
 from consumers.export.spectrum.writes import write_document
 from topics.events import ExportRequested
+from topics.limits import MESSAGE_CHARS, truncate
 from topics.payloads import KafkaSource
 
 _SELECT = (
@@ -155,7 +156,7 @@ class SpectrumErp:
                     "exported" if reference is not None else "failed",
                     reference,
                     error.code if error else None,
-                    error.message[:8000] if error else None,
+                    truncate(error.message, MESSAGE_CHARS) if error else None,
                     source.topic,
                     source.partition,
                     source.offset,
