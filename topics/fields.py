@@ -37,8 +37,9 @@ from pydantic import (
 SINGLE_LINE = r"^[^\x00-\x1f\x7f-\x9f]*$"
 #: Free text over several lines: tab, line feed and carriage return are the only controls.
 MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
-#: An identifier: no whitespace, no `:` (the key separator), no control character.
-IDENTIFIER = r"^[^\s:\x00-\x1f\x7f-\x9f]+$"
+#: An identifier: no whitespace, no `:` (the key separator), no control character. U+FEFF is
+#: named because ECMA-262's `\s` holds it and Rust's does not: the model and the schema agree.
+IDENTIFIER = r"^[^\s:\x00-\x1f\x7f-\x9f\ufeff]+$"
 
 _REFUSED_IN_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _REFUSED_IN_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -68,7 +69,6 @@ MultilineText = Annotated[str, StringConstraints(max_length=2000, pattern=MULTI_
 
 #: A code or reference given to or by the ERP: 1-64 characters on one line.
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=SINGLE_LINE)]
-
 
 #: An id or code the pipeline or the ERP makes (export ids, error codes, quoted event ids).
 ShortId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=SINGLE_LINE)]
@@ -153,6 +153,7 @@ def _check_email(value: str) -> str:
 #: An e-mail address (see `email_problem`); stored as given, never rewritten.
 Email = Annotated[
     str,
+    # characters never outnumber octets: a cheap first bound, before the library counts octets
     StringConstraints(max_length=MAX_EMAIL_OCTETS, pattern=EMAIL_PATTERN),
     AfterValidator(_check_email),
     Field(

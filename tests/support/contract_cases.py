@@ -44,6 +44,7 @@ REFUSED = [
     Case("ItemSubmitted", "payload.title", "Steel\x85frame"),
     Case("ItemSubmitted", "payload.number", "SC\t200"),
     Case("ItemSubmitted", "item.id", "sc\x00200"),
+    Case("ItemSubmitted", "item.id", "\ufeffsc-200"),  # ECMA-262's `\s` holds U+FEFF
     Case("ItemSubmitted", "actor.user_id", "u\x01pat"),
     Case("ItemSubmitted", "actor.name", "Pat\r\nBcc: x@acme.example"),
     Case("ItemSubmitted", "correlation_id", "corr\x00"),
