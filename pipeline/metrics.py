@@ -115,7 +115,8 @@ class Metrics:
         )
         self.notifications = Counter(
             "erp_pipeline_notifications_total",
-            "Notifications, by kind and outcome (sent, failed, duplicate).",
+            "Notifications, by kind and outcome (sent, failed, duplicate; unaddressable: "
+            "a recipient the exporter could give no failure notice, its address not mailable).",
             ["kind", "outcome"],
             registry=r,
         )

@@ -70,6 +70,36 @@ def _message(name: str, spec: TopicSpec) -> dict[str, Any]:
     }
 
 
+#: The field rules every event follows (the README's contract notes list what each one refuses).
+CONTRACT_RULES = (
+    "Values are UTF-8 JSON objects; a key given twice in one object is refused (stage decode).",
+    "Money is a decimal string of ASCII digits.",
+    "No control character (Unicode Cc: U+0000-U+001F, U+007F-U+009F) in identifiers, company "
+    "ids, e-mail addresses or one-line text; free text over several lines (descriptions, "
+    "addresses, reasons, details, error messages) takes only tab, line feed and carriage "
+    "return. A lone surrogate is refused everywhere text is constrained.",
+    "E-mail addresses are valid for the email-validator library (syntax only, no DNS; no "
+    "quoted local part, no IP literal, a domain with a dot and no special-use name), at most 254 "
+    "UTF-8 octets as given, normalized and lowercased, and written as they are by an e-mail "
+    "library; they are kept as given.",
+    "Integers fit PostgreSQL: versions, attempts and partitions at most 2147483647, offsets at "
+    "most 9223372036854775807.",
+    "Timestamps are RFC 3339 strings with an offset whose instant lies between "
+    "1900-01-02T00:00:00Z and 9999-12-30T23:59:59.999999Z; dates are YYYY-MM-DD strings from "
+    "1900-01-01 to 9999-12-31.",
+    f"Sizes: a value over {MAX_EVENT_BYTES} bytes is refused (stage decode); every record the "
+    f"pipeline writes is at most {MAX_RECORD_BYTES} bytes (key, value and headers), within "
+    "Kafka's default limits: a dead letter keeps the start of a value too big to copy whole "
+    "(raw_truncated, raw_bytes) and of a long key (source.key_truncated), a daily summary lists "
+    "the items waiting longest and counts the rest (more_items), texts the pipeline derives are "
+    "cut to their field's limit with a marker, and an input whose outcome would not fit is "
+    "refused (stage business_rule) with the item left as it was.",
+    "Where a pattern cannot say a rule whole (the e-mail library, the instant, lone "
+    "surrogates), the pipeline refuses more than the schema: an event it refuses reaches "
+    "erp.dead-letters with the stage and the reason.",
+)
+
+
 def render() -> dict[str, Any]:
     """The AsyncAPI 3.0 document as a JSON-ready dict (the pipeline's point of view)."""
     _, top = models_json_schema(
@@ -97,15 +127,7 @@ def render() -> dict[str, Any]:
             "title": "ERP accounting-acceptance pipeline",
             "version": "1.0.0",
             "description": "Event contract v1: what upstream systems publish and what the "
-            "pipeline publishes back. Values are UTF-8 JSON objects; money is a decimal "
-            "string; timestamps are RFC 3339 with an offset. Sizes: a value over "
-            f"{MAX_EVENT_BYTES} bytes is refused (stage decode); every record the pipeline "
-            f"writes is at most {MAX_RECORD_BYTES} bytes (key, value and headers), within "
-            "Kafka's default limits: a dead letter keeps the start of a value too big to "
-            "copy whole (raw_truncated, raw_bytes) and of a long key (source.key_truncated), "
-            "a daily summary lists the items waiting longest and counts the rest "
-            "(more_items), and an input whose outcome would not fit is refused "
-            "(stage business_rule) with the item left as it was.",
+            "pipeline publishes back.\n\n" + "\n".join(f"- {rule}" for rule in CONTRACT_RULES),
         },
         "defaultContentType": "application/json",
         "servers": {

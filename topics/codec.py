@@ -50,6 +50,32 @@ def format_validation_error(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's members as a dict; a name given twice is refused, not overwritten.
+
+    JSON parsers disagree on which of two equal names wins (Python keeps the last, others the
+    first or refuse), so an event holding one could mean different things to different readers.
+    """
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                # json.dumps quotes the name safely (escaped controls and lone surrogates)
+                shown = json.dumps(name if len(name) <= 100 else name[:100] + "...")
+                raise DecodeError(f"duplicate key {shown} in a JSON object")
+            seen.add(name)
+    return members
+
+
+def parse_json(text: str) -> Any:
+    """JSON text to Python values as the codec reads them: a duplicate key is a `DecodeError`.
+
+    Other malformed JSON raises `json.JSONDecodeError` (a `ValueError`), as `json.loads` does.
+    """
+    return json.loads(text, object_pairs_hook=_object)
+
+
 def _parse(raw: bytes | str) -> dict[str, Any]:
     if isinstance(raw, bytes):
         if len(raw) > MAX_EVENT_BYTES:
@@ -63,7 +89,7 @@ def _parse(raw: bytes | str) -> dict[str, Any]:
     if raw.startswith("\ufeff"):
         raise DecodeError("value starts with a byte-order mark")
     try:
-        value = json.loads(raw)
+        value = parse_json(raw)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer literal
         raise DecodeError(f"not JSON: {exc}") from None  # past Python's digit limit
     if not isinstance(value, dict):
@@ -74,8 +100,9 @@ def _parse(raw: bytes | str) -> dict[str, Any]:
 def decode(raw: bytes | str, spec: TopicSpec | None = None) -> Any:
     """Bytes to an event model, for one topic (or for any topic when `spec` is None).
 
-    Raises only `DecodeError` (not UTF-8 / JSON / an object) or `SchemaError` (the contract
-    is not met); both carry the reason and, where it could be read, the event id.
+    Raises only `DecodeError` (not UTF-8 / JSON / an object, or a key given twice in an object)
+    or `SchemaError` (the contract is not met); both carry the reason and, where it could be
+    read, the event id.
     """
     value = _parse(raw)
     event_id = value.get("event_id") if isinstance(value.get("event_id"), str) else None
@@ -123,6 +150,7 @@ __all__ = [
     "decode",
     "encode",
     "headers_for",
+    "parse_json",
     "raw_for_dead_letter",
     "record_size",
 ]

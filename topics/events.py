@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from topics.fields import CompanyId, Frozen, Timestamp
+from topics.fields import CompanyId, CorrelationId, Frozen, Timestamp
 from topics.payloads import (
     ACCEPT_MODELS,
     SNAPSHOT_MODELS,
@@ -47,7 +47,7 @@ class Envelope(Frozen):
     company_id: CompanyId
     item: ItemRef | None = None
     actor: Actor
-    correlation_id: Annotated[str, Field(max_length=256)] | None = None
+    correlation_id: CorrelationId | None = None
 
     @property
     def item_key(self) -> str:

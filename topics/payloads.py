@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -10,17 +9,25 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field
 
 from topics.fields import (
+    SYSTEM_EMAIL,
+    Code,
+    Date,
     Email,
+    ErpReference,
     Frozen,
     Identifier,
+    LongText,
     Money,
+    MultilineText,
     NonNegativeInt,
+    Offset,
     PositiveInt,
     Reason,
+    ShortId,
     Text,
     Timestamp,
 )
-from topics.limits import MAX_RECORD_BYTES, MAX_SOURCE_KEY_BYTES, MESSAGE_CHARS, REASON_CHARS
+from topics.limits import MAX_RECORD_BYTES, MAX_SOURCE_KEY_BYTES
 
 
 class ItemType(StrEnum):
@@ -59,9 +66,7 @@ class Actor(Frozen):
     name: Text | None = None
 
 
-SYSTEM_ACTOR = Actor(
-    user_id="erp-pipeline", email="erp-pipeline@system.invalid", name="ERP pipeline"
-)
+SYSTEM_ACTOR = Actor(user_id="erp-pipeline", email=SYSTEM_EMAIL, name="ERP pipeline")
 
 # --- directory -------------------------------------------------------------------------------
 
@@ -118,13 +123,13 @@ class CommitmentLine(Frozen):
     id: Identifier
     cost_code: Text
     erp_cost_code: Text | None = None
-    description: Text = ""
+    description: MultilineText = ""
     amount: Money
 
 
 class PrimeLine(Frozen):
     id: Identifier
-    description: Text = ""
+    description: MultilineText = ""
     amount: Money
     associated_prime_line_item: Text | None = None
 
@@ -133,7 +138,7 @@ class ProjectSnapshot(Frozen):
     active: bool
     name: Text
     project_number: Text
-    address: Text | None = None
+    address: MultilineText | None = None
     division: Text | None = None
     customer: Text | None = None
     price_type: Text | None = None
@@ -143,7 +148,7 @@ class ProjectSnapshot(Frozen):
 class CommitmentSnapshot(Frozen):
     commitment_type: Literal["subcontract", "purchase_order"]
     vendor: Vendor
-    description: Text = ""
+    description: MultilineText = ""
     line_items: list[CommitmentLine] = Field(default_factory=list)
 
 
@@ -156,7 +161,7 @@ class CommitmentRef(Frozen):
 class CommitmentChangeOrderSnapshot(Frozen):
     commitment: CommitmentRef
     vendor: Vendor
-    date_created: dt.date
+    date_created: Date
     line_items: list[CommitmentLine] = Field(default_factory=list)
 
 
@@ -167,7 +172,7 @@ class PrimeContractRef(Frozen):
 
 class PrimeContractChangeOrderSnapshot(Frozen):
     prime_contract: PrimeContractRef
-    date: dt.date | None = None
+    date: Date | None = None
     billing_item_code: Text | None = None
     line_items: list[PrimeLine] = Field(default_factory=list)
 
@@ -198,7 +203,7 @@ class ItemSubmittedPayload(Frozen):
 
 
 class ItemRetrievedPayload(Frozen):
-    reason: Text | None = None
+    reason: MultilineText | None = None
     submission_version: PositiveInt | None = None
 
 
@@ -207,25 +212,25 @@ class ItemRetrievedPayload(Frozen):
 
 class ProjectAcceptFields(Frozen):
     submission_version: PositiveInt | None = None
-    erp_job_id: Annotated[str, Field(min_length=1, max_length=64)]
-    job_template: Annotated[str, Field(min_length=1, max_length=64)]
+    erp_job_id: Code
+    job_template: Code
 
 
 class CommitmentAcceptFields(Frozen):
     submission_version: PositiveInt | None = None
-    details: Text | None = None
+    details: MultilineText | None = None
 
 
 class CommitmentChangeOrderAcceptFields(Frozen):
     submission_version: PositiveInt | None = None
-    change_order_date: dt.date
-    erp_change_order_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    description: Text | None = None
+    change_order_date: Date
+    erp_change_order_id: Code | None = None
+    description: MultilineText | None = None
 
 
 class PrimeContractChangeOrderAcceptFields(Frozen):
     submission_version: PositiveInt | None = None
-    transaction_date: dt.date | None = None
+    transaction_date: Date | None = None
 
 
 AcceptFields = (
@@ -256,7 +261,7 @@ class ExportRetryRequestedPayload(Frozen):
 
 
 class ExportRequestedPayload(Frozen):
-    export_id: Annotated[str, Field(min_length=1, max_length=128)]
+    export_id: ShortId
     submission_version: PositiveInt
     attempt: PositiveInt = 1
     created_by: Actor
@@ -271,18 +276,18 @@ class ExportRequestedPayload(Frozen):
 
 
 class ItemExportedPayload(Frozen):
-    export_id: Annotated[str, Field(min_length=1, max_length=128)]
-    erp_reference: Annotated[str, Field(min_length=1, max_length=256)]
+    export_id: ShortId
+    erp_reference: ErpReference
     exported_at: Timestamp
     submission_version: PositiveInt | None = None
 
 
 class KafkaSource(Frozen):
-    """Coordinates of the record an event is about."""
+    """Coordinates of the record an event is about (topic and key quoted as they were)."""
 
     topic: str
     partition: NonNegativeInt
-    offset: NonNegativeInt
+    offset: Offset
     key: str | None = None
     key_truncated: bool = Field(
         default=False,
@@ -295,12 +300,12 @@ class KafkaSource(Frozen):
 
 
 class ExportAttemptFailedPayload(Frozen):
-    export_id: Annotated[str, Field(min_length=1, max_length=128)]
+    export_id: ShortId
     attempt: PositiveInt
     retryable: bool
-    error_code: Annotated[str, Field(min_length=1, max_length=128)]
-    error_message: Annotated[str, Field(max_length=MESSAGE_CHARS)]
-    erp_response: Annotated[str, Field(max_length=MESSAGE_CHARS)] | None = None
+    error_code: ShortId
+    error_message: LongText
+    erp_response: LongText | None = None
     submission_version: PositiveInt | None = None
 
 
@@ -315,9 +320,9 @@ class ItemStatusChangedPayload(Frozen):
     status: ItemStatus
     previous_status: ItemStatus | None = None
     submission_version: NonNegativeInt
-    reason: Annotated[str, Field(max_length=MESSAGE_CHARS)] | None = None
-    erp_reference: Annotated[str, Field(max_length=256)] | None = None
-    reasons: list[Annotated[str, Field(max_length=REASON_CHARS)]] = Field(default_factory=list)
+    reason: LongText | None = None
+    erp_reference: ErpReference | None = None
+    reasons: list[MultilineText] = Field(default_factory=list)
     item_number: Text | None = None
     item_title: Text | None = None
     amount: Money | None = None
@@ -352,7 +357,7 @@ class SummaryLine(Frozen):
 
 class DailySummaryPayload(Frozen):
     to: Email
-    date: dt.date
+    date: Date
     items: list[SummaryLine] = Field(
         description="The items waiting longest, as many as fit in one record (oldest first)."
     )
@@ -365,7 +370,7 @@ class DailySummaryPayload(Frozen):
 class ExportFailureNoticePayload(Frozen):
     to: Email
     item: NoticeItem
-    error_message: Annotated[str, Field(max_length=MESSAGE_CHARS)]
+    error_message: LongText
 
 
 class RefusalStage(StrEnum):
@@ -379,8 +384,10 @@ class RefusalStage(StrEnum):
 
 
 class EventRefusedPayload(Frozen):
+    """A refusal; `raw` (and `source`) quote the refused record as it was, any character."""
+
     stage: RefusalStage
-    error: str
+    error: LongText
     source: KafkaSource
     raw: str = Field(
         description="The refused record's value: as text when it is UTF-8, else base64 "
@@ -396,5 +403,5 @@ class EventRefusedPayload(Frozen):
     raw_bytes: NonNegativeInt | None = Field(
         default=None, description="Size in bytes of the whole refused value, when it was cut."
     )
-    refused_event_id: str | None = None
-    refused_event_type: str | None = None
+    refused_event_id: ShortId | None = None
+    refused_event_type: ShortId | None = None

@@ -30,18 +30,55 @@ def _spec(name: str) -> TopicSpec:
         raise click.BadParameter(str(exc.args[0]), param_hint="TOPIC") from None
 
 
+_DECODER = json.JSONDecoder()
+
+
+def _skip_space(text: str, at: int) -> int:
+    """The index of the first character at or after `at` that is not JSON whitespace."""
+    while at < len(text) and text[at] in " \t\n\r":
+        at += 1
+    return at
+
+
+def _array_items(text: str) -> list[str] | None:
+    """The text of each element of the JSON array `text`, as written; None if it is not one.
+
+    Each element is checked from its own text, as a worker would read it: re-serializing a
+    parsed element would quietly drop what the codec refuses (a key given twice).
+    """
+    items: list[str] = []
+    at = _skip_space(text, 1)
+    if text.startswith("]", at):
+        return items if _skip_space(text, at + 1) == len(text) else None
+    while True:
+        try:
+            _, end = _DECODER.raw_decode(text, at)
+        except json.JSONDecodeError:
+            return None
+        items.append(text[at:end])
+        at = _skip_space(text, end)
+        if text.startswith(",", at):
+            at = _skip_space(text, at + 1)
+        elif text.startswith("]", at) and _skip_space(text, at + 1) == len(text):
+            return items
+        else:
+            return None
+
+
 def _read_documents(stream: IO[str]) -> list[str]:
-    """One JSON object, a JSON array of objects, or JSON lines."""
+    """One JSON object, a JSON array of objects, or JSON lines; each as its own text."""
     text = stream.read()
     stripped = text.strip()
     if not stripped:
         raise click.ClickException("no event in the input")
+    if stripped.startswith("["):
+        items = _array_items(stripped)
+        if items is not None:
+            return items
     try:
-        whole = json.loads(stripped)
+        json.loads(stripped)
     except json.JSONDecodeError:
         return [line for line in text.splitlines() if line.strip()]
-    if isinstance(whole, list):
-        return [json.dumps(item) for item in whole]
     return [stripped]
 
 

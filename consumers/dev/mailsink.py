@@ -25,8 +25,14 @@ class ReceivedMail:
     content: bytes
 
 
+#: Recipients at these domains are refused with a 550, as a real server refuses an unknown
+#: domain. `.invalid` never exists (RFC 2606), but the contract refuses special-use names, so
+#: `undeliverable.example` (an ordinary name to the contract) is how tests and demos try one.
+REFUSED_DOMAINS = (".invalid", "@undeliverable.example")
+
+
 class _Handler:
-    """aiosmtpd handler: refuses `.invalid` recipients, keeps and drops everything else."""
+    """aiosmtpd handler: refuses recipients at `REFUSED_DOMAINS`, keeps and drops the rest."""
 
     def __init__(self, sink: MailSink) -> None:
         self.sink = sink
@@ -34,8 +40,7 @@ class _Handler:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
-        # RFC 2606: `.invalid` never exists, so a sink may refuse it as a real server would.
-        if address.lower().rstrip(">").endswith(".invalid"):
+        if address.lower().rstrip(">").endswith(REFUSED_DOMAINS):
             return "550 5.1.2 no such domain"
         envelope.rcpt_tos.append(address)
         return "250 OK"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
+
+from pydantic import ValidationError
 
 from consumers.export.port import ExportOutcome
 from pipeline.rules.derive import EXPORTER, derived, same_correlation
@@ -14,6 +16,7 @@ from topics.events import (
     ExportRequested,
     ItemExported,
 )
+from topics.fields import printable
 from topics.limits import MESSAGE_CHARS, truncate
 from topics.payloads import (
     SYSTEM_ACTOR,
@@ -67,16 +70,23 @@ def item_exported(request: ExportRequested, outcome: ExportOutcome) -> ItemExpor
     return _result(ItemExported, request, outcome, payload, "exported")
 
 
+def _error_message(outcome: ExportOutcome, default: str) -> str:
+    """The ERP's error as the contract's text can carry it (the ERP may answer anything)."""
+    return truncate(printable(outcome.error_message or default), MESSAGE_CHARS)
+
+
 def _failure_fields(request: ExportRequested, outcome: ExportOutcome) -> dict[str, object]:
     # `retryable` says whether the exporter will try again by itself; a result it publishes is
     # final, so it is always false. An approver may still retry from Failed to Export.
-    # The ERP's code and message are cut (with a marker) to what the events take.
+    # The ERP's code and message are cut (with a marker) to what the events take, and their
+    # control characters replaced: the ERP may answer anything.
+    code = truncate(printable(outcome.error_code or "", multiline=False), ERROR_CODE_CHARS)
     return {
         "export_id": outcome.export_id,
         "attempt": outcome.attempt,
         "retryable": False,
-        "error_code": truncate(outcome.error_code or "export_failed", ERROR_CODE_CHARS),
-        "error_message": truncate(outcome.error_message or "export failed", MESSAGE_CHARS),
+        "error_code": code or "export_failed",
+        "error_message": _error_message(outcome, "export failed"),
         "submission_version": request.payload.submission_version,
     }
 
@@ -111,7 +121,7 @@ def dead_letter_headers(
         "__connect.errors.stage": "TASK_PUT",
         "__connect.errors.exception.class.name": error_class,
         "__connect.errors.exception.message": truncate(
-            outcome.error_message or "", HEADER_MESSAGE_CHARS
+            printable(outcome.error_message or ""), HEADER_MESSAGE_CHARS
         ),
         "erp.export.attempt": str(outcome.attempt),
         "erp.export.tries": str(tries),
@@ -119,8 +129,20 @@ def dead_letter_headers(
     return [(name, value.encode("utf-8")) for name, value in values.items()]
 
 
-def failure_notices(request: ExportRequested, outcome: ExportOutcome) -> list[ExportFailureNotice]:
-    """One `ExportFailureNotice` to the sender and one to the approver who accepted (once each)."""
+class FailureNotices(NamedTuple):
+    """The failure notices of an export, and who could not be given one."""
+
+    notices: list[ExportFailureNotice]
+    #: `sender` / `approver`: people whose address no notice can carry (the contract of the
+    #: request's time let it in). They are skipped: the failure itself must still be published.
+    unaddressable: list[str]
+
+
+def failure_notices(request: ExportRequested, outcome: ExportOutcome) -> FailureNotices:
+    """One `ExportFailureNotice` to the sender and one to the approver who accepted (once each).
+
+    Addresses are lowercased, so one person is told once whatever the case of each copy.
+    """
     p = request.payload
     item = NoticeItem(
         type=request.item.type,
@@ -129,20 +151,20 @@ def failure_notices(request: ExportRequested, outcome: ExportOutcome) -> list[Ex
         title=p.title,
         project_name=p.project.name,
     )
-    recipients = dict.fromkeys(person.email.lower() for person in (p.sent_by, p.accepted_by))
-    return [
-        _result(
-            ExportFailureNotice,
-            request,
-            outcome,
-            ExportFailureNoticePayload(
-                to=email,
-                item=item,
-                error_message=truncate(outcome.error_message or "", MESSAGE_CHARS),
-            ),
-            outcome.attempt,
-            "notice",
-            email,
+    recipients: dict[str, str] = {}
+    for role, person in (("sender", p.sent_by), ("approver", p.accepted_by)):
+        recipients.setdefault(person.email.lower(), role)
+    found = FailureNotices([], [])
+    for email, role in recipients.items():
+        try:
+            payload = ExportFailureNoticePayload(
+                to=email, item=item, error_message=_error_message(outcome, "")
+            )
+        except ValidationError:
+            found.unaddressable.append(role)
+            continue
+        notice = _result(
+            ExportFailureNotice, request, outcome, payload, outcome.attempt, "notice", email
         )
-        for email in recipients
-    ]
+        found.notices.append(notice)
+    return found

@@ -89,10 +89,18 @@ class Exporter:
             await self._send(EXPORT_RESULTS, events.item_exported(request, outcome))
             return Outcome.PROCESSED
         headers = events.dead_letter_headers(outcome, source, error_class=error_class, tries=tries)
+        notices = events.failure_notices(request, outcome)
+        for role in notices.unaddressable:
+            log.warning(
+                "export %s: no failure notice for the %s, whose address cannot be mailed",
+                request.payload.export_id,
+                role,
+            )
+            self.metrics.notifications.labels("ExportFailureNotice", "unaddressable").inc()
         await asyncio.gather(
             self._send(EXPORT_RESULTS, events.attempt_failed(request, outcome)),
             self._send(FAILED_TO_EXPORT, events.export_failed(request, outcome, source), headers),
-            *(self._send(NOTIFICATIONS, n) for n in events.failure_notices(request, outcome)),
+            *(self._send(NOTIFICATIONS, n) for n in notices.notices),
         )
         return Outcome.PROCESSED
 

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from pipeline.settings import Settings
 from topics.events import DailySummary, ExportFailureNotice, RejectionNotice
+from topics.fields import mailbox
 from topics.payloads import ItemType, NoticeItem
 
 Notification = RejectionNotice | DailySummary | ExportFailureNotice
@@ -194,10 +195,11 @@ def render(event: Notification, mail: MailSettings) -> EmailMessage:
     message = EmailMessage(policy=policy.SMTP)
     message["Subject"] = one_line(subject)
     message["From"] = mail.sender
-    message["To"] = event.payload.to
+    # built from its parts: `Address(addr_spec=...)` refuses an internationalized local part
+    message["To"] = mailbox(event.payload.to)
     if isinstance(event, RejectionNotice):
         who = event.payload.rejected_by
-        message["Reply-To"] = Address(one_line(who.name or ""), addr_spec=who.email)
+        message["Reply-To"] = mailbox(who.email, one_line(who.name or ""))
     message["Date"] = format_datetime(event.occurred_at)
     message["Message-ID"] = message_id(event.event_id, mail.sender.domain)
     message["X-ERP-Notification"] = f"{event.event_type} {event.event_id}"

@@ -16,6 +16,7 @@ import re
 from pipeline.rules.derive import REFUSALS
 from topics import ContractError, Envelope, raw_for_dead_letter, record_size
 from topics.events import EventRefused
+from topics.fields import EARLIEST, LATEST, printable
 from topics.limits import MAX_RECORD_BYTES, MESSAGE_CHARS, truncate
 from topics.payloads import SYSTEM_ACTOR, EventRefusedPayload, RefusalStage
 from topics.record import Record
@@ -59,7 +60,7 @@ def refusal(
         correlation_id=event.correlation_id if event is not None else None,
         payload=EventRefusedPayload(
             stage=stage,
-            error=truncate(_text(error), MESSAGE_CHARS),
+            error=truncate(printable(error), MESSAGE_CHARS),
             source=record.source(),
             raw=raw,
             raw_encoding=encoding,
@@ -90,24 +91,24 @@ def _fitted(dead: EventRefused, value: bytes | None) -> EventRefused:
 def refusal_for_contract_error(record: Record, error: ContractError) -> EventRefused:
     """The dead letter of a record that `topics.decode` refused."""
     event_id = error.event_id
-    if event_id is not None and (len(event_id) > MAX_ID_CHARS or _text(event_id) != event_id):
-        event_id = None  # not an id that can be quoted (too long, or not encodable as UTF-8)
+    if event_id is not None and (
+        not 0 < len(event_id) <= MAX_ID_CHARS or printable(event_id, multiline=False) != event_id
+    ):
+        # not an id that can be quoted: empty, too long, or holding a control character or a
+        # lone surrogate (which UTF-8 cannot encode)
+        event_id = None
     return refusal(record, error.stage, error.reason, refused_event_id=event_id)
 
 
-def _text(value: str) -> str:
-    """`value` as it can be encoded in UTF-8 (lone surrogates replaced)."""
-    return value.encode("utf-8", "replace").decode("utf-8")
-
-
 def _broker_time(record: Record) -> dt.datetime | None:
-    """The record's broker timestamp, when it has one a datetime can hold (year 1-9999)."""
+    """The record's broker timestamp, when it is one the contract's timestamps can hold."""
     if not record.timestamp_ms:
         return None
     try:
-        return dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC)
+        at = dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC)
     except (OverflowError, ValueError, OSError):
         return None
+    return at if EARLIEST <= at <= LATEST else None
 
 
 def _company_from_key(key: str | None) -> str:

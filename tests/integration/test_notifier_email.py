@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from consumers.notify.worker import serve
 from consumers.worker.runtime import Runtime
 from pipeline.kafka import make_producer
 from pipeline.settings import Settings
+from tests.support.contract_cases import UNWRITABLE_IN_A_HEADER, with_value
 from tests.support.events import CCO_ITEM, daily_summary, rejection_notice
 from tests.support.notifier import (
     body_text,
@@ -145,8 +147,9 @@ async def test_a_title_cannot_add_a_bcc_header(
     creator = someone()
     item = {
         **CCO_ITEM,
-        "title": "Footings\r\nBcc: x@evil.test",
-        "number": "CCO-9\r\nBcc: y@evil.test",
+        # the contract refuses CR and LF in a title; these are Unicode's line separators
+        "title": "Footings\u2028Bcc: x@evil.test",
+        "number": "CCO-9\u2029Bcc: y@evil.test",
     }
     await publish_notification(producer, notifier, rejection_notice(to=creator, item=item))
     message = await one_mail_to(sink, creator)
@@ -189,7 +192,7 @@ async def test_an_smtp_outage_delays_but_loses_and_duplicates_nothing(
 async def test_a_refused_recipient_is_dead_lettered_and_the_next_one_is_sent(
     notifier: Settings, producer: Any, sink: MailSink
 ) -> None:
-    event = rejection_notice(to="nobody@acme.invalid")
+    event = rejection_notice(to="nobody@undeliverable.example")
     await publish_notification(producer, notifier, event)
     await followed_by_marker(producer, notifier, sink)
 
@@ -221,3 +224,31 @@ async def test_bad_input_is_dead_lettered_and_the_worker_keeps_going(
         message="dead letter of the bad record",
     )
     assert dead.payload.stage in ("decode", "schema")
+
+
+@pytest.mark.parametrize(
+    ("field", "address"),
+    [("to", "ana..x@acme.example"), ("rejected_by.email", UNWRITABLE_IN_A_HEADER)],
+)
+async def test_an_address_the_mail_package_cannot_write_is_refused_at_schema_and_the_worker_goes_on(
+    notifier: Settings, producer: Any, sink: MailSink, field: str, address: str
+) -> None:
+    event = with_value(rejection_notice(), f"payload.{field}", address)
+    key = f"acme-builders:commitment_change_order:{CCO_ITEM['id']}"
+    await producer.send_and_wait(
+        NOTIFICATIONS.full_name(notifier.erp_topic_prefix),
+        json.dumps(event).encode(),
+        key=key.encode(),
+    )
+    await followed_by_marker(producer, notifier, sink)
+
+    dead = await eventually_async(
+        lambda: dead_letter_for(notifier, event_id=event["event_id"]),
+        timeout=30,
+        interval=0.1,
+        message="dead letter of the unwritable address",
+    )
+    assert dead.payload.stage == "schema"
+    assert f"payload.{field}" in dead.payload.error
+    assert not mail_to(sink, address)
+    assert ledger_row(notifier, event["event_id"]) is None

@@ -247,6 +247,25 @@ def test_a_submission_too_big_to_keep_is_refused_and_the_next_item_completes(
     assert not [e for e in decoded(running, STATUS) if about(big)(e)]
 
 
+def test_a_nul_in_a_title_is_refused_at_schema_and_the_next_item_on_its_partition_flows(
+    running: Settings,
+) -> None:
+    poison, normal = new_id("sc"), new_id("sc")
+    bad = se.commitment_submitted(poison)
+    bad["payload"]["title"] = "Concrete\u0000foundations"
+    publish(running, SUBMISSIONS, bad, se.commitment_submitted(normal), partition=0)
+    (dead,) = wait_for_events(
+        running, DEAD_LETTERS, lambda e: e.payload.refused_event_id == bad["event_id"]
+    )
+    assert dead.payload.stage == "schema" and "payload.title" in dead.payload.error
+    assert (dead.payload.source.partition, dead.payload.source.key) == (
+        0,
+        f"acme-builders:commitment:{poison}",
+    )
+    assert status_of(running, normal, "ready_to_export").payload.submission_version == 1
+    assert not [e for e in decoded(running, STATUS) if about(poison)(e)]
+
+
 def test_decision_ahead_of_its_submission_is_held(running: Settings) -> None:
     item = new_id("prj")
     accept = se.accepted("project", item, erp_job_id="J-5", job_template="T", submission_version=1)

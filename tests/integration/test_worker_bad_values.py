@@ -1,7 +1,9 @@
 """A value a worker's side effect cannot take is dead-lettered; the worker and its partition go on.
 
 The case that stopped the read model for every company: a commitment title with a NUL
-character passes the contract, and PostgreSQL refuses it in the projection's transaction.
+character passed the contract, and PostgreSQL refused it in the projection's transaction (as it
+refused a submission version past its `integer`). The contract now refuses both, so the
+projection dead-letters them at `schema` before they reach its transaction.
 And values or keys near 1 MiB, refused by the consume loop: their dead letters fit in a record
 Kafka takes by default and decode, instead of being bigger than the record they copy.
 """
@@ -9,7 +11,9 @@ Kafka takes by default and decode, instead of being bigger than the record they 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from typing import Any
 
 import pytest
 
@@ -20,11 +24,10 @@ from pipeline.kafka import make_producer
 from pipeline.rules.derive import status_changed
 from pipeline.settings import Settings
 from tests.support.db import rows
-from tests.support.kafka import about, isolated, records_where, wait_for_events
+from tests.support.kafka import isolated, records_where, wait_for_events
 from tests.support.rules import event
 from tests.support.waiting import eventually_async
 from topics import decode, encode, key_of
-from topics.events import ItemStatusChanged
 from topics.limits import MAX_EVENT_BYTES, MAX_RECORD_BYTES
 from topics.payloads import ItemStatus
 from topics.specs import DEAD_LETTERS, STATUS
@@ -32,23 +35,31 @@ from topics.specs import DEAD_LETTERS, STATUS
 pytestmark = pytest.mark.timeout(180)
 
 
-def _ready(item_id: str, title: str) -> ItemStatusChanged:
-    submitted = event(se.commitment_submitted(item_id), title=title)
-    return status_changed(submitted, ItemStatus.READY_TO_EXPORT, None, 1, submission=submitted)
+def _ready(item_id: str, **payload: Any) -> tuple[bytes, bytes]:
+    """(key, value) of a `ready_to_export` status, its payload changed as given (unvalidated)."""
+    submitted = event(se.commitment_submitted(item_id))
+    status = status_changed(submitted, ItemStatus.READY_TO_EXPORT, None, 1, submission=submitted)
+    value = json.loads(encode(status))
+    value["payload"].update(payload)
+    return key_of(status).encode(), json.dumps(value).encode()
 
 
-async def test_a_nul_in_a_title_is_dead_lettered_and_the_next_item_on_its_partition_lands(
+async def test_values_postgresql_cannot_take_are_dead_lettered_and_the_next_item_lands(
     settings: Settings,
 ) -> None:
     mine = await isolated(settings, f"nul{uuid.uuid4().hex[:6]}")
-    poison, normal = f"sc-nul-{uuid.uuid4().hex[:6]}", f"sc-ok-{uuid.uuid4().hex[:6]}"
+    nul, big = f"sc-nul-{uuid.uuid4().hex[:6]}", f"sc-big-{uuid.uuid4().hex[:6]}"
+    normal = f"sc-ok-{uuid.uuid4().hex[:6]}"
+    records = {
+        nul: _ready(nul, item_title="Steel\u0000frame"),
+        big: _ready(big, submission_version=2**31),  # past PostgreSQL's `integer`
+        normal: _ready(normal, item_title="Steel frame"),
+    }
     producer = make_producer(mine)
     await producer.start()
     try:
-        for status in (_ready(poison, "Steel\u0000frame"), _ready(normal, "Steel frame")):
-            await producer.send_and_wait(
-                mine.topic(STATUS.name), encode(status), key=key_of(status).encode(), partition=0
-            )
+        for key, value in records.values():
+            await producer.send_and_wait(mine.topic(STATUS.name), value, key=key, partition=0)
     finally:
         await producer.stop()
 
@@ -58,18 +69,22 @@ async def test_a_nul_in_a_title_is_dead_lettered_and_the_next_item_on_its_partit
         await eventually_async(
             lambda: rows(mine, "SELECT 1 FROM items WHERE item_id = %s", normal),
             timeout=60,
-            message=f"{normal}, behind the NUL record on its partition, never reached items",
+            message=f"{normal}, behind the refused records on its partition, never reached items",
         )
         assert not projection.done(), "the projection stopped"
     finally:
         stop.set()
         await asyncio.wait_for(projection, 30)
 
-    (dead,) = await asyncio.to_thread(wait_for_events, mine, DEAD_LETTERS, about(poison))
-    assert dead.payload.stage.value == "business_rule"
-    assert dead.payload.source.topic == mine.topic(STATUS.name)
-    assert "NUL" in dead.payload.error
-    assert rows(mine, "SELECT 1 FROM items WHERE item_id = %s", poison) == []
+    for item_id, field in ((nul, "payload.item_title"), (big, "payload.submission_version")):
+        key = records[item_id][0].decode()
+        (dead,) = await asyncio.to_thread(
+            wait_for_events, mine, DEAD_LETTERS, lambda e, key=key: e.payload.source.key == key
+        )
+        assert dead.payload.stage.value == "schema"
+        assert dead.payload.source.topic == mine.topic(STATUS.name)
+        assert field in dead.payload.error
+        assert rows(mine, "SELECT 1 FROM items WHERE item_id = %s", item_id) == []
 
 
 async def test_dead_letters_of_a_value_and_a_key_near_1_mib_fit_and_the_partition_goes_on(
@@ -80,14 +95,14 @@ async def test_dead_letters_of_a_value_and_a_key_near_1_mib_fit_and_the_partitio
     near = b'{"pad": "' + "€".encode() * ((MAX_EVENT_BYTES - 20) // 3) + b'"}'
     huge_key = f"{key}:{'ü' * (MAX_EVENT_BYTES // 2)}"
     normal = f"sc-ok-{uuid.uuid4().hex[:6]}"
-    after = _ready(normal, "Steel frame")
+    after_key, after_value = _ready(normal, item_title="Steel frame")
     producer = make_producer(mine)
     await producer.start()
     try:
         for record_key, value in (
             (key.encode(), near),
             (huge_key.encode(), b"{"),
-            (key_of(after).encode(), encode(after)),
+            (after_key, after_value),
         ):
             await producer.send_and_wait(
                 mine.topic(STATUS.name), value, key=record_key, partition=0

@@ -38,9 +38,16 @@ def as_record(spec: TopicSpec, event: dict[str, Any]) -> Raw:
 
 
 def publish(
-    settings: Settings, spec: TopicSpec, *raw: dict[str, Any] | bytes, key: bytes | None = None
+    settings: Settings,
+    spec: TopicSpec,
+    *raw: dict[str, Any] | bytes,
+    key: bytes | None = None,
+    partition: int | None = None,
 ) -> None:
-    """Publish raw events (dicts as JSON, keyed like the contract) or bytes, one ack at a time."""
+    """Publish raw events (dicts as JSON, keyed like the contract) or bytes, one ack at a time.
+
+    With `partition`, every record goes to that partition whatever its key.
+    """
 
     async def go() -> None:
         producer = make_producer(settings)
@@ -51,7 +58,9 @@ def publish(
                 record_key = key
                 if record_key is None and isinstance(item, dict):
                     record_key = raw_key(item)
-                await producer.send_and_wait(settings.topic(spec.name), value, key=record_key)
+                await producer.send_and_wait(
+                    settings.topic(spec.name), value, key=record_key, partition=partition
+                )
         finally:
             await producer.stop()
 

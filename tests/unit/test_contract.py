@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from tests.support.contract_cases import (
+    ACCEPTED,
+    OCTETS_GROW_ONCE_LOWERCASED,
+    REFUSED,
+    Case,
+    case_id,
+    value_at,
+    with_value,
+)
 from tests.support.events import valid_examples
 from topics import (
     ALL_TOPICS,
@@ -205,3 +215,65 @@ def test_topic_prefix_and_specs() -> None:
     assert spec_for("erp.exports").retention_ms == 30 * 24 * 3600 * 1000
     with pytest.raises(KeyError):
         spec_for("erp.nope")
+
+
+# --- the rules tightened in #15: every shape refused, and its neighbours still taken -----------
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=case_id)
+def test_tightened_rule_is_a_schema_error_naming_the_field(case: Case) -> None:
+    event = with_value(EXAMPLES[case.event_type], case.path, case.value)
+    with pytest.raises(SchemaError) as info:
+        decode(json.dumps(event))
+    assert case.path in info.value.reason
+
+
+@pytest.mark.parametrize("case", ACCEPTED, ids=case_id)
+def test_values_next_to_the_rules_are_taken_as_they_are(case: Case) -> None:
+    event = decode(json.dumps(with_value(EXAMPLES[case.event_type], case.path, case.value)))
+    # kept as given, never normalized: the event's bytes (and so a replay) stay the same
+    assert value_at(json.loads(encode(event)), case.path) == case.value
+
+
+def test_an_e_mail_address_is_kept_as_given_not_normalized() -> None:
+    event = decode(
+        json.dumps(with_value(EXAMPLES["ApproverUpdated"], "payload.email", "A@B.example"))
+    )
+    assert event.payload.email == "A@B.example"
+
+
+def test_the_lowercase_form_of_an_address_is_checked_too() -> None:
+    event = with_value(EXAMPLES["ApproverUpdated"], "payload.email", OCTETS_GROW_ONCE_LOWERCASED)
+    assert len(OCTETS_GROW_ONCE_LOWERCASED.encode()) == 254
+    with pytest.raises(SchemaError, match="once lowercased"):
+        decode(json.dumps(event))
+
+
+@pytest.mark.parametrize(
+    "when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+23:59"]
+)
+def test_a_timestamp_that_cannot_be_converted_to_utc_is_a_schema_error(when: str) -> None:
+    event = with_value(EXAMPLES["ItemSubmitted"], "occurred_at", when)
+    with pytest.raises(SchemaError, match=r"occurred_at: .*1900-01-02T00:00:00Z"):
+        decode(json.dumps(event))
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        (b'{"event_type": "ItemRejected", "event_type": "ItemAccepted"}', "event_type"),
+        (b'{"payload": {"amount": "1.00", "amount": "1000000.00"}}', "amount"),
+        (b'{"a": {"b\\u0000": 1, "b\\u0000": 2}}', "b\\u0000"),
+    ],
+)
+def test_a_key_given_twice_in_an_object_is_a_decode_error_naming_it(raw: bytes, key: str) -> None:
+    with pytest.raises(DecodeError, match=re.escape(f'duplicate key "{key}"')):
+        decode(raw)
+
+
+def test_a_duplicate_key_anywhere_in_a_valid_event_is_refused() -> None:
+    text = json.dumps(EXAMPLES["ItemRejected"])
+    doubled = text.replace('"reason": ', '"reason": "Fine", "reason": ', 1)
+    assert json.loads(doubled)["payload"]["reason"] == EXAMPLES["ItemRejected"]["payload"]["reason"]
+    with pytest.raises(DecodeError, match='duplicate key "reason"'):
+        decode(doubled, DECISIONS)

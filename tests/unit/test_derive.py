@@ -70,7 +70,7 @@ def test_exporter_ids_keep_their_formulas_and_the_system_is_the_actor() -> None:
     assert export_events.attempt_failed(request, failed).event_id == uuid.uuid5(
         EXPORTER_NS, "exp-1/2/attempt-failed"
     )
-    notices = export_events.failure_notices(request, failed)
+    notices = export_events.failure_notices(request, failed).notices
     assert [n.event_id for n in notices] == [
         uuid.uuid5(EXPORTER_NS, f"exp-1/2/notice/{n.payload.to}") for n in notices
     ]

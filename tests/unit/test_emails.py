@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import email
+import json
+import re
+import unicodedata
 from email import policy
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from typing import Any
 
 import pytest
@@ -11,7 +16,7 @@ import pytest
 from consumers.notify.emails import DAILY_SUMMARY_SUBJECT, MailSettings, one_line, render
 from pipeline.settings import Settings
 from tests.support.events import daily_summary, export_failure_notice, rejection_notice
-from topics import decode
+from topics import SchemaError, decode
 from topics.codec import encode
 from topics.specs import NOTIFICATIONS
 
@@ -113,9 +118,19 @@ def test_user_text_is_escaped_in_html() -> None:
 
 @pytest.mark.parametrize(
     "injection",
-    ["\r\nBcc: x@evil.test", "\nBcc: x@evil.test", "\rBcc: x@evil.test", "\u2028Bcc: x@evil.test"],
+    ["\r\nBcc: x@evil.test", "\nBcc: x@evil.test", "\rBcc: x@evil.test", "\x85Bcc: x@evil.test"],
 )
+def test_a_line_break_in_a_title_is_refused_by_the_contract(injection: str) -> None:
+    item = {"type": "commitment", "id": "sc-1", "number": "SC-1", "title": f"Footings{injection}"}
+    with pytest.raises(SchemaError, match=r"payload\.item\.title"):
+        decode(json.dumps(rejection_notice(item=item)), NOTIFICATIONS)
+
+
+@pytest.mark.parametrize("injection", ["\u2028Bcc: x@evil.test", "\u2029Bcc: x@evil.test"])
 def test_a_title_cannot_add_a_header(injection: str) -> None:
+    # Unicode's line and paragraph separators are not control characters: the contract takes
+    # them, and some mail software breaks lines at them
+    assert not [c for c in injection if unicodedata.category(c) == "Cc"]
     item = {
         "type": "commitment",
         "id": "sc-1",
@@ -132,7 +147,7 @@ def test_a_name_cannot_add_a_header() -> None:
     event = rejection_notice()
     event["payload"]["rejected_by"] = {
         **event["payload"]["rejected_by"],
-        "name": "Ana\r\nBcc: x@evil.test",
+        "name": "Ana\u2028Bcc: x@evil.test",
     }
     message = sent(event)
     assert message["Bcc"] is None
@@ -150,3 +165,44 @@ def test_sender_and_template_are_checked_early() -> None:
 
 def test_one_line() -> None:
     assert one_line("a\r\nb\u2028c\x85d") == "a b c d"
+
+
+#: The e-mail pattern of the contract before #15.
+OLD_EMAIL = re.compile(r"^[^@\s<>,;:\"]+@[^@\s<>,;:\"]+\.[^@\s<>,;:\"]+$")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "ana)@acme.example",
+        "ana[x]@acme.example",
+        "ana\\x@acme.example",
+        "ana..x@acme.example",
+        ".ana@acme.example",
+        "ana@acme..example",
+        "ana@acme.example.",
+        "ana\x00@acme.example",
+        "ana@acme(x).example",
+    ],
+)
+def test_an_address_the_mail_package_cannot_write_is_refused_by_the_contract(address: str) -> None:
+    assert OLD_EMAIL.match(address), "the old contract let it in"
+    with pytest.raises((ValueError, HeaderParseError)):
+        Address("Ana", addr_spec=address)
+    event = rejection_notice()
+    event["payload"]["rejected_by"] = {**event["payload"]["rejected_by"], "email": address}
+    with pytest.raises(SchemaError, match=r"payload\.rejected_by\.email"):
+        decode(json.dumps(event), NOTIFICATIONS)
+
+
+def test_an_internationalized_approver_address_can_be_replied_to() -> None:
+    # `Address(addr_spec=...)` refuses a non-ASCII local part (SMTPUTF8 allows it): rendering
+    # raised and the rejection notice was dead-lettered instead of sent
+    event = rejection_notice(to="jos\u00e9@acme.example")
+    event["payload"]["rejected_by"] = {
+        **event["payload"]["rejected_by"],
+        "email": "an\u00e1@acme.example",
+    }
+    message = sent(event)
+    assert [a.addr_spec for a in message["Reply-To"].addresses] == ["an\u00e1@acme.example"]
+    assert [a.addr_spec for a in message["To"].addresses] == ["jos\u00e9@acme.example"]

@@ -7,8 +7,10 @@ import datetime as dt
 from consumers.dev import samples as se
 from consumers.export import events as events
 from consumers.export.port import ExportOutcome
+from tests.support.contract_cases import LONGER_ONCE_LOWERCASED
 from tests.support.events import commitment_export, export_model
-from topics.payloads import KafkaSource
+from topics.events import ExportRequested
+from topics.payloads import Actor, KafkaSource
 
 AT = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 SOURCE = KafkaSource(topic="erp.exports", partition=3, offset=42, key="k")
@@ -61,7 +63,7 @@ def test_a_long_erp_error_is_cut_with_a_marker_in_every_event() -> None:
     outcome = ExportOutcome("exp-1", 1, False, AT, error_code="E" * 300, error_message="Ö" * 20000)
     failed = events.export_failed(request, outcome, SOURCE)
     attempt = events.attempt_failed(request, outcome)
-    (notice, *_) = events.failure_notices(request, outcome)
+    (notice, *_) = events.failure_notices(request, outcome).notices
     for payload in (failed.payload, attempt.payload):
         assert len(payload.error_code) == 128 and payload.error_code.endswith("more characters)")
     for message in (failed.payload.error_message, notice.payload.error_message):
@@ -74,8 +76,46 @@ def test_a_long_erp_error_is_cut_with_a_marker_in_every_event() -> None:
 
 def test_the_sender_and_the_approver_are_told_once_each() -> None:
     request = export_model(commitment_export("sc-1", "prj-1", export_id="exp-1"))
-    notices = events.failure_notices(request, _failure())
+    notices = events.failure_notices(request, _failure()).notices
     assert sorted(n.payload.to for n in notices) == sorted(
         [se.SENDER["email"], se.APPROVER["email"]]
     )
     assert notices[0].payload.item.number == "SC-200"
+
+
+def _sent_by(request: ExportRequested, email: str) -> ExportRequested:
+    """`request` as it may sit on erp.exports since before the contract refused `email`."""
+    sender = Actor.model_construct(user_id="u-old", email=email, name="Old Rules")
+    payload = request.payload.model_copy(update={"sent_by": sender})
+    return request.model_copy(update={"payload": payload})
+
+
+def test_a_recipient_that_cannot_be_addressed_is_skipped_and_the_others_are_told() -> None:
+    request = _sent_by(
+        export_model(commitment_export("sc-1", "prj-1", export_id="exp-1")), LONGER_ONCE_LOWERCASED
+    )
+    found = events.failure_notices(request, _failure())
+    assert [n.payload.to for n in found.notices] == [se.APPROVER["email"]]
+    assert found.unaddressable == ["sender"]
+
+
+def test_one_person_with_two_spellings_of_an_address_is_told_once() -> None:
+    request = _sent_by(
+        export_model(commitment_export("sc-1", "prj-1", export_id="exp-1")),
+        se.APPROVER["email"].upper(),
+    )
+    found = events.failure_notices(request, _failure())
+    assert [n.payload.to for n in found.notices] == [se.APPROVER["email"]]
+    assert found.unaddressable == []
+
+
+def test_an_erp_error_with_control_characters_is_carried_as_text_the_contract_takes() -> None:
+    request = export_model(commitment_export("sc-1", "prj-1", export_id="exp-1"))
+    outcome = ExportOutcome(
+        "exp-1", 1, False, AT, error_code="bad\ncode", error_message="row 1:\x00\n\tvendor"
+    )
+    failed = events.export_failed(request, outcome, SOURCE)
+    assert failed.payload.error_code == "bad\ufffdcode"
+    assert failed.payload.error_message == "row 1:\ufffd\n\tvendor"
+    notice = events.failure_notices(request, outcome).notices[0]
+    assert notice.payload.error_message == "row 1:\ufffd\n\tvendor"

@@ -7,14 +7,20 @@ import datetime as dt
 import json
 from typing import Any
 
+from consumers.dev import samples as se
 from consumers.export.port import ErpError, ExportOutcome, PermanentErpError, TransientErpError
 from consumers.export.worker import Exporter
 from consumers.worker.loop import ConsumeLoop
+from consumers.worker.subscriber import Outcome
 from pipeline.settings import Settings
 from tests.support.consume_loop import FakeConsumer, FakeProducer, FakeRecord, run_until
+from tests.support.contract_cases import LONGER_ONCE_LOWERCASED
 from tests.support.events import commitment_export
+from topics import decode
 from topics.events import ExportRequested
-from topics.payloads import KafkaSource
+from topics.payloads import Actor, KafkaSource
+from topics.record import Record
+from topics.specs import EXPORTS
 
 AT = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 KEY = b"acme-builders:commitment:sc-1"
@@ -124,3 +130,26 @@ async def test_an_undecodable_record_is_dead_lettered_without_asking_the_erp() -
     assert erp.exports == 0
     [(topic, refused, _)] = producer.sent
     assert topic == "erp.dead-letters" and refused.payload.stage == "decode"
+
+
+async def test_a_recipient_that_cannot_be_addressed_does_not_stop_the_failure() -> None:
+    # An ExportRequested accepted before the contract refused its sender's address (here one
+    # that lowercasing makes too long): the exporter raised building the sender's notice, the
+    # record was dead-lettered and the item stayed `exporting`.
+    request = decode(_record().value, EXPORTS)
+    sender = Actor.model_construct(user_id="u-old", email=LONGER_ONCE_LOWERCASED, name="Old")
+    request = request.model_copy(
+        update={"payload": request.payload.model_copy(update={"sent_by": sender})}
+    )
+    exporter, producer = _exporter(FakeErp(PermanentErpError("vendor_missing", "no V1001")))
+    record = Record("erp.exports", 2, 7, KEY, _record().value)
+    assert await exporter.handle(request, record) is Outcome.PROCESSED
+    (failed,) = producer.on("erp.failed-to-export")
+    assert failed.event_type == "ExportFailed" and failed.payload.error_message == "no V1001"
+    assert [e.event_type for e in producer.on("erp.export-results")] == ["ExportAttemptFailed"]
+    assert [n.payload.to for n in producer.on("erp.notifications")] == [se.APPROVER["email"]]
+    skipped = exporter.metrics.registry.get_sample_value(
+        "erp_pipeline_notifications_total",
+        {"kind": "ExportFailureNotice", "outcome": "unaddressable"},
+    )
+    assert skipped == 1

@@ -94,3 +94,60 @@ async def test_the_processor_dead_letters_each_hostile_record_and_handles_the_ne
         Record("erp.submissions", 0, 5, b"k", json.dumps(se.project_submitted()).encode())
     )
     assert harness.published[-1].payload.status == "ready_to_export"
+
+
+YEAR_1850_MS = -3_786_825_600_000
+
+
+def test_a_broker_timestamp_before_1900_falls_back_to_now() -> None:
+    record = Record("erp.submissions", 0, 1, None, b"{", timestamp_ms=YEAR_1850_MS)
+    dead = refusal(record, "decode", "not JSON")
+    assert 2000 < dead.occurred_at.year < 9999
+    assert _roundtrip(dead) == dead
+
+
+@pytest.mark.parametrize("event_id", ["", "id\x00", "id\nid"])
+def test_an_event_id_that_is_empty_or_holds_a_control_is_not_quoted(event_id: str) -> None:
+    raw = json.dumps({**se.project_submitted(), "event_id": event_id}).encode()
+    record = Record("erp.submissions", 0, 1, b"acme-builders:project:p", raw)
+    with pytest.raises(ContractError) as refused:
+        decode(raw, SUBMISSIONS)
+    dead = refusal_for_contract_error(record, refused.value)
+    assert dead.payload.refused_event_id is None
+    assert _roundtrip(dead) == dead
+
+
+def test_an_error_text_with_control_characters_stays_a_valid_dead_letter() -> None:
+    dead = refusal(Record("erp.submissions", 0, 1, None, b"{"), "schema", "bad\x00\x1b value\n")
+    assert dead.payload.error == "bad\ufffd\ufffd value\n"
+    assert _roundtrip(dead) == dead
+
+
+def _submitted(**changes: object) -> bytes:
+    return json.dumps({**se.project_submitted(), **changes}).encode()
+
+
+async def test_the_processor_refuses_values_the_contract_now_refuses_and_handles_the_next() -> None:
+    harness = Harness()
+    title_with_nul = se.project_submitted()
+    title_with_nul["payload"]["title"] = "Riverside\u0000Medical"
+    refused = {
+        "decode": _submitted().replace(b'"company_id": ', b'"company_id": "x", "company_id": ', 1),
+        "schema": json.dumps(title_with_nul).encode(),
+        "overflow": _submitted(occurred_at="0001-01-01T00:00:00+01:00"),
+        "instant": _submitted(occurred_at="9999-12-31T23:59:59-01:00"),
+    }
+    for offset, raw in enumerate(refused.values(), start=1):
+        await harness.processor.step.handle(Record("erp.submissions", 0, offset, b"k", raw))
+    stages = [(e.event_type, e.payload.stage.value) for e in harness.published]
+    assert stages == [
+        ("EventRefused", "decode"),
+        ("EventRefused", "schema"),
+        ("EventRefused", "schema"),
+        ("EventRefused", "schema"),
+    ]
+    assert 'duplicate key "company_id"' in harness.published[0].payload.error
+    assert "payload.title" in harness.published[1].payload.error
+    assert all("occurred_at" in e.payload.error for e in harness.published[2:])
+    await harness.processor.step.handle(Record("erp.submissions", 0, 9, b"k", _submitted()))
+    assert harness.published[-1].payload.status == "ready_to_export"
