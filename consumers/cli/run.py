@@ -14,6 +14,7 @@ from consumers.export.spectrum import schema
 from consumers.notify.smtp import SmtpTarget
 from consumers.worker import db
 from consumers.worker.registry import WORKERS
+from pipeline.settings import ConfigurationError
 
 
 def wait_for_stop_signal() -> None:
@@ -90,7 +91,10 @@ def run_cmd(worker: str) -> None:
         )
     settings = load_settings()
     setup_logging(settings)
-    WORKERS[worker].load()(settings)
+    try:
+        WORKERS[worker].load()(settings)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group("db")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import shutil
 from pathlib import Path
@@ -12,13 +13,37 @@ import faust
 from pipeline.kafka import create_topics
 from pipeline.processor.app import Processor, build_app
 from pipeline.processor.config import internal_topic_specs, state_dir
-from pipeline.settings import Settings
+from pipeline.settings import ConfigurationError, Settings
 from topics import ALL_TOPICS
 
 log = logging.getLogger(__name__)
 
 #: Written into the processor's state directory by a clean shutdown, removed at start.
 CLEAN_SHUTDOWN_MARK = "clean-shutdown"
+#: The package each table store needs (`PROCESSOR_STORE`); None: nothing beyond faust.
+STORE_PACKAGES: dict[str, str | None] = {"rocksdb": "rocksdict", "memory": None}
+
+
+def check_store(settings: Settings) -> None:
+    """Fail at once, naming the package and the setting, if the configured store is unusable.
+
+    Without this, faust finds out only once the worker has started, and the process dies with
+    a message that names neither the setting nor the package this project installs.
+
+    Raises ConfigurationError.
+    """
+    package = STORE_PACKAGES[settings.processor_store]
+    if package is None:
+        return
+    try:
+        importlib.import_module(package)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"PROCESSOR_STORE={settings.processor_store} needs the {package} package, which "
+            f"cannot be imported here ({exc}). It is a dependency of erp-pipeline: reinstall "
+            "the package (`pip install -e .` in a checkout), or set PROCESSOR_STORE=memory to "
+            "keep the table in memory, restored from its changelog at every start."
+        ) from None
 
 
 def drop_unclean_state(settings: Settings) -> bool:
@@ -59,11 +84,22 @@ def run_faust_worker(processor: Processor, loglevel: str = "info") -> None:
 
 
 def run(settings: Settings) -> None:
-    """Run the approval-queue processor until SIGTERM/SIGINT."""
+    """Run the approval-queue processor until SIGTERM/SIGINT.
+
+    Raises ConfigurationError at once when the configured table store cannot be used.
+    """
+    check_store(settings)
     # faust creates only the last level of its data directory
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     asyncio.run(create_topics(settings, (*ALL_TOPICS, *internal_topic_specs())))
     run_faust_worker(build_app(settings), settings.log_level)
 
 
-__all__ = ["CLEAN_SHUTDOWN_MARK", "drop_unclean_state", "run", "run_faust_worker"]
+__all__ = [
+    "CLEAN_SHUTDOWN_MARK",
+    "STORE_PACKAGES",
+    "check_store",
+    "drop_unclean_state",
+    "run",
+    "run_faust_worker",
+]

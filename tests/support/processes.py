@@ -103,6 +103,16 @@ def stop_all(processes: Iterable[subprocess.Popen[Any]], timeout: float = 20) ->
             process.wait()
 
 
+def hiding(module: str, directory: Path) -> str:
+    """A directory that, first on PYTHONPATH, makes `import module` fail as if it were not
+    installed (an install without an optional package). Returns the directory."""
+    package = directory / module
+    package.mkdir(parents=True, exist_ok=True)
+    message = f"No module named {module!r} (hidden by the test)"
+    (package / "__init__.py").write_text(f"raise ImportError({message!r})\n")
+    return str(directory)
+
+
 def env_for(base: dict[str, str], data_dir: Path, **extra: str) -> dict[str, str]:
     """Worker environment with its own data directory and quick timers."""
     return {
