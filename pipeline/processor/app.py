@@ -7,8 +7,9 @@
 - Every input partition has a checkpoint in the same table: records below it are skipped as
   already applied, a gap or a stall makes the processor seek back (`healing`). The consumer
   group's committed offsets only say where fetching starts.
-- Local table state (rocksdb) left by a worker that did not shut down cleanly is dropped at
-  start and restored from the changelog (`worker`).
+- Local table state (rocksdb) left by a worker that did not shut down cleanly, or that the
+  broker's changelog does not back, is dropped at start and restored from the changelog
+  (`local_state`).
 - The directory is kept by every instance in a whole-topic replica rather than a GlobalTable:
   before a decision is authorized the replica catches up with erp.directory's end, so a
   directory change published before the decision is always applied first.
