@@ -41,8 +41,9 @@ from pipeline.processor.ports import (
     Seek,
     utc_now,
 )
+from pipeline.processor.probe import PartitionProbe
 from pipeline.processor.publish import Publisher
-from pipeline.processor.replicas import PartitionProbe, TopicReplica
+from pipeline.processor.replicas import TopicReplica
 from pipeline.processor.step import Step
 from pipeline.processor.store import ItemStore
 from pipeline.processor.summaries import SummaryTimer, apply_notification
@@ -166,8 +167,8 @@ def build_app(
             value_type=bytes,
         )
     directory = Directory() if directory is None else directory
-    replica = partial(TopicReplica, settings) if replica is None else replica
-    probe = PartitionProbe(settings) if probe is None else probe
+    replica = partial(TopicReplica, settings, metrics=metrics) if replica is None else replica
+    probe = PartitionProbe(settings, metrics=metrics) if probe is None else probe
     # faust builds its producer and consumer on first access: look them up only when used
     publisher = Publisher(settings, metrics, lambda: app.producer)
 
