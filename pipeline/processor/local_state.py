@@ -134,16 +134,28 @@ def partition_files(settings: Settings) -> dict[int, Path]:
     }
 
 
+class Unreadable(RuntimeError):
+    """A partition's rocksdb files cannot be read (rocksdict raises plain Exceptions)."""
+
+
 def _read_local(path: Path, key: bytes) -> bytes | None:
-    """One value of a partition's rocksdb files, opened read-only (faust is not running)."""
+    """One value of a partition's rocksdb files, opened read-only (faust is not running).
+
+    Raises Unreadable when rocksdb cannot open or read them.
+    """
     from rocksdict import AccessType, Options, Rdict
 
-    db = Rdict(str(path), options=Options(raw_mode=True), access_type=AccessType.read_only())
+    try:
+        db = Rdict(str(path), options=Options(raw_mode=True), access_type=AccessType.read_only())
+    except Exception as exc:
+        raise Unreadable(f"{path.name}: {exc}") from exc
     try:
         value = db.get(key)
-        return bytes(value) if value is not None else None
+    except Exception as exc:
+        raise Unreadable(f"{path.name}: {exc}") from exc
     finally:
         db.close()
+    return bytes(value) if value is not None else None
 
 
 async def _read_changelog(
@@ -198,24 +210,27 @@ async def drop_unbacked_state(settings: Settings) -> bool:
     if settings.processor_store != "rocksdb":
         return False
     files = partition_files(settings)
-    persisted = {
-        partition: int(offset)
-        for partition, path in files.items()
-        if (offset := _read_local(path, OFFSET_KEY)) is not None
-    }
-    if not persisted:
-        return False
     try:
-        ends, records = await _read_changelog(settings, persisted)
-    except (KafkaError, TimeoutError) as exc:
-        log.warning("could not compare local table state with the changelog (%r); kept", exc)
-        return False
-    local = {
-        partition: _read_local(files[partition], record.key)
-        for partition, record in records.items()
-        if record is not None and record.key is not None
-    }
-    reasons = unbacked(persisted, ends, records, local)
+        persisted = {
+            partition: int(offset)
+            for partition, path in files.items()
+            if (offset := _read_local(path, OFFSET_KEY)) is not None
+        }
+        if not persisted:
+            return False
+        try:
+            ends, records = await _read_changelog(settings, persisted)
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("could not compare local table state with the changelog (%r); kept", exc)
+            return False
+        local = {
+            partition: _read_local(files[partition], record.key)
+            for partition, record in records.items()
+            if record is not None and record.key is not None
+        }
+        reasons = unbacked(persisted, ends, records, local)
+    except Unreadable as exc:  # the changelog rebuilds them too
+        reasons = [f"its files cannot be read ({exc})"]
     if not reasons:
         log.info("local table state matches the changelog; kept")
         return False
@@ -233,6 +248,7 @@ async def drop_unbacked_state(settings: Settings) -> bool:
 __all__ = [
     "CLEAN_SHUTDOWN_MARK",
     "ChangelogRecord",
+    "Unreadable",
     "drop_unbacked_state",
     "drop_unclean_state",
     "mark_clean_shutdown",

@@ -76,3 +76,12 @@ def test_the_memory_store_has_no_local_state_to_check(tmp_path: Path) -> None:
     _partition_db(settings, 0, {OFFSET_KEY: b"9"})
     assert asyncio.run(drop_unbacked_state(settings)) is False
     assert partition_files(settings)  # untouched
+
+
+def test_unreadable_table_files_are_dropped(tmp_path: Path) -> None:
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", data_dir=str(tmp_path))
+    path = tables_dir(settings) / "items-0.db"
+    path.mkdir(parents=True)
+    (path / "CURRENT").write_text("garbage")  # no trailing newline: rocksdb calls it corrupt
+    assert asyncio.run(drop_unbacked_state(settings)) is True
+    assert not path.exists()
