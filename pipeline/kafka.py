@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -19,6 +19,8 @@ from topics import ALL_TOPICS, Envelope, TopicSpec, encode, headers_for, key_of
 log = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
+
+T = TypeVar("T")
 
 
 class KafkaUnavailable(RuntimeError):
@@ -128,6 +130,41 @@ async def publish(
     )
     if metrics is not None:
         metrics.published(spec.name, event)
+
+
+async def patiently(
+    call: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    timeout_s: float,
+    metrics: Metrics | None = None,
+    attempts: int | None = None,
+    backoff_s: float = 0.5,
+    max_backoff_s: float = 10.0,
+) -> T:
+    """`await call()`, bounded: an attempt that does not answer within `timeout_s` seconds, or
+    fails with a KafkaError, is abandoned and retried after a doubling backoff.
+
+    Every retry logs a warning and counts in `erp_pipeline_broker_call_retries_total` with
+    `call=what` (a fixed name, never data). `attempts` bounds the tries (None: until it
+    answers); past it KafkaUnavailable is raised. For broker calls a worker cannot go on
+    without, which would otherwise wait forever without a word when a broker never answers.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await asyncio.wait_for(call(), timeout_s)
+        except (TimeoutError, KafkaError) as exc:
+            reason = "timeout" if isinstance(exc, TimeoutError) else "error"
+            if metrics is not None:
+                metrics.broker_call_retries.labels(what, reason).inc()
+            why = f"no answer in {timeout_s:g}s" if reason == "timeout" else repr(exc)
+            if attempts is not None and attempt >= attempts:
+                raise KafkaUnavailable(f"{what}: {why}, {attempt} attempts") from exc
+            delay = min(max_backoff_s, backoff_s * 2 ** (attempt - 1))
+            log.warning("%s: %s (attempt %d); retrying in %gs", what, why, attempt, delay)
+            await asyncio.sleep(delay)
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:

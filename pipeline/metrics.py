@@ -109,8 +109,17 @@ class Metrics:
         self.processor_reseeks = Counter(
             "erp_pipeline_processor_reseeks_total",
             "Times the processor sought an input partition back to its checkpoint because "
-            "records past it were never applied, by topic and cause (gap, stall).",
+            "records past it were never applied, by topic and cause (gap; stall; unfetched: "
+            "a partition its consumer never fetched).",
             ["topic", "cause"],
+            registry=r,
+        )
+        self.broker_call_retries = Counter(
+            "erp_pipeline_broker_call_retries_total",
+            "Broker calls retried because they did not answer in time (reason timeout) or "
+            "failed (reason error), by call (replica_start, replica_end_offsets, probe_start, "
+            "probe_offsets).",
+            ["call", "reason"],
             registry=r,
         )
         self.notifications = Counter(

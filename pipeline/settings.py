@@ -11,6 +11,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from topics.specs import prefixed
 
 
+class ConfigurationError(RuntimeError):
+    """A setting names something this process cannot use (a store whose package is missing).
+
+    The message names the setting and what to do; the CLI shows it and exits 1.
+    """
+
+
 class Settings(BaseSettings):
     """Everything a worker or the CLI needs, from the environment (see README "Configuration").
 

@@ -11,14 +11,20 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from consumers.cli.common import load_settings, setup_logging
-from consumers.cli.run import describe_stack, wait_for_stop_signal
+from consumers.cli.run import (
+    describe_stack,
+    start_supervised,
+    stop_requested,
+    wait_for_stop_signal,
+)
 from consumers.dev.demo import COMPANY, Story, StoryFailed, Watcher
 from consumers.dev.stack import Stack, running_stack
+from consumers.dev.supervise import Supervisor, WorkerFailed
 from consumers.readmodel import queries
-from consumers.worker.registry import WORKERS
 from pipeline.settings import Settings
 
 console = Console(highlight=False)
@@ -30,12 +36,22 @@ VIEWS = {
 }
 
 
-async def _play(story: Story) -> None:
+async def _play(story: Story, supervisor: Supervisor) -> None:
+    """The story, while the supervisor watches the workers (a worker that cannot be kept
+    running ends the story with WorkerFailed)."""
     watcher = Watcher(story.settings)
     await watcher.start()
+    play = asyncio.create_task(story.play(watcher))
+    watch = asyncio.create_task(supervisor.watch())
     try:
-        await story.play(watcher)
+        await asyncio.wait({play, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if watch.done():
+            watch.result()  # raises WorkerFailed
+        await play
     finally:
+        for task in (play, watch):
+            task.cancel()
+        await asyncio.gather(play, watch, return_exceptions=True)
         await watcher.stop()
 
 
@@ -101,28 +117,42 @@ def _finale(stack: Stack, story: Story) -> None:
 @click.command("demo")
 @click.option("--once", is_flag=True, help="Play the story and exit instead of running on.")
 def demo_cmd(once: bool) -> None:
-    """Start the embedded stack with every worker and play a scripted day in the ERP tool."""
+    """Start the embedded stack with every worker and play a scripted day in the ERP tool.
+
+    The workers are watched as `dev` watches them: one that exits is reported and restarted,
+    one that keeps exiting stops the demo with its error (exit code 1).
+    """
     settings = load_settings()
     setup_logging(settings.model_copy(update={"log_level": "WARNING"}))
     console.print("[bold]ERP accounting-acceptance pipeline: a day in the ERP Integrations tool[/]")
-    with running_stack(settings) as stack:
-        stack.log_dir = Path(settings.data_dir) / "logs"
-        for worker in WORKERS.values():
-            if worker.in_dev:
-                stack.start_worker(worker.name)
-        for line in describe_stack(stack):
-            console.print(f"  {line}")
-        console.print(f"  Logs       {stack.log_dir}/<worker>.log")
-        console.print(f"  export KAFKA_BOOTSTRAP_SERVERS={stack.settings.require_bootstrap()}")
-        if stack.settings.kafka_single_record_batches:
-            console.print("  export KAFKA_SINGLE_RECORD_BATCHES=true")
-        try:
-            story = Story(stack.settings, lambda text: console.print(f"[cyan]▸[/] {text}"))
-            asyncio.run(_play(story))
-            _finale(stack, story)
-        except StoryFailed as exc:
-            raise click.ClickException(f"the demo did not complete: {exc}") from None
-        if once:
-            return
-        console.print("\nRunning; press Ctrl-C to stop.")
-        wait_for_stop_signal()
+    try:
+        with running_stack(settings) as stack:
+            _run_demo(stack, once)
+    except WorkerFailed as exc:
+        raise click.ClickException(f"the demo stopped: {exc}") from None
+    except StoryFailed as exc:
+        raise click.ClickException(f"the demo did not complete: {exc}") from None
+
+
+def _say(text: str) -> None:
+    console.print(f"[bold red]![/] {escape(text)}")
+
+
+def _run_demo(stack: Stack, once: bool) -> None:
+    # Until the story ends, SIGTERM and Ctrl-C interrupt whatever runs (KeyboardInterrupt,
+    # see `sigterm_as_ctrl_c`); the stack is stopped on the way out.
+    stack.log_dir = Path(stack.settings.data_dir) / "logs"
+    supervisor = Supervisor(stack, say=_say)
+    start_supervised(stack, supervisor, None, lambda text: console.print(f"  {escape(text)}"))
+    for line in describe_stack(stack):
+        console.print(f"  {escape(line)}")
+    console.print(f"  export KAFKA_BOOTSTRAP_SERVERS={stack.settings.require_bootstrap()}")
+    if stack.settings.kafka_single_record_batches:
+        console.print("  export KAFKA_SINGLE_RECORD_BATCHES=true")
+    story = Story(stack.settings, lambda text: console.print(f"[cyan]▸[/] {escape(text)}"))
+    asyncio.run(_play(story, supervisor))
+    _finale(stack, story)
+    if once:
+        return
+    console.print("\nRunning; press Ctrl-C to stop.")
+    wait_for_stop_signal(stop_requested(), supervisor.poll)

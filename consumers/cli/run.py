@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 import click
 
 from consumers.cli.common import load_settings, setup_logging
 from consumers.dev.stack import Stack, running_stack
+from consumers.dev.supervise import Supervisor, WorkerFailed
 from consumers.export.spectrum import schema
 from consumers.notify.smtp import SmtpTarget
 from consumers.worker import db
 from consumers.worker.registry import WORKERS
+from pipeline.settings import ConfigurationError
+
+#: How long `dev` and `demo` wait for every worker to be ready before saying so.
+START_TIMEOUT_S = 120.0
 
 
-def wait_for_stop_signal() -> None:
-    """Block until SIGINT (Ctrl-C) or SIGTERM."""
+def stop_requested() -> threading.Event:
+    """An event set by SIGINT (Ctrl-C) or SIGTERM from now on (the handlers stay installed)."""
     stop = threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -25,8 +32,42 @@ def wait_for_stop_signal() -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+def wait_for_stop_signal(
+    stop: threading.Event | None = None, tick: Callable[[], None] | None = None
+) -> None:
+    """Block until SIGINT (Ctrl-C) or SIGTERM, calling `tick` (a supervisor's poll) meanwhile.
+
+    An exception raised by `tick` ends the wait.
+    """
+    stop = stop_requested() if stop is None else stop
     while not stop.wait(0.5):
-        pass
+        if tick is not None:
+            tick()
+
+
+def start_supervised(
+    stack: Stack,
+    supervisor: Supervisor,
+    stop: threading.Event | None,
+    say: Callable[[str], None],
+) -> None:
+    """Start every `dev` worker and wait (bounded, or until `stop` is set) until each is ready,
+    saying which are not.
+
+    Raises WorkerFailed when a worker cannot start (exits with its restart budget spent).
+    """
+    for worker in WORKERS.values():
+        if worker.in_dev:
+            stack.start_worker(worker.name)
+    say(f"starting workers (logs in {stack.log_dir}/<worker>.log)…")
+    not_ready = supervisor.wait_ready(START_TIMEOUT_S, stop)
+    if stop is not None and stop.is_set():
+        return
+    for label, reason in not_ready.items():
+        say(f"worker {label} is not ready after {START_TIMEOUT_S:.0f}s: {reason}")
 
 
 def describe_stack(stack: Stack) -> list[str]:
@@ -58,26 +99,40 @@ def dev_cmd(no_workers: bool) -> None:
     """Run the whole pipeline locally, in the foreground, until Ctrl-C / SIGTERM.
 
     Starts an embedded broker unless KAFKA_BOOTSTRAP_SERVERS is set and an embedded PostgreSQL
-    unless DATABASE_URL is set, creates every topic, applies the schema, starts the workers.
+    unless DATABASE_URL is set, creates every topic, applies the schema, starts the workers
+    and watches them: their logs are shown (and kept in DATA_DIR/logs), a worker that exits is
+    reported with its last log lines and restarted; one that keeps exiting (3 restarts within
+    2 minutes) stops the stack, and the command exits 1 with its error.
     """
     settings = load_settings()
     setup_logging(settings)
-    with running_stack(settings) as stack:
-        if not no_workers:
-            for worker in WORKERS.values():
-                if worker.in_dev:
-                    stack.start_worker(worker.name)
-        click.echo("ERP pipeline is running:")
-        for line in describe_stack(stack):
-            click.echo(f"  {line}")
-        click.echo("  export these to use the CLI against it:")
-        click.echo(f"    export KAFKA_BOOTSTRAP_SERVERS={stack.settings.require_bootstrap()}")
-        if stack.settings.kafka_single_record_batches:
-            click.echo("    export KAFKA_SINGLE_RECORD_BATCHES=true")
-        click.echo("Press Ctrl-C to stop.")
-        wait_for_stop_signal()
-        click.echo("stopping…")
+    try:
+        with running_stack(settings) as stack:
+            _run_dev(stack, no_workers)
+    except WorkerFailed as exc:
+        raise click.ClickException(f"{exc}\nThe stack was stopped.") from None
     click.echo("stopped.")
+
+
+def _run_dev(stack: Stack, no_workers: bool) -> None:
+    stop = stop_requested()
+    supervisor = Supervisor(stack, say=click.echo, echo=lambda line: click.echo(line, err=True))
+    if not no_workers:
+        stack.log_dir = Path(stack.settings.data_dir) / "logs"
+        start_supervised(stack, supervisor, stop, click.echo)
+    if stop.is_set():
+        click.echo("stopping…")
+        return
+    click.echo("ERP pipeline is running:")
+    for line in describe_stack(stack):
+        click.echo(f"  {line}")
+    click.echo("  export these to use the CLI against it:")
+    click.echo(f"    export KAFKA_BOOTSTRAP_SERVERS={stack.settings.require_bootstrap()}")
+    if stack.settings.kafka_single_record_batches:
+        click.echo("    export KAFKA_SINGLE_RECORD_BATCHES=true")
+    click.echo("Press Ctrl-C to stop.")
+    wait_for_stop_signal(stop, supervisor.poll)
+    click.echo("stopping…")
 
 
 @click.command("run")
@@ -90,7 +145,10 @@ def run_cmd(worker: str) -> None:
         )
     settings = load_settings()
     setup_logging(settings)
-    WORKERS[worker].load()(settings)
+    try:
+        WORKERS[worker].load()(settings)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group("db")

@@ -37,6 +37,10 @@ class Stack:
     metrics_ports: dict[str, int] = field(default_factory=dict)
     #: When set, each worker's output goes to `<log_dir>/<name>.log` instead of the console.
     log_dir: Path | None = None
+    #: How each worker was started (`run` arguments), to start it again.
+    commands: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Where each worker's current process began writing in its log file (bytes).
+    log_starts: dict[str, int] = field(default_factory=dict)
     #: Where the embedded mail sink drops e-mails; None when SMTP_URL points elsewhere.
     maildrop: Path | None = None
 
@@ -64,12 +68,14 @@ class Stack:
         port = self.metrics_ports.get(label) or free_port()
         env = {**self.env(), "METRICS_PORT": str(port)}
         output: Any = None
-        if self.log_dir is not None:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            output = (self.log_dir / f"{label}.log").open("ab")
+        log_path = self.log_path(label)
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            output = log_path.open("ab")
+            self.log_starts[label] = output.tell()
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "consumers.cli", "run", name, *extra],
+                self.worker_argv(name, *extra),
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=output,
@@ -80,7 +86,33 @@ class Stack:
                 output.close()
         self.workers[label] = process
         self.metrics_ports[label] = port
+        self.commands[label] = (name, *extra)
         return process
+
+    def worker_argv(self, name: str, *extra: str) -> list[str]:
+        """The command line of worker `name`: `erp-pipeline run NAME` with this interpreter."""
+        return [sys.executable, "-m", "consumers.cli", "run", name, *extra]
+
+    def restart_worker(self, label: str) -> subprocess.Popen[bytes]:
+        """Start the worker `label` again, as it was started (same metrics port, same log)."""
+        name, *extra = self.commands[label]
+        return self.start_worker(name, *extra, instance=label if label != name else None)
+
+    def log_path(self, label: str) -> Path | None:
+        """The worker's log file (None when its output goes to the console)."""
+        return None if self.log_dir is None else self.log_dir / f"{label}.log"
+
+    def last_log_lines(self, label: str, count: int = 20) -> list[str]:
+        """The last `count` lines its current process wrote to the worker's log file."""
+        path = self.log_path(label)
+        if path is None or not path.exists():
+            return []
+        with path.open("rb") as log_file:
+            size = log_file.seek(0, os.SEEK_END)
+            start = max(self.log_starts.get(label, 0), size - 64 * 1024)
+            log_file.seek(start)
+            text = log_file.read().decode("utf-8", errors="replace")
+        return [line for line in text.splitlines() if line.strip()][-count:]
 
     def stop_workers(self, timeout_s: float = 20.0) -> None:
         """SIGTERM every worker; SIGKILL those still running after `timeout_s`."""

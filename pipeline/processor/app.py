@@ -7,8 +7,9 @@
 - Every input partition has a checkpoint in the same table: records below it are skipped as
   already applied, a gap or a stall makes the processor seek back (`healing`). The consumer
   group's committed offsets only say where fetching starts.
-- Local table state (rocksdb) left by a worker that did not shut down cleanly is dropped at
-  start and restored from the changelog (`worker`).
+- Local table state (rocksdb) left by a worker that did not shut down cleanly, or that the
+  broker's changelog does not back, is dropped at start and restored from the changelog
+  (`local_state`).
 - The directory is kept by every instance in a whole-topic replica rather than a GlobalTable:
   before a decision is authorized the replica catches up with erp.directory's end, so a
   directory change published before the decision is always applied first.
@@ -40,8 +41,9 @@ from pipeline.processor.ports import (
     Seek,
     utc_now,
 )
+from pipeline.processor.probe import PartitionProbe
 from pipeline.processor.publish import Publisher
-from pipeline.processor.replicas import PartitionProbe, TopicReplica
+from pipeline.processor.replicas import TopicReplica
 from pipeline.processor.step import Step
 from pipeline.processor.store import ItemStore
 from pipeline.processor.summaries import SummaryTimer, apply_notification
@@ -165,8 +167,8 @@ def build_app(
             value_type=bytes,
         )
     directory = Directory() if directory is None else directory
-    replica = partial(TopicReplica, settings) if replica is None else replica
-    probe = PartitionProbe(settings) if probe is None else probe
+    replica = partial(TopicReplica, settings, metrics=metrics) if replica is None else replica
+    probe = PartitionProbe(settings, metrics=metrics) if probe is None else probe
     # faust builds its producer and consumer on first access: look them up only when used
     publisher = Publisher(settings, metrics, lambda: app.producer)
 

@@ -68,13 +68,22 @@ def verdict(expected: int, offset: int) -> Verdict:
     return Verdict.GAP
 
 
+def idle_long(partition_idle_s: float, agent_idle_s: float) -> bool:
+    """Whether a partition has waited long enough for its records to count as stalled: the
+    agent had nothing at all to do for a while, or the partition nothing for a long while."""
+    return agent_idle_s >= STALL_S or partition_idle_s >= LONG_STALL_S
+
+
 def stalled(
     expected: int | None, highwater: int | None, partition_idle_s: float, agent_idle_s: float
 ) -> bool:
-    """Whether a partition has records past its checkpoint that have stopped coming."""
+    """Whether a partition has records past its checkpoint that have stopped coming.
+
+    `highwater` is the partition's end offset (None: unknown, nothing to say).
+    """
     if highwater is None or (expected or 0) >= highwater:
         return False
-    return agent_idle_s >= STALL_S or partition_idle_s >= LONG_STALL_S
+    return idle_long(partition_idle_s, agent_idle_s)
 
 
 @dataclass
@@ -105,6 +114,7 @@ __all__ = [
     "Verdict",
     "decode",
     "encode",
+    "idle_long",
     "key",
     "stalled",
     "verdict",

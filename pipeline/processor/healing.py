@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pipeline.metrics import Metrics
@@ -26,6 +27,7 @@ class Healing:
     """Keeps every input partition applying its records in order, none left out.
 
     `app` is the faust app: the stall watchdog reads its consumer's assignment and highwaters.
+    `clock`: monotonic seconds (tests pass their own).
     """
 
     def __init__(
@@ -37,12 +39,13 @@ class Healing:
         seek: Seek,
         metrics: Metrics,
         ready: asyncio.Event,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app, self.store, self.probe, self.seek = app, store, probe, seek
-        self.metrics, self.ready = metrics, ready
+        self.metrics, self.ready, self.clock = metrics, ready, clock
         self.reseeks = checkpoints.Reseeks()
         self._item_topics = {settings.topic(s.name): s for s in ITEM_TOPICS}
-        self._started = time.monotonic()
+        self._started = clock()
         #: When a record of each input partition, and of any, last reached the agent.
         self._last_seen: dict[tuple[str, int], float] = {}
         self._last_any = self._started
@@ -56,7 +59,7 @@ class Healing:
         checkpoint and the record waits for its turn.
         """
         tp = (record.topic, record.partition)
-        self._last_seen[tp] = self._last_any = time.monotonic()
+        self._last_seen[tp] = self._last_any = self.clock()
         expected = self.store.checkpoint(*tp)
         if expected is None:
             expected = await self.probe.log_start(*tp)
@@ -86,7 +89,7 @@ class Healing:
 
     async def seek_back(self, tp: tuple[str, int], offset: int, cause: str) -> None:
         """Seek an input partition back to its checkpoint, once per wait."""
-        if not self.reseeks.due(tp, offset, time.monotonic()):
+        if not self.reseeks.due(tp, offset, self.clock()):
             return
         log.warning(
             "%s[%s]: records from offset %s were not applied (%s); seeking back", *tp, offset, cause
@@ -98,28 +101,35 @@ class Healing:
         """Seek back any input partition with records past its checkpoint that stopped coming.
 
         Covers records lost at the tail of a partition, where no later record arrives to show
-        the gap. A partition counts as stalled once the agent has had nothing at all to do for
-        a while (so records merely queued behind a backlog do not count), or after a long
-        wait regardless.
+        the gap, and partitions the consumer never fetched at all (faust knows no highwater for
+        those: the broker is asked where they end). A partition counts as stalled once the
+        agent has had nothing at all to do for a while (so records merely queued behind a
+        backlog do not count), or after a long wait regardless.
         """
         if not self.ready.is_set() or self.app.rebalancing:
             return
         consumer: Any = self.app.consumer
-        now = time.monotonic()
+        now = self.clock()
         for tp in consumer.assignment():
             if tp.topic not in self._item_topics:
                 continue
             key = (tp.topic, tp.partition)
             expected = self.store.checkpoint(*key)
             idle = now - self._last_seen.get(key, self._started)
-            highwater = consumer.highwater(tp)
-            if not checkpoints.stalled(expected, highwater, idle, now - self._last_any):
+            agent_idle = now - self._last_any
+            highwater, cause = consumer.highwater(tp), "stall"
+            if highwater is None:
+                if not checkpoints.idle_long(idle, agent_idle):
+                    continue
+                self._last_seen[key] = now  # one look at the broker per stall period
+                highwater, cause = await self.probe.log_end(*key), "unfetched"
+            if not checkpoints.stalled(expected, highwater, idle, agent_idle):
                 continue
             self._last_seen[key] = now  # one look per stall period
             if expected is None:
                 expected = await self.probe.log_start(*key)
             if await self.probe.first_offset(*key, expected) is not None:
-                await self.seek_back(key, expected, "stall")
+                await self.seek_back(key, expected, cause)
 
 
 __all__ = ["Healing"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,10 +16,15 @@ from pipeline.settings import Settings
 log = logging.getLogger(__name__)
 
 
+#: A processor not ready for this long says why in a warning, and again as long as it stays so.
+NOT_READY_WARN_S = 60.0
+
+
 class Observer:
     """The HTTP side and the lag of the faust app `app`.
 
-    Its loop also beats for `heal_stalls` (the stall watchdog), which shares its interval.
+    Its loop also beats for `heal_stalls` (the stall watchdog), which shares its interval, and
+    warns when the processor stays not ready (`watch_readiness`). `clock`: monotonic seconds.
     """
 
     def __init__(
@@ -28,9 +34,12 @@ class Observer:
         metrics: Metrics,
         ready: asyncio.Event,
         heal_stalls: Callable[[], Awaitable[None]],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app, self.settings, self.metrics = app, settings, metrics
-        self.ready, self.heal_stalls = ready, heal_stalls
+        self.ready, self.heal_stalls, self.clock = ready, heal_stalls, clock
+        self._not_ready_since: float | None = None
+        self._warned_at: float | None = None
 
     async def run(self) -> None:
         """Serve /metrics, /healthz, /readyz and sample the group's lag until shutdown."""
@@ -40,9 +49,10 @@ class Observer:
             while True:
                 self.sample_lag()
                 try:
+                    await self.watch_readiness()
                     await self.heal_stalls()
                 except Exception:
-                    log.exception("checking input partitions for stalls failed")
+                    log.exception("checking readiness and input partitions for stalls failed")
                 await asyncio.sleep(self.settings.metrics_sample_interval_s)
         finally:
             await server.stop()
@@ -69,6 +79,28 @@ class Observer:
         except (AttributeError, KeyError) as exc:  # another faust layout: no lag, no crash
             log.debug("lag sample failed: %r", exc)
 
+    async def watch_readiness(self) -> None:
+        """Warn, naming the reason, when the processor has not been ready for a long while.
+
+        A processor that waits without a word (for replicas that cannot catch up, partitions
+        never assigned) otherwise looks idle rather than stuck.
+        """
+        problem = await self.readiness()
+        now = self.clock()
+        if problem is None:
+            if self._warned_at is not None:
+                log.info("ready again")
+            self._not_ready_since = self._warned_at = None
+            return
+        if self._not_ready_since is None:
+            self._not_ready_since = now
+        waited = now - self._not_ready_since
+        if waited >= NOT_READY_WARN_S and (
+            self._warned_at is None or now - self._warned_at >= NOT_READY_WARN_S
+        ):
+            self._warned_at = now
+            log.warning("not ready for %.0fs: %s", waited, problem)
+
     async def readiness(self) -> str | None:
         """None when ready, else why not (shown by /readyz)."""
         if not self.ready.is_set():
@@ -80,4 +112,4 @@ class Observer:
         return None
 
 
-__all__ = ["Observer"]
+__all__ = ["NOT_READY_WARN_S", "Observer"]

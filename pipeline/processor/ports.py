@@ -25,6 +25,10 @@ class Probe(Protocol):
         """The partition's first offset still held by the broker."""
         ...
 
+    async def log_end(self, topic: str, partition: int) -> int:
+        """The partition's end offset (the offset its next record will get)."""
+        ...
+
     async def first_offset(self, topic: str, partition: int, offset: int) -> int | None:
         """Offset of the first record at or after `offset`; None if there is none."""
         ...

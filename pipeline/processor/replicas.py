@@ -1,5 +1,4 @@
-"""Processor runtime plumbing: a whole-topic replica in memory, folded by a function, and a
-probe that looks into partitions without joining a group.
+"""A whole topic kept in memory by each processor instance, folded by a function.
 
 Each processor instance keeps the directory and the status/summary view this way rather than
 in a faust GlobalTable, because the replica can say when it has caught up with the topic's end
@@ -12,20 +11,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from pipeline.kafka import patiently
+from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from topics import ContractError, TopicSpec, decode
 
 log = logging.getLogger(__name__)
 
 
-def _groupless_consumer(settings: Settings) -> AIOKafkaConsumer:
+#: How long one broker call of a replica or the probe may take before it is retried.
+CALL_TIMEOUT_S = 15.0
+
+ConsumerFactory = Callable[[Settings], AIOKafkaConsumer]
+
+
+def groupless_consumer(settings: Settings) -> AIOKafkaConsumer:
     """A consumer that joins no group and commits nothing: it only reads what it is assigned."""
     return AIOKafkaConsumer(
         group_id=None,
@@ -36,30 +42,70 @@ def _groupless_consumer(settings: Settings) -> AIOKafkaConsumer:
     )
 
 
+async def started_consumer(
+    settings: Settings, new_consumer: ConsumerFactory, partitions: list[TopicPartition]
+) -> tuple[AIOKafkaConsumer, dict[TopicPartition, int]]:
+    """A started consumer assigned `partitions` from their beginning, and where they begin.
+
+    Cancelled (a timeout), it stops the consumer it made, giving that a bounded wait too.
+    """
+    consumer = new_consumer(settings)
+    try:
+        await consumer.start()
+        if not partitions:
+            return consumer, {}
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        return consumer, {tp: int(offset) for tp, offset in starts.items()}
+    except BaseException:
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await asyncio.wait_for(consumer.stop(), 5.0)
+        raise
+
+
 class TopicReplica:
     """Reads `spec`'s topic from the beginning, calling `apply(event)` for each decodable one.
 
     Undecodable records are skipped here: the agent that owns the topic dead-letters them.
+    Every broker call the replica waits on is bounded (`call_timeout_s`) and retried with a
+    warning and `erp_pipeline_broker_call_retries_total`, so that a broker that never answers
+    shows instead of leaving the processor waiting forever for its replicas.
     """
 
-    def __init__(self, settings: Settings, spec: TopicSpec, apply: Callable[[Any], object]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        spec: TopicSpec,
+        apply: Callable[[Any], object],
+        *,
+        metrics: Metrics | None = None,
+        new_consumer: ConsumerFactory = groupless_consumer,
+        call_timeout_s: float = CALL_TIMEOUT_S,
+    ) -> None:
         self.settings, self.spec, self.apply = settings, spec, apply
+        self.metrics, self.call_timeout_s = metrics, call_timeout_s
+        self._new_consumer = new_consumer
         self.name = spec.full_name(settings.erp_topic_prefix)
         self._consumer: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
         self._next: dict[TopicPartition, int] = {}
         self._task: asyncio.Task[None] | None = None
+        #: Set each time a batch has been applied (`sync` waits on it).
+        self._applied = asyncio.Event()
 
     async def start(self) -> None:
-        """Connect, assign every partition, start reading from the beginning."""
-        consumer = _groupless_consumer(self.settings)
-        await consumer.start()
-        self._consumer = consumer
+        """Connect, assign every partition, start reading from the beginning.
+
+        Retried until the broker answers (each try bounded, each retry a warning).
+        """
         self._partitions = [TopicPartition(self.name, p) for p in range(self.spec.partitions)]
-        consumer.assign(self._partitions)
-        await consumer.seek_to_beginning(*self._partitions)
-        starts = await consumer.beginning_offsets(self._partitions)
-        self._next = {tp: int(offset) for tp, offset in starts.items()}
+        self._consumer, self._next = await patiently(
+            lambda: started_consumer(self.settings, self._new_consumer, self._partitions),
+            what="replica_start",
+            timeout_s=self.call_timeout_s,
+            metrics=self.metrics,
+        )
         self._task = asyncio.create_task(self._run(), name=f"replica:{self.name}")
 
     async def _run(self) -> None:
@@ -82,17 +128,31 @@ class TopicReplica:
                             "replica of %s could not apply offset %s", self.name, record.offset
                         )
                     self._next[tp] = record.offset + 1
+            if batches:
+                self._applied.set()
 
     async def sync(self, timeout_s: float = 10.0) -> bool:
-        """Wait until everything published to the topic before this call has been applied."""
-        assert self._consumer is not None
-        ends = await self._consumer.end_offsets(self._partitions)
-        deadline = time.monotonic() + timeout_s
-        while any(self._next.get(tp, 0) < end for tp, end in ends.items()):
-            if time.monotonic() > deadline:
-                log.warning("replica of %s is behind after %.0fs", self.name, timeout_s)
-                return False
-            await asyncio.sleep(0.01)
+        """Wait until everything published to the topic before this call has been applied.
+
+        Returns False (with a warning) when that takes longer than `timeout_s` seconds,
+        however long the broker takes to answer.
+        """
+        consumer = self._consumer
+        assert consumer is not None
+        try:
+            async with asyncio.timeout(timeout_s):
+                ends = await patiently(
+                    lambda: consumer.end_offsets(self._partitions),
+                    what="replica_end_offsets",
+                    timeout_s=min(self.call_timeout_s, timeout_s / 2),
+                    metrics=self.metrics,
+                )
+                while any(self._next.get(tp, 0) < end for tp, end in ends.items()):
+                    self._applied.clear()
+                    await self._applied.wait()
+        except TimeoutError:
+            log.warning("replica of %s is behind after %.0fs", self.name, timeout_s)
+            return False
         return True
 
     async def stop(self) -> None:
@@ -105,53 +165,10 @@ class TopicReplica:
             await self._consumer.stop()
 
 
-class PartitionProbe:
-    """Looks into partitions without joining any group: where a partition starts, and the
-    offset of its first record at or after a given offset.
-
-    The processor asks it when a record arrives past its partition's checkpoint, to tell
-    records it never received from offsets that hold no record (transaction markers,
-    compaction). One group-less consumer, started on first use, one question at a time.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._consumer: AIOKafkaConsumer | None = None
-        self._lock = asyncio.Lock()
-
-    async def _ready(self) -> AIOKafkaConsumer:
-        if self._consumer is None:
-            consumer = _groupless_consumer(self.settings)
-            await consumer.start()
-            self._consumer = consumer
-        return self._consumer
-
-    async def log_start(self, topic: str, partition: int) -> int:
-        """The partition's first offset still held by the broker."""
-        async with self._lock:
-            consumer = await self._ready()
-            tp = TopicPartition(topic, partition)
-            return int((await consumer.beginning_offsets([tp]))[tp])
-
-    async def first_offset(
-        self, topic: str, partition: int, offset: int, timeout_s: float = 2.0
-    ) -> int | None:
-        """Offset of the first record at or after `offset`; None if none arrives in time."""
-        async with self._lock:
-            consumer = await self._ready()
-            tp = TopicPartition(topic, partition)
-            consumer.assign([tp])
-            consumer.seek(tp, offset)
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                batches = await consumer.getmany(tp, timeout_ms=200, max_records=1)
-                for records in batches.values():
-                    if records:
-                        return int(records[0].offset)
-            return None
-
-    async def stop(self) -> None:
-        """Disconnect (if it ever connected)."""
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+__all__ = [
+    "CALL_TIMEOUT_S",
+    "ConsumerFactory",
+    "TopicReplica",
+    "groupless_consumer",
+    "started_consumer",
+]

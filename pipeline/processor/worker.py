@@ -1,48 +1,56 @@
-"""Worker `processor`: creates its topics, drops unclean local state, then runs the faust app."""
+"""Worker `processor`: checks its store, creates its topics, drops local state the changelog
+does not back (`local_state`), then runs the faust app."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
-import shutil
 from pathlib import Path
 
 import faust
 
 from pipeline.kafka import create_topics
 from pipeline.processor.app import Processor, build_app
-from pipeline.processor.config import internal_topic_specs, state_dir
-from pipeline.settings import Settings
+from pipeline.processor.config import internal_topic_specs
+from pipeline.processor.local_state import (
+    drop_unbacked_state,
+    drop_unclean_state,
+    mark_clean_shutdown,
+)
+from pipeline.settings import ConfigurationError, Settings
 from topics import ALL_TOPICS
 
 log = logging.getLogger(__name__)
 
-#: Written into the processor's state directory by a clean shutdown, removed at start.
-CLEAN_SHUTDOWN_MARK = "clean-shutdown"
+#: The package each table store needs (`PROCESSOR_STORE`); None: nothing beyond faust.
+STORE_PACKAGES: dict[str, str | None] = {"rocksdb": "rocksdict", "memory": None}
 
 
-def drop_unclean_state(settings: Settings) -> bool:
-    """Delete local table state unless the last worker using it shut down cleanly.
+def check_store(settings: Settings) -> None:
+    """Fail at once, naming the package and the setting, if the configured store is unusable.
 
-    The rocksdb store writes an item's state locally before its changelog record is sent; a
-    worker killed in between leaves local state the changelog lacks, which would then differ
-    from what any other instance restores. Without the clean-shutdown mark the state is
-    dropped and restored from the changelog. Returns whether it was dropped.
+    Without this, faust finds out only once the worker has started, and the process dies with
+    a message that names neither the setting nor the package this project installs.
+
+    Raises ConfigurationError.
     """
-    directory = state_dir(settings)
-    mark = directory / CLEAN_SHUTDOWN_MARK
-    dropped = False
-    if directory.is_dir() and not mark.exists() and any(directory.iterdir()):
-        log.warning("%s: no clean shutdown recorded; restoring from the changelog", directory)
-        shutil.rmtree(directory)
-        dropped = True
-    mark.unlink(missing_ok=True)
-    return dropped
+    package = STORE_PACKAGES[settings.processor_store]
+    if package is None:
+        return
+    try:
+        importlib.import_module(package)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"PROCESSOR_STORE={settings.processor_store} needs the {package} package, which "
+            f"cannot be imported here ({exc}). It is a dependency of erp-pipeline: reinstall "
+            "the package (`pip install -e .` in a checkout), or set PROCESSOR_STORE=memory to "
+            "keep the table in memory, restored from its changelog at every start."
+        ) from None
 
 
 def run_faust_worker(processor: Processor, loglevel: str = "info") -> None:
     """Run the faust worker until SIGTERM/SIGINT; a clean stop marks the local state sound."""
-    drop_unclean_state(processor.settings)
     worker = faust.Worker(processor.app, loglevel=loglevel.lower(), quiet=True)
     # faust's terminal spinner, kept at WARNING and above, sets the root logger to DEBUG so that
     # every log call spins it: each of aiokafka's per-request debug calls then builds a record
@@ -52,18 +60,27 @@ def run_faust_worker(processor: Processor, loglevel: str = "info") -> None:
         worker.execute_from_commandline()
     except SystemExit as exc:
         if not exc.code:
-            directory = state_dir(processor.settings)
-            directory.mkdir(parents=True, exist_ok=True)
-            (directory / CLEAN_SHUTDOWN_MARK).touch()
+            mark_clean_shutdown(processor.settings)
         raise
 
 
 def run(settings: Settings) -> None:
-    """Run the approval-queue processor until SIGTERM/SIGINT."""
+    """Run the approval-queue processor until SIGTERM/SIGINT.
+
+    Raises ConfigurationError at once when the configured table store cannot be used.
+    """
+    check_store(settings)
     # faust creates only the last level of its data directory
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    asyncio.run(create_topics(settings, (*ALL_TOPICS, *internal_topic_specs())))
+    drop_unclean_state(settings)
+    asyncio.run(_prepare(settings))
     run_faust_worker(build_app(settings), settings.log_level)
 
 
-__all__ = ["CLEAN_SHUTDOWN_MARK", "drop_unclean_state", "run", "run_faust_worker"]
+async def _prepare(settings: Settings) -> None:
+    """Create the topics; drop local table state their changelog does not back."""
+    await create_topics(settings, (*ALL_TOPICS, *internal_topic_specs()))
+    await drop_unbacked_state(settings)
+
+
+__all__ = ["STORE_PACKAGES", "check_store", "run", "run_faust_worker"]

@@ -100,7 +100,7 @@ async def test_readers_return_records_past_an_under_reported_end(settings: Setti
 
 async def test_partition_probe_finds_where_records_are(settings: Settings) -> None:
     """The processor's probe: a partition's start, and the first record at or after an offset."""
-    from pipeline.processor.replicas import PartitionProbe
+    from pipeline.processor.probe import PartitionProbe
     from topics.specs import STATUS
 
     mine = await _burst(settings, STATUS, 60)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -101,6 +102,44 @@ def stop_all(processes: Iterable[subprocess.Popen[Any]], timeout: float = 20) ->
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def wait_for_output(
+    path: Path,
+    pattern: str,
+    *,
+    timeout: float,
+    process: subprocess.Popen[Any] | None = None,
+    after: int = 0,
+) -> re.Match[str]:
+    """The first match of `pattern` (multi-line regex) in the text of `path` from character
+    `after`, once it is there; fails at once if `process` exits before it is."""
+
+    def found() -> re.Match[str] | None:
+        text = path.read_text(errors="replace") if path.exists() else ""
+        match = re.compile(pattern, re.MULTILINE).search(text, after)
+        if match is None and process is not None and process.poll() is not None:
+            raise AssertionError(
+                f"exited ({process.returncode}) before printing {pattern!r}:\n{text[-4000:]}"
+            )
+        return match
+
+    return eventually(
+        found,
+        timeout=timeout,
+        interval=0.2,
+        message=lambda: f"no {pattern!r} in {path}:\n{path.read_text(errors='replace')[-4000:]}",
+    )
+
+
+def hiding(module: str, directory: Path) -> str:
+    """A directory that, first on PYTHONPATH, makes `import module` fail as if it were not
+    installed (an install without an optional package). Returns the directory."""
+    package = directory / module
+    package.mkdir(parents=True, exist_ok=True)
+    message = f"No module named {module!r} (hidden by the test)"
+    (package / "__init__.py").write_text(f"raise ImportError({message!r})\n")
+    return str(directory)
 
 
 def env_for(base: dict[str, str], data_dir: Path, **extra: str) -> dict[str, str]:

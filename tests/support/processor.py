@@ -47,12 +47,20 @@ class Synced:
 class Probe:
     """Stands in for the broker: where partitions start and where records really are."""
 
-    def __init__(self, start: int = 0, records: set[int] | None = None) -> None:
+    def __init__(
+        self, start: int = 0, records: set[int] | None = None, end: int | None = None
+    ) -> None:
         self.start = start
         self.records = records
+        self.end = end
 
     async def log_start(self, topic: str, partition: int) -> int:
         return self.start
+
+    async def log_end(self, topic: str, partition: int) -> int:
+        if self.end is not None:
+            return self.end
+        return max(self.records, default=self.start - 1) + 1 if self.records else self.start
 
     async def first_offset(self, topic: str, partition: int, offset: int) -> int | None:
         if self.records is None:

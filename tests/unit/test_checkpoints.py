@@ -12,7 +12,7 @@ from consumers.dev import samples as se
 from pipeline.processor import checkpoints
 from pipeline.processor.checkpoints import Reseeks, Verdict
 from pipeline.processor.config import state_dir
-from pipeline.processor.worker import CLEAN_SHUTDOWN_MARK, drop_unclean_state
+from pipeline.processor.local_state import CLEAN_SHUTDOWN_MARK, drop_unclean_state
 from pipeline.settings import Settings
 from tests.support.processor import Harness, Probe
 from topics.record import Record
