@@ -76,7 +76,9 @@ def parse_json(text: str) -> Any:
     return json.loads(text, object_pairs_hook=_object)
 
 
-def _parse(raw: bytes | str) -> dict[str, Any]:
+def _parse(raw: bytes | str | None) -> dict[str, Any]:
+    if raw is None:
+        raise DecodeError("no value (a tombstone): an event is a JSON object")
     if isinstance(raw, bytes):
         if len(raw) > MAX_EVENT_BYTES:
             raise DecodeError(f"event is {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit")
@@ -97,7 +99,7 @@ def _parse(raw: bytes | str) -> dict[str, Any]:
     return value
 
 
-def decode(raw: bytes | str, spec: TopicSpec | None = None) -> Any:
+def decode(raw: bytes | str | None, spec: TopicSpec | None = None) -> Any:
     """Bytes to an event model, for one topic (or for any topic when `spec` is None).
 
     Raises only `DecodeError` (not UTF-8 / JSON / an object, or a key given twice in an object)

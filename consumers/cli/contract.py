@@ -53,7 +53,7 @@ def _array_items(text: str) -> list[str] | None:
     while True:
         try:
             _, end = _DECODER.raw_decode(text, at)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, too deep, or an integer too long
             return None
         items.append(text[at:end])
         at = _skip_space(text, end)
@@ -65,9 +65,19 @@ def _array_items(text: str) -> list[str] | None:
             return None
 
 
-def _read_documents(stream: IO[str]) -> list[str]:
-    """One JSON object, a JSON array of objects, or JSON lines; each as its own text."""
-    text = stream.read()
+def _read_documents(stream: IO[bytes]) -> list[str]:
+    """One JSON object, a JSON array of objects, or JSON lines; each as its own text.
+
+    Raises `click.ClickException` when the input is not UTF-8 or holds no event. A document
+    the JSON parser cannot take whole (nested too deep, an integer too long) is returned as it
+    is, for the codec to refuse with its reason.
+    """
+    try:
+        text = stream.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(
+            f"invalid input, nothing was published: not UTF-8 ({exc.reason} at byte {exc.start})"
+        ) from None
     stripped = text.strip()
     if not stripped:
         raise click.ClickException("no event in the input")
@@ -79,13 +89,15 @@ def _read_documents(stream: IO[str]) -> list[str]:
         json.loads(stripped)
     except json.JSONDecodeError:
         return [line for line in text.splitlines() if line.strip()]
+    except (ValueError, RecursionError):
+        pass  # one document the codec refuses with its reason (too deep, an integer too long)
     return [stripped]
 
 
 @click.command("publish")
 @click.argument("topic")
-@click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
-def publish_cmd(topic: str, source: IO[str]) -> None:
+@click.argument("source", type=click.File("rb"), default="-")
+def publish_cmd(topic: str, source: IO[bytes]) -> None:
     """Validate JSON events against the contract and publish them to TOPIC.
 
     SOURCE is a file (or - for stdin) holding one event, a JSON array or JSON lines. Every

@@ -8,6 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pipeline.kafka import make_producer
 from pipeline.settings import Settings
 from tests.support.events import valid_examples
 from tests.support.kafka import end_offsets
@@ -41,6 +42,27 @@ async def test_cli_publish_then_tail_shows_the_event(
     assert tailed.returncode == 0, tailed.stderr
     ids = [json.loads(line)["event_id"] for line in tailed.stdout.splitlines()]
     assert event["event_id"] in ids
+
+
+async def test_cli_tail_reports_a_tombstone_and_shows_the_events_after_it(
+    settings: Settings, worker_env: dict[str, str]
+) -> None:
+    producer = make_producer(settings)
+    await producer.start()
+    try:  # a record with no value, as any client may write one
+        await producer.send_and_wait(settings.topic(SUBMISSIONS.name), None, key=b"acme:x:y")
+    finally:
+        await producer.stop()
+    event = valid_examples()["ItemRetrieved"]
+    published = cli(worker_env, "publish", "erp.submissions", "-", input_text=json.dumps(event))
+    assert published.returncode == 0, published.stderr
+    tailed = cli(worker_env, "tail", "erp.submissions", "--no-follow")
+    assert tailed.returncode == 0, tailed.stderr
+    assert event["event_id"] in [
+        json.loads(line)["event_id"] for line in tailed.stdout.splitlines()
+    ]
+    refused = [json.loads(line) for line in tailed.stderr.splitlines() if line.startswith("{")]
+    assert any(r["stage"] == "decode" and "tombstone" in r["error"] for r in refused)
 
 
 def test_cli_rejects_an_unknown_topic(worker_env: dict[str, str]) -> None:

@@ -151,3 +151,9 @@ async def test_the_processor_refuses_values_the_contract_now_refuses_and_handles
     assert all("occurred_at" in e.payload.error for e in harness.published[2:])
     await harness.processor.step.handle(Record("erp.submissions", 0, 9, b"k", _submitted()))
     assert harness.published[-1].payload.status == "ready_to_export"
+
+
+def test_a_tombstone_is_a_decode_error() -> None:
+    # `erp-pipeline tail` stopped on a record with no value (TypeError in the codec)
+    with pytest.raises(DecodeError, match="tombstone"):
+        decode(None, SUBMISSIONS)
