@@ -17,19 +17,21 @@ dropped before faust starts, so that the table is rebuilt from the changelog ins
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from pipeline.kafka import make_consumer, stop_consumer
 from pipeline.processor.config import APP_NAME, ITEMS_TABLE, state_dir
-from pipeline.settings import Settings
+from pipeline.settings import ConfigurationError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,31 @@ CLEAN_SHUTDOWN_MARK = "clean-shutdown"
 OFFSET_KEY = b"__faust\0offset__"
 #: How long the broker is given to answer each question about the changelog.
 BROKER_TIMEOUT_S = 15.0
+
+
+def hold_state_dir(settings: Settings) -> IO[bytes]:
+    """Take the processor's local state for this process alone, for as long as it runs.
+
+    Two processors sharing one `DATA_DIR` would each treat the other's files as their own: the
+    second one to start finds no clean-shutdown mark, deletes the state the first is using,
+    and marks it clean when it stops. The lock (`flock`, released by the kernel when the
+    process exits, however it exits) sits beside the state directory, not in it, because
+    dropping the state deletes that directory. Keep the returned file open.
+
+    Raises ConfigurationError when another process holds it.
+    """
+    directory = state_dir(settings)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    lock = (directory.parent / f"{directory.name}.lock").open("ab")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise ConfigurationError(
+            f"another processor is using the local table state in {directory} "
+            f"(DATA_DIR={settings.data_dir}): give each processor on one host its own DATA_DIR"
+        ) from None
+    return lock
 
 
 def drop_unclean_state(settings: Settings) -> bool:

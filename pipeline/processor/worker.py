@@ -1,5 +1,5 @@
-"""Worker `processor`: checks its store, creates its topics, drops local state the changelog
-does not back (`local_state`), then runs the faust app."""
+"""Worker `processor`: checks its store, holds its local state alone, creates its topics, drops
+local state the changelog does not back (`local_state`), then runs the faust app."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pipeline.processor.config import internal_topic_specs
 from pipeline.processor.local_state import (
     drop_unbacked_state,
     drop_unclean_state,
+    hold_state_dir,
     mark_clean_shutdown,
 )
 from pipeline.settings import ConfigurationError, Settings
@@ -67,14 +68,16 @@ def run_faust_worker(processor: Processor, loglevel: str = "info") -> None:
 def run(settings: Settings) -> None:
     """Run the approval-queue processor until SIGTERM/SIGINT.
 
-    Raises ConfigurationError at once when the configured table store cannot be used.
+    Raises ConfigurationError at once when the configured table store cannot be used, or when
+    another processor on this host uses the same `DATA_DIR`.
     """
     check_store(settings)
     # faust creates only the last level of its data directory
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    drop_unclean_state(settings)
-    asyncio.run(_prepare(settings))
-    run_faust_worker(build_app(settings), settings.log_level)
+    with hold_state_dir(settings):
+        drop_unclean_state(settings)
+        asyncio.run(_prepare(settings))
+        run_faust_worker(build_app(settings), settings.log_level)
 
 
 async def _prepare(settings: Settings) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.processes import cli, env_for, hiding
+from tests.support.processes import cli, env_for, hiding, wait_for_output, worker
 
 
 def test_processor_without_its_store_package_exits_at_once_naming_it(
@@ -16,3 +16,22 @@ def test_processor_without_its_store_package_exits_at_once_naming_it(
     assert result.returncode == 1, result.stderr[-2000:]
     assert "PROCESSOR_STORE" in result.stderr and "rocksdict" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
+
+
+def test_a_second_processor_on_the_same_data_dir_exits_and_leaves_the_first_alone(
+    worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    # Before, the second one found no clean-shutdown mark, deleted the running processor's
+    # local table state, and marked it clean when it stopped.
+    env = env_for(worker_env, tmp_path / "data")
+    env["ERP_TOPIC_PREFIX"] = f"{env['ERP_TOPIC_PREFIX']}twodirs."
+    with worker("processor", env, tmp_path / "first.log") as first:
+        wait_for_output(tmp_path / "first.log", r"\[\^Worker\]: Ready", timeout=120, process=first)
+        state = tmp_path / "data" / "processor"
+        inode = state.stat().st_ino  # deleting and restoring the state would change it
+        second = cli(env, "run", "processor", timeout=60)
+        assert second.returncode == 1, second.stderr[-2000:]
+        assert "another processor" in second.stderr and "DATA_DIR" in second.stderr
+        assert "Traceback" not in second.stderr, second.stderr[-2000:]
+        assert first.poll() is None, "the first processor stopped"
+        assert state.stat().st_ino == inode and any(state.iterdir())
