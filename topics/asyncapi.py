@@ -80,8 +80,8 @@ CONTRACT_RULES = (
     "return. A lone surrogate is refused everywhere text is constrained.",
     "E-mail addresses are valid for the email-validator library (syntax only, no DNS; no "
     "quoted local part, no IP literal, a domain with a dot and no special-use name), at most 254 "
-    "UTF-8 octets as given, normalized and lowercased, and written as they are by an e-mail "
-    "library; they are kept as given.",
+    "UTF-8 octets as given, normalized and lowercased (at most 64 before the @), and written "
+    "as they are by an e-mail library; they are kept as given.",
     "Integers fit PostgreSQL: versions, attempts and partitions at most 2147483647, offsets at "
     "most 9223372036854775807.",
     "Timestamps are RFC 3339 strings with an offset whose instant lies between "

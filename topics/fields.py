@@ -96,6 +96,8 @@ Reason = Annotated[MultilineText, AfterValidator(_non_blank)]
 SYSTEM_EMAIL = "erp-pipeline@system.invalid"
 #: RFC 5321's limit on a forward path, in octets (UTF-8).
 MAX_EMAIL_OCTETS = 254
+#: RFC 5321's limit on a local part (before the `@`), in octets (UTF-8).
+MAX_LOCAL_PART_OCTETS = 64
 #: What an address may hold, as a pattern (a necessary condition of `Email`: the JSON Schema).
 EMAIL_PATTERN = (
     r'^[^@\s<>,;:"()\[\]\\\x00-\x1f\x7f-\x9f]+@[^@\s<>,;:"()\[\]\\\x00-\x1f\x7f-\x9f]+'
@@ -120,7 +122,8 @@ def email_problem(address: str) -> str | None:
     The address, and its lowercase form (the exporter addresses failure notices to it), must
     each be valid for the email-validator library (syntax only, no DNS: no quoted local part,
     no IP literal, no display name, a domain with a dot and no special-use name), at most 254
-    UTF-8 octets as given and once normalized, and written as it is by the e-mail package.
+    UTF-8 octets as given and once normalized, with at most 64 octets before the `@`, and
+    written as it is by the e-mail package.
     """
     if address == SYSTEM_EMAIL:
         return None
@@ -132,6 +135,13 @@ def email_problem(address: str) -> str | None:
             validate_email(form, check_deliverability=False)
         except EmailNotValidError as exc:
             return f"not a valid e-mail address{when}: {exc}"
+        local_octets = len(form.rpartition("@")[0].encode("utf-8", "surrogatepass"))
+        if local_octets > MAX_LOCAL_PART_OCTETS:
+            # the library counts characters, and only in its strict mode
+            return (
+                f"not a valid e-mail address{when}: {local_octets} UTF-8 octets before the @, "
+                f"over RFC 5321's {MAX_LOCAL_PART_OCTETS}"
+            )
         try:
             written = mailbox(form).addr_spec
             if form.isascii():
@@ -159,7 +169,8 @@ Email = Annotated[
     Field(
         description="An e-mail address as the email-validator library accepts it (no DNS "
         "check): no quoted local part, no IP literal, a domain with a dot and no special-use "
-        "name; at most 254 UTF-8 octets as given, normalized and lowercased."
+        "name; at most 254 UTF-8 octets as given, normalized and lowercased, at most 64 "
+        "before the @."
     ),
 ]
 

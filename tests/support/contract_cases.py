@@ -73,6 +73,10 @@ REFUSED = [
     Case("ApproverUpdated", "payload.email", LONGER_ONCE_LOWERCASED, schema=False),
     Case("ApproverUpdated", "payload.email", OCTETS_GROW_ONCE_LOWERCASED, schema=False),
     Case("ItemSubmitted", "actor.email", LONGER_ONCE_LOWERCASED, schema=False),
+    # RFC 5321: at most 64 octets before the @ (email-validator counts characters, if at all)
+    Case("ApproverUpdated", "payload.email", "a" * 65 + "@acme.example", schema=False),
+    Case("ApproverUpdated", "payload.email", "\u0130" * 60 + "@acme.example", schema=False),
+    Case("ApproverUpdated", "payload.email", "\u0130" * 22 + "@acme.example", schema=False),
     Case("RejectionNotice", "payload.to", UNWRITABLE_IN_A_HEADER),
     Case("RejectionNotice", "payload.rejected_by.email", UNWRITABLE_IN_A_HEADER),
     # integers past the PostgreSQL columns they land in
