@@ -128,6 +128,10 @@ def _run_dev(stack: Stack, no_workers: bool) -> None:
         click.echo(f"  {line}")
     click.echo("  export these to use the CLI against it:")
     click.echo(f"    export KAFKA_BOOTSTRAP_SERVERS={stack.settings.require_bootstrap()}")
+    if stack.embedded_postgres:
+        # the embedded server's socket URL holds no password; one given in DATABASE_URL is
+        # the user's own and never printed
+        click.echo(f"    export DATABASE_URL='{stack.settings.require_database_url()}'")
     if stack.settings.kafka_single_record_batches:
         click.echo("    export KAFKA_SINGLE_RECORD_BATCHES=true")
     click.echo("Press Ctrl-C to stop.")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.support.processes import spawn
+from tests.support.processes import command, spawn, with_root
 from tests.support.waiting import eventually
 
 
@@ -39,7 +39,7 @@ def _wait_for_line(process: subprocess.Popen[str], pattern: str, timeout_s: floa
     )
 
 
-def test_dev_starts_embedded_services_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+def _env_without_services(tmp_path: Path) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
     }
@@ -50,8 +50,17 @@ def test_dev_starts_embedded_services_and_stops_cleanly_on_sigterm(tmp_path: Pat
             "PYTHONUNBUFFERED": "1",
         }
     )
+    return env
+
+
+def test_dev_starts_embedded_services_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     with spawn(
-        env, "dev", "--no-workers", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        _env_without_services(tmp_path),
+        "dev",
+        "--no-workers",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     ) as process:
         _drive(process, tmp_path)
 
@@ -66,6 +75,19 @@ def _drive(process: subprocess.Popen[str], tmp_path: Path) -> None:
         pg_dir = tmp_path / "data" / "postgres"
         with psycopg.connect(host=str(pg_dir), dbname="postgres", user="postgres") as conn:
             assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] >= 1  # type: ignore[index]
+        # what dev says to export is enough for the CLI's read-model commands
+        exports = dict(
+            re.findall(r"export (\w+)='?([^'\s]+)'?", "\n".join(lines))  # type: ignore[arg-type]
+        )
+        assert set(exports) >= {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"}, lines
+        queue = subprocess.run(
+            command("queue", "--company", "acme-builders"),
+            env=with_root({**_env_without_services(tmp_path), **exports}),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert queue.returncode == 0, queue.stderr
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
         rest = process.stdout.read() if process.stdout else ""
