@@ -73,6 +73,11 @@ def _message(name: str, spec: TopicSpec) -> dict[str, Any]:
 #: The field rules every event follows (the README's contract notes list what each one refuses).
 CONTRACT_RULES = (
     "Values are UTF-8 JSON objects; a key given twice in one object is refused (stage decode).",
+    "The record key is exactly the event's key in its topic's key format: company:type:id of "
+    "the body's item (directory: company:user:user_id or company:settings; an event of no item "
+    "on a company-keyed topic: the company id). Another key, a null key or one that is not "
+    "UTF-8 is refused (stage schema) naming the expected and the given key, and the item's "
+    "state is left as it was.",
     "Money is a decimal string of ASCII digits.",
     "No control character (Unicode Cc: U+0000-U+001F, U+007F-U+009F) in identifiers, company "
     "ids, e-mail addresses or one-line text; free text over several lines (descriptions, "

@@ -178,7 +178,7 @@ def spec_for(name: str, prefix: str = "") -> TopicSpec:
 
 
 def key_of(event: ev.Envelope) -> str:
-    """The record key of an event, per the contract."""
+    """The record key of an event, per the contract (what every producer of ours sends)."""
     if isinstance(event, ev.ApproverUpdated):
         return f"{event.company_id}:user:{event.payload.user_id}"
     if isinstance(event, ev.CompanySettingsUpdated):
@@ -186,3 +186,22 @@ def key_of(event: ev.Envelope) -> str:
     if event.item is not None:
         return event.item_key
     return event.company_id
+
+
+def expected_key(spec: TopicSpec, event: ev.Envelope) -> str:
+    """The one key a record holding `event` may have on `spec`'s topic, per its `key_format`.
+
+    Item-keyed topics take the item's `company:type:id`, the directory a user's or the
+    settings' key, company-or-item topics the item's key or (for an event of no item, such as
+    a daily summary) the company id. Raises ValueError when `event` has no key in that format
+    (an item-keyed topic's event without an item), which `decode` already rules out.
+    """
+    if spec.key_format is KeyFormat.ITEM:
+        if event.item is None:
+            raise ValueError(f"{event.event_type} has no item: no key on {spec.name}")
+        return event.item_key
+    if spec.key_format is KeyFormat.DIRECTORY and not isinstance(
+        event, ev.ApproverUpdated | ev.CompanySettingsUpdated
+    ):
+        raise ValueError(f"{event.event_type} has no key on {spec.name}")
+    return key_of(event)

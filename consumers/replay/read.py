@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pipeline.kafka import make_consumer, partitions_of, stop_consumer
 from pipeline.replay.entries import TOPIC_RANK, Entry, merged
 from pipeline.replay.rebuild import Rebuild, Rebuilt
+from pipeline.rules.keys import key_error
 from pipeline.settings import Settings
 from topics import ContractError, TopicSpec, decode
 from topics.record import Record
@@ -52,6 +53,7 @@ class ReplayResult:
 
     rebuilt: Rebuilt
     records: int = 0
+    #: records the live processor refused before the rules (undecodable, or a wrong key)
     undecodable: int = 0
     elapsed_s: float = 0.0
     read_s: float = 0.0
@@ -101,6 +103,9 @@ class _Reader:
             event = decode(record.value or b"", spec)
         except ContractError:
             self.undecodable += 1  # the live processor dead-lettered it; it changes no state
+            return
+        if key_error(spec, Record.of(record), event) is not None:
+            self.undecodable += 1  # refused live too (wrong key): it changes no state
             return
         if spec is DIRECTORY:
             if self.options.company in (None, event.company_id):

@@ -18,6 +18,7 @@ from consumers.worker.holds import Holds
 from consumers.worker.offsets import OffsetTracker
 from consumers.worker.subscriber import Consumed, Outcome, Subscriber, dead_letter
 from pipeline.metrics import Metrics
+from pipeline.rules.keys import key_refusal
 from pipeline.rules.refusals import refusal, refusal_for_contract_error
 from pipeline.settings import Settings
 from topics import ContractError, decode
@@ -104,7 +105,8 @@ class Runner:
     failed: Callable[[], bool]
 
     async def work(self, unit: Unit, previous: tuple[asyncio.Task[None], Unit] | None) -> None:
-        """Wait for the unit's turn, then decode each record or dead-letter it, hand over."""
+        """Wait for the unit's turn, then decode and key-check each record or dead-letter it,
+        hand over."""
         if previous is not None:
             await asyncio.wait([previous[0]])
             if not previous[1].done:
@@ -117,12 +119,22 @@ class Runner:
         ready: list[tuple[Any, Consumed[Any]]] = []
         for tp, record in unit.records:
             try:
-                ready.append((tp, Consumed(decode(record.value or b"", self.sub.spec), record)))
+                event = decode(record.value or b"", self.sub.spec)
             except ContractError as exc:
                 log.warning("refused %s: %s: %s", unit.describe(record), exc.stage, exc.reason)
                 if await self._dead_letter(unit, refusal_for_contract_error(record, exc)) is None:
                     return
                 self._finish(unit, tp, record, Outcome.REFUSED)
+                continue
+            # the pipeline keys everything it writes with `key_of`: another key is not ours
+            wrong_key = key_refusal(self.sub.spec, record, event)
+            if wrong_key is None:
+                ready.append((tp, Consumed(event, record)))
+                continue
+            log.warning("refused %s: schema: %s", unit.describe(record), wrong_key.payload.error)
+            if await self._dead_letter(unit, wrong_key) is None:
+                return
+            self._finish(unit, tp, record, Outcome.REFUSED)
         if ready and not await self._hand_over(unit, ready):
             return
         unit.done = True

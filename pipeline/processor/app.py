@@ -48,6 +48,7 @@ from pipeline.processor.step import Step
 from pipeline.processor.store import ItemStore
 from pipeline.processor.summaries import SummaryTimer, apply_notification
 from pipeline.rules.directory import Directory
+from pipeline.rules.keys import key_refusal
 from pipeline.rules.refusals import refusal_for_contract_error
 from pipeline.rules.summary import SummaryState
 from pipeline.settings import Settings
@@ -115,6 +116,10 @@ class Processor:
                 decoded = decode(record.value or b"", DIRECTORY)
             except ContractError as exc:
                 await self.publish(refusal_for_contract_error(record, exc))
+                continue
+            wrong_key = key_refusal(DIRECTORY, record, decoded)
+            if wrong_key is not None:  # the replica skips it too: compaction keeps by key
+                await self.publish(wrong_key)
                 continue
             self.directory.apply(decoded)
 

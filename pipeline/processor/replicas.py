@@ -19,8 +19,10 @@ from aiokafka.errors import KafkaError
 
 from pipeline.kafka import patiently
 from pipeline.metrics import Metrics
+from pipeline.rules.keys import key_error
 from pipeline.settings import Settings
 from topics import ContractError, TopicSpec, decode
+from topics.record import Record
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,8 @@ async def started_consumer(
 class TopicReplica:
     """Reads `spec`'s topic from the beginning, calling `apply(event)` for each decodable one.
 
-    Undecodable records are skipped here: the agent that owns the topic dead-letters them.
+    Undecodable records, and those whose key is not their event's (`rules.keys`), are skipped
+    here: the agent that owns the topic dead-letters them.
     Every broker call the replica waits on is bounded (`call_timeout_s`) and retried with a
     warning and `erp_pipeline_broker_call_retries_total`, so that a broker that never answers
     shows instead of leaving the processor waiting forever for its replicas.
@@ -120,7 +123,9 @@ class TopicReplica:
             for tp, records in batches.items():
                 for record in records:
                     try:
-                        self.apply(decode(record.value, self.spec))
+                        event = decode(record.value, self.spec)
+                        if key_error(self.spec, Record.of(record), event) is None:
+                            self.apply(event)
                     except ContractError:
                         pass
                     except Exception:

@@ -12,6 +12,7 @@ from pipeline.processor.ports import Durable, Publish
 from pipeline.processor.store import ItemStore
 from pipeline.rules.directory import Directory
 from pipeline.rules.engine import react
+from pipeline.rules.keys import key_refusal
 from pipeline.rules.refusals import refusal, refusal_for_contract_error
 from pipeline.rules.state import Incoming, ItemState
 from pipeline.settings import Settings
@@ -49,7 +50,7 @@ class Step:
             await self.handle(record)
 
     async def handle(self, record: Record) -> None:
-        """Decode, apply the rules, commit their outcome, count the record.
+        """Decode, check the key, apply the rules, commit their outcome, count the record.
 
         Bad input is dead-lettered and never stops the agent; an unexpected error in the rules
         is dead-lettered at stage business_rule and logged. Either way the record is applied.
@@ -59,6 +60,12 @@ class Step:
             decoded = decode(record.value or b"", spec)
         except ContractError as exc:
             await self.commit(record, [refusal_for_contract_error(record, exc)])
+            self._count(spec, "refused")
+            return
+        wrong_key = key_refusal(spec, record, decoded)
+        if wrong_key is not None:
+            # its item's state lives where the right key hashes to: never apply it here
+            await self.commit(record, [wrong_key])
             self._count(spec, "refused")
             return
         if spec is DECISIONS:

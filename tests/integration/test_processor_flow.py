@@ -344,3 +344,52 @@ def test_directory_change_applies_to_the_decision_right_after_it(running: Settin
         running, DEAD_LETTERS, lambda e: e.payload.refused_event_id == refused["event_id"]
     )
     assert dead.payload.stage == "authorize"
+
+
+def test_a_record_whose_key_is_not_its_items_is_refused_and_the_partition_goes_on(
+    running: Settings,
+) -> None:
+    wrong, item = new_id("prj"), new_id("prj")
+    right = f"acme-builders:project:{wrong}"
+    keys: list[bytes | None] = [f"other-co:project:{wrong}".encode(), None, b"acme\xff\xfe:x"]
+    sent = [se.project_submitted(wrong) for _ in keys]
+    after = se.project_submitted(item)
+    publish_on_partition(
+        running,
+        SUBMISSIONS,
+        [
+            *((key, json.dumps(e).encode()) for key, e in zip(keys, sent, strict=True)),
+            (raw_key(after), json.dumps(after).encode()),  # on the same partition, after them
+        ],
+    )
+    status_of(running, item, "ready_to_export")  # so the three were handled before it
+    ids = {e["event_id"]: key for e, key in zip(sent, keys, strict=True)}
+    dead = wait_for_events(
+        running, DEAD_LETTERS, lambda e: e.payload.refused_event_id in ids, count=len(ids)
+    )
+    assert len(dead) == len(ids)
+    quoted = {
+        f"other-co:project:{wrong}": f"'other-co:project:{wrong}'",
+        None: "null (no key)",
+        "acme\ufffd\ufffd:x": "'acme\\\\xff\\\\xfe:x' (not UTF-8, 8 bytes)",
+    }
+    for refused in dead:
+        assert refused.payload.stage.value == "schema"
+        assert f"expected {right!r}" in refused.payload.error
+        assert quoted[refused.payload.source.key] in refused.payload.error
+    # the item's state was never made: nothing about it reached erp.status
+    assert [e for e in decoded(running, STATUS) if about(wrong)(e)] == []
+
+
+def test_a_directory_record_under_another_users_key_is_refused(running: Settings) -> None:
+    person = {"user_id": new_id("u"), "email": "kim.k@acme.example", "name": "Kim"}
+    approver = se.approver_updated(person)
+    other = f"acme-builders:user:{new_id('u')}"  # nobody's: compaction may drop its record
+    publish_on_partition(running, DIRECTORY, [(other.encode(), json.dumps(approver).encode())])
+    (dead,) = wait_for_events(
+        running, DEAD_LETTERS, lambda e: e.payload.refused_event_id == approver["event_id"]
+    )
+    assert dead.payload.stage.value == "schema"
+    expected = f"acme-builders:user:{person['user_id']}"
+    assert f"expected {expected!r}" in dead.payload.error
+    assert repr(other) in dead.payload.error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import EllipsisType
 from typing import Any
 
 from pipeline.processor.app import build_app
@@ -114,10 +115,26 @@ class Harness:
     async def _seek(self, tp: tuple[str, int], offset: int) -> None:
         self.seeks.append((tp, offset))
 
-    async def send(self, topic: str, value: bytes | dict[str, Any]) -> list[Any]:
-        """Hand the next record of `topic` (partition 0) straight to the step; what it published."""
+    async def send(
+        self, topic: str, value: bytes | dict[str, Any], key: bytes | EllipsisType | None = ...
+    ) -> list[Any]:
+        """Hand the next record of `topic` (partition 0) straight to the step; what it published.
+
+        The record's key is `key`, by default the contract's key of the event `value` holds
+        (`company:type:id`; `b"k"` for bytes or a value without an item).
+        """
         raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+        if key is ...:
+            key = _contract_key(value)
         self.offset += 1
         before = len(self.published)
-        await self.processor.step.handle(Record(topic, 0, self.offset, b"k", raw))
+        await self.processor.step.handle(Record(topic, 0, self.offset, key, raw))
         return self.published[before:]
+
+
+def _contract_key(value: bytes | dict[str, Any]) -> bytes:
+    """`company:type:id` of an event given as a dict, else `b"k"` (no key can be made)."""
+    item = value.get("item") if isinstance(value, dict) else None
+    if isinstance(item, dict) and isinstance(value, dict):
+        return f"{value.get('company_id')}:{item.get('type')}:{item.get('id')}".encode()
+    return b"k"

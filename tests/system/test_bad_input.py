@@ -99,6 +99,17 @@ CASES: list[Case] = [
         (f"prj-h{n}", "ready_to_export"),
     ),
     lambda n: ([_json(DECISIONS, _reject(n, "no such item", None))], "transition", None),
+    lambda n: (  # under another item's key: refused, never taken in under the body's item
+        [
+            (
+                SUBMISSIONS,
+                f"{COMPANY}:project:prj-x{n}".encode(),
+                _json(SUBMISSIONS, _submitted(n))[2],
+            )
+        ],
+        "schema",
+        None,
+    ),
     lambda n: (
         [_json(SUBMISSIONS, _submitted(n, occurred_at="1901-01-01T00:00:00Z"))],
         None,

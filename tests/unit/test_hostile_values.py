@@ -90,8 +90,9 @@ async def test_the_processor_dead_letters_each_hostile_record_and_handles_the_ne
     assert [e.event_type for e in harness.published] == ["EventRefused"] * len(hostile)
     for dead in harness.published:
         assert _roundtrip(dead) == dead
+    next_key = b"acme-builders:project:prj-100"
     await step.handle(
-        Record("erp.submissions", 0, 5, b"k", json.dumps(se.project_submitted()).encode())
+        Record("erp.submissions", 0, 5, next_key, json.dumps(se.project_submitted()).encode())
     )
     assert harness.published[-1].payload.status == "ready_to_export"
 
@@ -149,7 +150,8 @@ async def test_the_processor_refuses_values_the_contract_now_refuses_and_handles
     assert 'duplicate key "company_id"' in harness.published[0].payload.error
     assert "payload.title" in harness.published[1].payload.error
     assert all("occurred_at" in e.payload.error for e in harness.published[2:])
-    await harness.processor.step.handle(Record("erp.submissions", 0, 9, b"k", _submitted()))
+    key = b"acme-builders:project:prj-100"
+    await harness.processor.step.handle(Record("erp.submissions", 0, 9, key, _submitted()))
     assert harness.published[-1].payload.status == "ready_to_export"
 
 
