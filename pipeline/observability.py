@@ -3,20 +3,49 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pipeline.metrics import Metrics
+from pipeline.settings import ConfigurationError
 
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 
+#: Where the server listens: every interface (Prometheus and probes scrape from outside the pod).
+ANY_HOST = "0.0.0.0"  # noqa: S104
+
+
+def bind_metrics_port(port: int, host: str = ANY_HOST) -> socket.socket:
+    """A socket bound to `port` (`METRICS_PORT`; 0: any free port), for `HealthServer(sock=)`.
+
+    A worker whose port is taken (by another worker on the host, most often) must not run
+    blind, with a probe on that port answering for someone else: it stops at start-up.
+
+    Raises ConfigurationError naming METRICS_PORT when the port cannot be bound.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp's own sites
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(
+            f"cannot serve /metrics, /healthz and /readyz on METRICS_PORT={port}"
+            f" ({exc.strerror or exc}): give each worker on this host its own METRICS_PORT"
+            " (0: any free port)"
+        ) from None
+    sock.setblocking(False)
+    return sock
+
 
 class HealthServer:
-    """Serves metrics and health on `port`.
+    """Serves metrics and health on `port`, or on `sock` when given (`bind_metrics_port`,
+    for a process that binds its port before it starts anything else).
 
     `ready` returns None when the worker is ready, else the reason it is not (for example
     "partitions not assigned"), which `/readyz` shows with status 503.
@@ -27,29 +56,32 @@ class HealthServer:
         metrics: Metrics,
         port: int,
         ready: ReadinessCheck,
-        host: str = "0.0.0.0",  # noqa: S104  (Prometheus and probes scrape from outside the pod)
+        host: str = ANY_HOST,
+        *,
+        sock: socket.socket | None = None,
     ) -> None:
         self.metrics = metrics
         self.host = host
         self.port = port
+        self._sock = sock
         self._ready = ready
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        """Start listening."""
+        """Start listening.
+
+        Raises ConfigurationError naming METRICS_PORT when the port cannot be bound.
+        """
+        sock = self._sock or bind_metrics_port(self.port, self.host)
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        try:
-            await web.TCPSite(self._runner, self.host, self.port).start()
-        except OSError as exc:
-            # The worker's job matters more than its metrics: keep working, say it loudly.
-            log.error("cannot serve metrics on %s:%d: %s", self.host, self.port, exc)
-            return
-        log.info("metrics and health on http://%s:%d/metrics", self.host, self.port)
+        await web.SockSite(self._runner, sock).start()
+        host, port = sock.getsockname()[:2]
+        log.info("metrics and health on http://%s:%d/metrics", host, port)
 
     async def stop(self) -> None:
         """Stop listening."""

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from topics.specs import prefixed
+from topics.specs import NOTIFICATIONS, prefixed
 
 
 class ConfigurationError(RuntimeError):
@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     #: dead-lettered. An unavailable server (an outage) is retried without bound.
     notifier_max_attempts: int = Field(default=10, ge=1)
     notifier_defer_max_s: float = Field(default=900.0, gt=0)
+    #: E-mails in flight: one per partition of erp.notifications at a time (in order), up to
+    #: this many partitions at once (the default is the topic's partition count).
+    notifier_concurrency: int = Field(default=NOTIFICATIONS.partitions, ge=1, le=256)
     mailsink_port: int = Field(default=2525, ge=0, le=65535)
 
     def topic(self, name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from dataclasses import dataclass
@@ -64,12 +65,19 @@ class SentLedger:
     def __init__(self, database_url: str) -> None:
         self._url = database_url
         self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+        # The notifier works on several partitions at once: they share the one connection
+        # (psycopg runs its statements one at a time), and only one of them may open it.
+        self._connecting = asyncio.Lock()
+
+    async def _connection(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
+        async with self._connecting:
+            if self._conn is None or self._conn.closed:
+                self._conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+            return self._conn
 
     async def _execute(self, query: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
         try:
-            if self._conn is None or self._conn.closed:
-                self._conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
-            cursor = await self._conn.execute(query.encode(), params)
+            cursor = await (await self._connection()).execute(query.encode(), params)
             return await cursor.fetchall() if cursor.description else []
         except psycopg.Error as exc:
             await self.close()

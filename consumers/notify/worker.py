@@ -1,19 +1,22 @@
 """The notifier: one e-mail per event on erp.notifications, sent over SMTP, recorded in a ledger.
 
 The notifier is the handler of the consume loop (`consumers.worker.loop`), which hands it one
-record at a time in partition order and dead-letters what cannot be decoded. For each event:
+record at a time per partition, in partition order, up to `NOTIFIER_CONCURRENCY` partitions at
+once, and dead-letters what cannot be decoded. For each event:
 
 1. claim it in the sent-ledger (`sending`); an event already `sent` or `failed` is skipped,
    which is what makes redelivery (and a second copy of the same event) send nothing;
 2. send it over SMTP (`smtp.send_sync` sorts what can go wrong):
    - the server is unavailable (down, a timeout, TLS or login failing, a 421, a 4xx to MAIL
      FROM or to every recipient): an outage, RETRY without bound. The loop holds the record,
-     and everything after it on its partition, and hands it over again with a backoff capped
+     and everything after it on its partition (each partition's e-mail finds the outage
+     for itself and waits the same way), and hands it over again with a backoff capped
      at `NOTIFIER_RETRY_MAX_S`, never committing past it, so nothing is lost;
    - the server works but defers this message (a 4xx to its RCPT TO or DATA): the deferral is
      counted in the ledger row, so the count survives restarts, and the record is retried the
      same way until `NOTIFIER_MAX_ATTEMPTS` tries were deferred or `NOTIFIER_DEFER_MAX_S`
-     passed since the first; then it is failed as below, and its partition goes on;
+     passed since the first; then it is failed as below, and its partition goes on. Only
+     its own partition waits meanwhile: the other partitions' e-mails are sent;
    - refused for good (5xx on RCPT or DATA, a message too large): dead-lettered (stage
      `business_rule`, the reason naming the reply code), then recorded `failed`;
 3. record `sent`; the loop then commits the offset.
@@ -47,7 +50,7 @@ from consumers.notify.smtp import (
 )
 from consumers.worker.loop import consume
 from consumers.worker.runtime import Runtime, run_worker
-from consumers.worker.subscriber import Outcome, Subscriber, dead_letter
+from consumers.worker.subscriber import Order, Outcome, Subscriber, dead_letter
 from pipeline.kafka import make_producer
 from pipeline.metrics import Metrics
 from pipeline.rules.refusals import refusal
@@ -86,7 +89,8 @@ class Notifier:
         self._not_delivered: set[uuid.UUID] = set()
 
     def subscriber(self) -> Subscriber[Notification]:
-        """How the consume loop runs it: one record at a time, retries capped as configured.
+        """How the consume loop runs it: one record at a time per partition, in order, up to
+        `NOTIFIER_CONCURRENCY` partitions at once; retries capped as configured.
 
         A send in progress cannot be taken back: a rebalance or a stop lets it finish (and be
         recorded) for as long as one SMTP exchange may take.
@@ -95,7 +99,8 @@ class Notifier:
             NOTIFICATIONS,
             GROUP,
             handle=self.handle,
-            concurrency=1,
+            concurrency=self.settings.notifier_concurrency,
+            order=Order.PARTITION,
             retry_base_s=0.5,
             retry_max_s=self.settings.notifier_retry_max_s,
             revoke_grace_s=self.settings.smtp_timeout_s,

@@ -3,8 +3,11 @@
 A worker is a `Subscriber` (its topic, group and handler); the loop does the rest, the same way
 for every worker, so a fix to how input is handled reaches all of them at once:
 
-- fetched records become units of work: one record each, records of one key one after another,
-  up to `concurrency` units at a time; or, for a batch handler, all of a fetch as one unit;
+- fetched records become units of work: one record each, records of one key (or, for a
+  subscriber ordered by partition, of one partition) one after another, up to `concurrency`
+  units (partitions) at a time; or, for a batch handler, all of a fetch as one unit. A
+  partition ordered as a whole is paused while it has a unit, so a record being retried
+  holds its own partition and one slot, never the others;
 - each record is decoded with the topic's spec; one that breaks the contract is dead-lettered
   (stage, reason, its bytes intact) and never reaches the handler;
 - the handler's `Outcome` decides: RETRY holds the record, and every later record of its
@@ -39,7 +42,7 @@ from aiokafka.errors import KafkaError
 from consumers.worker.holds import Holds
 from consumers.worker.offsets import OffsetTracker
 from consumers.worker.runtime import Runtime
-from consumers.worker.subscriber import Subscriber
+from consumers.worker.subscriber import Order, Subscriber
 from consumers.worker.units import Runner, Unit, settle
 from pipeline.kafka import make_consumer
 from pipeline.metrics import Metrics
@@ -100,6 +103,8 @@ class ConsumeLoop:
         try:
             while not self._stop.is_set() and self._fatal is None:
                 room: int | None = self.sub.concurrency - len(self._units)
+                if self.sub.order is Order.PARTITION:  # a partition's queue takes one slot
+                    room = self.sub.concurrency - len(self._tails)
                 if self.sub.handle_batch is not None:  # one batch at a time, all of a fetch
                     room = 0 if self._units else None
                 if room is None or room > 0:
@@ -132,10 +137,15 @@ class ConsumeLoop:
             if batch:
                 self._start(Unit(batch), None)
             return
+        by_partition = self.sub.order is Order.PARTITION
         for tp, records in fetched.items():
             for raw in records:
                 record = Record.of(raw)
-                self._start(Unit([(tp, record)]), (tp, record.key))
+                self._start(Unit([(tp, record)]), (tp, None if by_partition else record.key))
+            if by_partition and records:
+                # Nothing more of it until its last unit is done (`_done` resumes it): its
+                # records wait in their units, not in the slots of other partitions.
+                self._consumer.pause(tp)
 
     async def commit(self) -> None:
         """Commit, per partition, up to the first record not finished."""
@@ -180,19 +190,26 @@ class ConsumeLoop:
         unit = self._units.pop(task)
         if tail is not None and self._tails.get(tail, (None,))[0] is task:
             del self._tails[tail]
+            tp = tail[0]
+            if self.sub.order is Order.PARTITION and tp in self._consumer.assignment():
+                self._consumer.resume(tp)
         self._room.set()
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("%s: work on %s failed: %r", self.sub.group, unit.describe(), error)
             self._fatal = self._fatal or error
 
     async def _poll_paused(self) -> None:
-        """Call `getmany` with every partition paused: the group sees us alive, nothing comes."""
-        assigned = list(self._consumer.assignment())
+        """Call `getmany` with every partition paused: the group sees us alive, nothing comes.
+
+        Partitions paused before (waiting on their units) stay paused.
+        """
+        assigned = set(self._consumer.assignment())
+        running = assigned - set(self._consumer.paused())
         self._consumer.pause(*assigned)
         try:
             await self._consumer.getmany(timeout_ms=0)
         finally:
-            self._consumer.resume(*assigned)
+            self._consumer.resume(*running)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

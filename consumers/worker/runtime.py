@@ -96,7 +96,10 @@ async def _sample_forever(runtime: Runtime) -> None:
 
 
 def run_worker(settings: Settings, serve: Callable[[Runtime], Awaitable[None]]) -> None:
-    """Run `serve(runtime)` with `/metrics`, `/healthz`, `/readyz` until SIGTERM / SIGINT."""
+    """Run `serve(runtime)` with `/metrics`, `/healthz`, `/readyz` until SIGTERM / SIGINT.
+
+    Raises ConfigurationError before anything starts when `METRICS_PORT` cannot be bound.
+    """
 
     async def main() -> None:
         stop = asyncio.Event()

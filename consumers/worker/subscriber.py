@@ -37,6 +37,18 @@ class Outcome(enum.Enum):
     RETRY = "retry"  # not done: hold it (and what follows on its partition), try again later
 
 
+class Order(enum.Enum):
+    """What the loop keeps in order: a record starts only once the one before it finished.
+
+    KEY: records of one key (on one partition); records of other keys pass a slow one.
+    PARTITION: every record of a partition; a partition waiting on a record is not fetched
+    from meanwhile, so that it takes one `concurrency` slot however many records wait on it.
+    """
+
+    KEY = "key"
+    PARTITION = "partition"
+
+
 @dataclass(frozen=True)
 class Consumed(Generic[E]):
     """A decoded event and the record it came from (a batch handler gets a list of these)."""
@@ -49,11 +61,13 @@ class Consumed(Generic[E]):
 class Subscriber(Generic[E]):
     """A worker as the consume loop sees it: where it reads, and what it does with an event.
 
-    Exactly one handler: `handle` gets one record at a time, records of one key in order and
-    up to `concurrency` records at once; `handle_batch` gets everything one fetch returned,
-    once the previous batch is done. After a RETRY the record is handed over again after
-    `retry_base_s`, doubling up to `retry_max_s`. A rebalance lets a record that is being
-    handled finish for `revoke_grace_s` (0: cancel it at once); stopping, `drain_grace_s`.
+    Exactly one handler: `handle` gets one record at a time, in `order` (by default records of
+    one key in order, up to `concurrency` records at once; with `Order.PARTITION`, one record
+    per partition at a time, up to `concurrency` partitions at once); `handle_batch` gets
+    everything one fetch returned, once the previous batch is done. After a RETRY the record is
+    handed over again after `retry_base_s`, doubling up to `retry_max_s`. A rebalance lets a
+    record that is being handled finish for `revoke_grace_s` (0: cancel it at once); stopping,
+    `drain_grace_s`.
     `group` is the consumer group before the deployment prefix, and the metrics' label.
     A batch handler must be all-or-nothing (one transaction): when it raises anything but an
     outage, the loop hands it the batch's records one at a time to find the one to dead-letter.
@@ -64,6 +78,7 @@ class Subscriber(Generic[E]):
     handle: Callable[[E, Record], Awaitable[Outcome]] | None = None
     handle_batch: Callable[[Sequence[Consumed[E]]], Awaitable[Outcome]] | None = None
     concurrency: int = 1
+    order: Order = Order.KEY
     retry_base_s: float = 0.5
     retry_max_s: float = 30.0
     revoke_grace_s: float = 5.0

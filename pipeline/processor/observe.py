@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,12 +39,17 @@ class Observer:
     ) -> None:
         self.app, self.settings, self.metrics = app, settings, metrics
         self.ready, self.heal_stalls, self.clock = ready, heal_stalls, clock
+        #: The metrics port bound before faust starts (`worker.run`), so that a port in use
+        #: stops the worker with a clear error rather than crashing a faust task.
+        self.sock: socket.socket | None = None
         self._not_ready_since: float | None = None
         self._warned_at: float | None = None
 
     async def run(self) -> None:
         """Serve /metrics, /healthz, /readyz and sample the group's lag until shutdown."""
-        server = HealthServer(self.metrics, self.settings.metrics_port, self.readiness)
+        server = HealthServer(
+            self.metrics, self.settings.metrics_port, self.readiness, sock=self.sock
+        )
         await server.start()
         try:
             while True:

@@ -11,6 +11,7 @@ from pathlib import Path
 import faust
 
 from pipeline.kafka import create_topics
+from pipeline.observability import bind_metrics_port
 from pipeline.processor.app import Processor, build_app
 from pipeline.processor.config import internal_topic_specs
 from pipeline.processor.local_state import (
@@ -68,16 +69,19 @@ def run_faust_worker(processor: Processor, loglevel: str = "info") -> None:
 def run(settings: Settings) -> None:
     """Run the approval-queue processor until SIGTERM/SIGINT.
 
-    Raises ConfigurationError at once when the configured table store cannot be used, or when
-    another processor on this host uses the same `DATA_DIR`.
+    Raises ConfigurationError at once when the configured table store cannot be used,
+    `METRICS_PORT` cannot be bound, or another processor on this host uses the same `DATA_DIR`.
     """
     check_store(settings)
+    metrics_socket = bind_metrics_port(settings.metrics_port)
     # faust creates only the last level of its data directory
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     with hold_state_dir(settings):
         drop_unclean_state(settings)
         asyncio.run(_prepare(settings))
-        run_faust_worker(build_app(settings), settings.log_level)
+        processor = build_app(settings)
+        processor.observer.sock = metrics_socket
+        run_faust_worker(processor, settings.log_level)
 
 
 async def _prepare(settings: Settings) -> None:

@@ -10,13 +10,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from aiokafka.partitioner import murmur2
 from pydantic import SecretStr
 
 from consumers.notify.worker import serve
 from consumers.worker.runtime import Runtime
 from pipeline.kafka import make_producer
 from pipeline.settings import Settings
-from tests.support.events import rejection_notice
+from tests.support.events import CCO_ITEM, rejection_notice
 from tests.support.notifier import (
     dead_letter_for,
     ledger_deferrals,
@@ -25,7 +26,7 @@ from tests.support.notifier import (
 )
 from tests.support.smtp import OK, ScriptedSmtp
 from tests.support.waiting import eventually_async
-from topics.specs import NOTIFICATIONS
+from topics.specs import NOTIFICATIONS, key_of
 
 MAX_ATTEMPTS = 4
 DEFERRALS = "erp_pipeline_notification_deferrals_total"
@@ -48,6 +49,12 @@ class InProcess:
         """Start a new notifier (a new process, as far as it can tell: nothing kept in memory)."""
         self.runtime = Runtime.local(self.settings, asyncio.Event())
         self._task = asyncio.create_task(serve(self.runtime))
+
+    async def restart(self, **settings: Any) -> None:
+        """Stop it and start a new one with `settings` changed."""
+        await self.stop()
+        self.settings = self.settings.model_copy(update=settings)
+        self.start()
 
     async def stop(self) -> None:
         """Stop it as SIGTERM does: what is in flight finishes, nothing past it is committed."""
@@ -107,6 +114,36 @@ async def notifier(settings: Settings, server: ScriptedSmtp) -> AsyncIterator[In
         await running.stop()
 
 
+@pytest.fixture
+async def patient(notifier: InProcess) -> AsyncIterator[InProcess]:
+    """The notifier, for one test, retrying a deferred notice far longer than a test lasts."""
+    before = notifier.settings
+    await notifier.restart(notifier_max_attempts=10_000, notifier_defer_max_s=3600.0)
+    try:
+        yield notifier
+    finally:
+        await notifier.restart(
+            notifier_max_attempts=before.notifier_max_attempts,
+            notifier_defer_max_s=before.notifier_defer_max_s,
+        )
+
+
+def partition_of(event: dict[str, Any]) -> int:
+    """The partition the producer's default partitioner (murmur2, as Java's) gives the event."""
+    key = key_of(NOTIFICATIONS.adapter.validate_python(event)).encode()
+    return (murmur2(key) & 0x7FFFFFFF) % NOTIFICATIONS.partitions
+
+
+def notice_on_another_partition(than: dict[str, Any], to: str) -> dict[str, Any]:
+    """A rejection notice to `to` about an item whose key lands on another partition."""
+    for n in range(100):
+        item = {**CCO_ITEM, "id": f"cco-other-{n}"}
+        event = rejection_notice(to=to, item=item)
+        if partition_of(event) != partition_of(than):
+            return event
+    raise AssertionError("every key landed on one partition")
+
+
 @pytest.fixture(scope="module")
 async def producer(settings: Settings) -> AsyncIterator[Any]:
     client = make_producer(settings)
@@ -157,6 +194,46 @@ async def test_a_recipient_deferred_forever_fails_after_the_bound_and_the_partit
         == all_failed_before + 1
     )
     assert not [value for value in notifier.label_values() if "@" in value]
+
+
+async def test_a_deferred_notice_holds_only_its_partition(
+    patient: InProcess, producer: Any, server: ScriptedSmtp
+) -> None:
+    """Before, the notifier sent one e-mail at a time whatever the partition: a notice published
+    after a deferred one, on another partition, waited until the deferred one was given up."""
+    deferred_to, other_to = someone("deferred"), someone("other")
+    server.per_recipient[deferred_to] = "450 4.2.1 mailbox unavailable"
+    deferred = rejection_notice(to=deferred_to)
+    other = notice_on_another_partition(deferred, other_to)
+    await publish_notification(producer, patient.settings, deferred)
+    await eventually_async(
+        lambda: len(server.rcpts(deferred_to)) >= 2,
+        timeout=45,
+        interval=0.05,
+        message="the deferred notice tried, and deferred, again",
+    )
+    await publish_notification(producer, patient.settings, other)
+
+    await eventually_async(
+        lambda: server.messages(other_to),
+        timeout=30,
+        interval=0.05,
+        message="the e-mail on the other partition while the deferred one is retried",
+    )
+    assert ledger_deferrals(patient.settings, deferred["event_id"])[0] == "sending"  # type: ignore[index]
+    assert server.messages(deferred_to) == []
+
+    # Once the server takes the address, the deferred notice is sent, once, and nothing else
+    # of its partition was lost behind it.
+    del server.per_recipient[deferred_to]
+    await eventually_async(
+        lambda: (ledger_row(patient.settings, deferred["event_id"]) or ("",))[0] == "sent",
+        timeout=30,
+        interval=0.1,
+        message="the deferred notice sent once the server takes it",
+    )
+    assert len(server.messages(deferred_to)) == 1
+    assert len(server.messages(other_to)) == 1
 
 
 @pytest.mark.parametrize(

@@ -59,10 +59,12 @@ class FakeConsumer:
         if self._paused >= self._assigned:
             self.paused_polls += 1
         fetched: dict[Any, list[FakeRecord]] = {}
-        while self.queue and (max_records is None or max_records > 0):
-            if self.queue[0].tp in self._paused:
+        for record in list(self.queue):  # a paused partition's records stay for later
+            if max_records is not None and max_records <= 0:
                 break
-            record = self.queue.popleft()
+            if record.tp in self._paused:
+                continue
+            self.queue.remove(record)
             fetched.setdefault(record.tp, []).append(record)
             max_records = None if max_records is None else max_records - 1
         await asyncio.sleep(0 if fetched else 0.001)
@@ -84,6 +86,9 @@ class FakeConsumer:
 
     def pause(self, *partitions: Any) -> None:
         self._paused.update(partitions)
+
+    def paused(self) -> set[Any]:
+        return set(self._paused)
 
     def resume(self, *partitions: Any) -> None:
         self._paused.difference_update(partitions)

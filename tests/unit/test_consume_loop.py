@@ -14,7 +14,7 @@ from aiokafka import TopicPartition
 
 from consumers.worker import loop as loop_module
 from consumers.worker.loop import ConsumeLoop
-from consumers.worker.subscriber import Consumed, Outcome, Subscriber
+from consumers.worker.subscriber import Consumed, Order, Outcome, Subscriber
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from tests.support.consume_loop import (
@@ -333,6 +333,40 @@ async def test_a_batch_cut_short_by_a_rebalance_is_read_again_where_its_partitio
     assert consumer.highest_commit(TP0) <= 0 and consumer.highest_commit(TP1) <= 0
     stop.set()
     await task
+
+
+async def test_ordered_by_partition_a_retry_holds_only_its_partition_and_one_slot() -> None:
+    """Records of one partition one at a time in offset order, whatever their keys; a record
+    retried for good holds its partition (never committed past) while the others, fetched
+    after it, are handled: the records queued behind it take no slot of theirs."""
+    active: set[int] = set()
+    order: dict[int, list[int]] = {}
+
+    async def answer(record: Record) -> Outcome:
+        if (record.partition, record.offset) == (0, 0):
+            return Outcome.RETRY
+        assert record.partition not in active, "two records of one partition at once"
+        active.add(record.partition)
+        await asyncio.sleep(0.001)
+        order.setdefault(record.partition, []).append(record.offset)
+        active.discard(record.partition)
+        return Outcome.PROCESSED
+
+    records = [export_record(offset, f"p0-{offset}") for offset in range(6)]
+    records += [
+        export_record(offset, f"k{offset % 3}", partition=partition)
+        for partition in (1, 2)
+        for offset in range(10)
+    ]
+    loop, consumer, _, stop = make_loop(
+        records, Recorder(answer), concurrency=2, order=Order.PARTITION
+    )
+    tp2 = TopicPartition("erp.exports", 2)
+    await run_until(
+        loop, stop, lambda: consumer.committed(TP1) == 10 and consumer.committed(tp2) == 10
+    )
+    assert order == {1: list(range(10)), 2: list(range(10))}
+    assert consumer.highest_commit(TP0) <= 0
 
 
 async def test_with_no_room_the_loop_still_polls_with_its_partitions_paused(
