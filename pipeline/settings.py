@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     def require_bootstrap(self) -> str:
         """The broker address, or a clear error when none is configured."""
         if not self.kafka_bootstrap_servers:
-            raise RuntimeError(
+            raise ConfigurationError(
                 "KAFKA_BOOTSTRAP_SERVERS is not set (run `erp-pipeline dev` for an embedded broker)"
             )
         return self.kafka_bootstrap_servers
@@ -111,7 +111,7 @@ class Settings(BaseSettings):
     def require_database_url(self) -> str:
         """The database URL, or a clear error when none is configured."""
         if self.database_url is None:
-            raise RuntimeError(
+            raise ConfigurationError(
                 "DATABASE_URL is not set (run `erp-pipeline dev` for an embedded PostgreSQL)"
             )
         return self.database_url.get_secret_value()

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import SecretStr
 
-from pipeline.settings import Settings
+from pipeline.settings import ConfigurationError, Settings
 
 Security = Literal["plain", "tls", "starttls"]
 
@@ -91,7 +91,9 @@ class SmtpTarget:
     def from_settings(cls, settings: Settings) -> SmtpTarget:
         """The target configured by `SMTP_URL`, or a clear error when there is none."""
         if settings.smtp_url is None:
-            raise RuntimeError("SMTP_URL is not set (run `erp-pipeline dev` for a local mail sink)")
+            raise ConfigurationError(
+                "SMTP_URL is not set (run `erp-pipeline dev` for a local mail sink)"
+            )
         return cls.parse(
             settings.smtp_url.get_secret_value(),
             password=settings.smtp_password,

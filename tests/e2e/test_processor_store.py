@@ -35,3 +35,15 @@ def test_a_second_processor_on_the_same_data_dir_exits_and_leaves_the_first_alon
         assert "Traceback" not in second.stderr, second.stderr[-2000:]
         assert first.poll() is None, "the first processor stopped"
         assert state.stat().st_ino == inode and any(state.iterdir())
+
+
+def test_a_worker_missing_a_required_setting_exits_naming_it(
+    worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    # `run notifier` without SMTP_URL used to end in a RuntimeError traceback
+    env = env_for(worker_env, tmp_path / "data")
+    env.pop("SMTP_URL", None)
+    result = cli(env, "run", "notifier", timeout=60)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "SMTP_URL is not set" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]

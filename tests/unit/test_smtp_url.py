@@ -6,7 +6,7 @@ import pytest
 from pydantic import SecretStr
 
 from consumers.notify.smtp import SmtpTarget
-from pipeline.settings import Settings
+from pipeline.settings import ConfigurationError, Settings
 
 
 def test_plain_smtp_with_credentials() -> None:
@@ -48,5 +48,5 @@ def test_bad_urls_are_refused(url: str) -> None:
 
 
 def test_missing_url_is_a_clear_error() -> None:
-    with pytest.raises(RuntimeError, match="SMTP_URL is not set"):
+    with pytest.raises(ConfigurationError, match="SMTP_URL is not set"):
         SmtpTarget.from_settings(Settings(smtp_url=None))
