@@ -67,10 +67,10 @@ async def started_consumer(
 class TopicReplica:
     """Reads `spec`'s topic from the beginning, calling `apply(event)` for each decodable one.
 
-    Undecodable records are skipped here: the agent that owns the topic dead-letters them.
-    Every broker call the replica waits on is bounded (`call_timeout_s`) and retried with a
-    warning and `erp_pipeline_broker_call_retries_total`, so that a broker that never answers
-    shows instead of leaving the processor waiting forever for its replicas.
+    Undecodable records (one with no value too) are skipped here: the agent that owns the topic
+    dead-letters them. Every broker call the replica waits on is bounded (`call_timeout_s`) and
+    retried with a warning and `erp_pipeline_broker_call_retries_total`, so that a broker that
+    never answers shows instead of leaving the processor waiting forever for its replicas.
     """
 
     def __init__(
@@ -120,7 +120,7 @@ class TopicReplica:
             for tp, records in batches.items():
                 for record in records:
                     try:
-                        self.apply(decode(record.value, self.spec))
+                        self.apply(decode(record.value or b"", self.spec))
                     except ContractError:
                         pass
                     except Exception:
