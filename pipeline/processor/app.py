@@ -110,13 +110,24 @@ class Processor:
 
     async def _directory_agent(self, stream: Any) -> None:
         async for event in stream.events():
-            record = Record.of_message(event.message)
-            try:
-                decoded = decode(record.value or b"", DIRECTORY)
-            except ContractError as exc:
-                await self.publish(refusal_for_contract_error(record, exc))
-                continue
+            await self.directory_record(Record.of_message(event.message))
+
+    async def directory_record(self, record: Record) -> None:
+        """One record of erp.directory: dead-lettered when it breaks the contract, else applied
+        (the directory replica applies it too; this agent is where bad ones are refused).
+
+        Counted in `events_consumed` like the records of the item topics, `refused` or
+        `processed` (the replica may have applied it first: applying is idempotent).
+        """
+        try:
+            decoded = decode(record.value or b"", DIRECTORY)
+        except ContractError as exc:
+            await self.publish(refusal_for_contract_error(record, exc))
+            outcome = "refused"
+        else:
             self.directory.apply(decoded)
+            outcome = "processed"
+        self.step.metrics.events_consumed.labels(DIRECTORY.name, outcome).inc()
 
     async def _items_agent(self, stream: Any) -> None:
         async for event in stream.events():
