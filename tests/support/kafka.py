@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from typing import Any
@@ -147,6 +150,49 @@ async def publish_raw(
         await producer.send_and_wait(spec.full_name(settings.erp_topic_prefix), value, key=key)
     finally:
         await producer.stop()
+
+
+#: Run by `publish_with_header_name` with aiokafka's pure-Python record builder, whose header
+#: names can be made of any bytes (the C builder, like every client API, takes text only).
+_RAW_HEADER_NAME = """
+import asyncio, sys
+from aiokafka import AIOKafkaProducer
+
+class Name(str):
+    def encode(self, *args, **kwargs):
+        return bytes.fromhex(sys.argv[4])
+
+async def main(bootstrap, topic, partition, name, key, value):
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topic, bytes.fromhex(value), key=bytes.fromhex(key), partition=int(partition),
+            headers=[(Name("x"), b"value")],
+        )
+    finally:
+        await producer.stop()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def publish_with_header_name(
+    settings: Settings, spec: TopicSpec, name: bytes, key: bytes, value: bytes, partition: int = 0
+) -> None:
+    """Publish one record whose header name is `name`, bytes that need not be UTF-8 (as a
+    client that takes header names as bytes, such as kcat's `-H`, can send)."""
+    topic = settings.topic(spec.name)
+    arguments = [topic, str(partition), name.hex(), key.hex(), value.hex()]
+    done = subprocess.run(
+        [sys.executable, "-c", _RAW_HEADER_NAME, settings.require_bootstrap(), *arguments],
+        env={**os.environ, "AIOKAFKA_NO_EXTENSIONS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 async def end_offsets(settings: Settings, spec: TopicSpec) -> dict[int, int]:
