@@ -111,17 +111,30 @@ class Processor:
 
     async def _directory_agent(self, stream: Any) -> None:
         async for event in stream.events():
-            record = Record.of_message(event.message)
-            try:
-                decoded = decode(record.value or b"", DIRECTORY)
-            except ContractError as exc:
-                await self.publish(refusal_for_contract_error(record, exc))
-                continue
+            await self.directory_record(Record.of_message(event.message))
+
+    async def directory_record(self, record: Record) -> None:
+        """One record of erp.directory: dead-lettered when it breaks the contract or its key is
+        not its event's, else applied (the directory replica applies it too, and skips what
+        this agent refuses: compaction keeps by key).
+
+        Counted in `events_consumed` like the records of the item topics, `refused` or
+        `processed` (the replica may have applied it first: applying is idempotent).
+        """
+        try:
+            decoded = decode(record.value, DIRECTORY)
+        except ContractError as exc:
+            await self.publish(refusal_for_contract_error(record, exc))
+            outcome = "refused"
+        else:
             wrong_key = key_refusal(DIRECTORY, record, decoded)
-            if wrong_key is not None:  # the replica skips it too: compaction keeps by key
+            if wrong_key is not None:
                 await self.publish(wrong_key)
-                continue
-            self.directory.apply(decoded)
+                outcome = "refused"
+            else:
+                self.directory.apply(decoded)
+                outcome = "processed"
+        self.step.metrics.events_consumed.labels(DIRECTORY.name, outcome).inc()
 
     async def _items_agent(self, stream: Any) -> None:
         async for event in stream.events():

@@ -69,11 +69,11 @@ async def started_consumer(
 class TopicReplica:
     """Reads `spec`'s topic from the beginning, calling `apply(event)` for each decodable one.
 
-    Undecodable records, and those whose key is not their event's (`rules.keys`), are skipped
-    here: the agent that owns the topic dead-letters them.
-    Every broker call the replica waits on is bounded (`call_timeout_s`) and retried with a
-    warning and `erp_pipeline_broker_call_retries_total`, so that a broker that never answers
-    shows instead of leaving the processor waiting forever for its replicas.
+    Undecodable records (one with no value too), and those whose key is not their event's
+    (`rules.keys`), are skipped here: the agent that owns the topic dead-letters them. Every
+    broker call the replica waits on is bounded (`call_timeout_s`) and retried with a warning
+    and `erp_pipeline_broker_call_retries_total`, so that a broker that never answers shows
+    instead of leaving the processor waiting forever for its replicas.
     """
 
     def __init__(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass, field
 
 from topics.events import ApproverUpdated, CompanySettingsUpdated, Envelope
@@ -11,9 +12,15 @@ from topics.payloads import ApproverUpdatedPayload, CompanySettingsUpdatedPayloa
 #: Permissions that may accept, reject or retry, together with `can_push_to_accounting`.
 DECIDING_PERMISSIONS = frozenset({ErpToolPermission.STANDARD, ErpToolPermission.ADMIN})
 #: Versions of one directory entry kept, so a decision is judged by the entry of its own time.
+#: Repeats go first when there are more (see `Directory.apply`).
 HISTORY_LIMIT = 32
 
 DEFAULT_SETTINGS = CompanySettingsUpdatedPayload()
+
+
+def _payload(entry: Envelope) -> object:
+    """What a directory version says (its envelope says who said it, and when)."""
+    return entry.payload if isinstance(entry, ApproverUpdated | CompanySettingsUpdated) else None
 
 
 def _as_of(history: list[Envelope], at: dt.datetime | None) -> Envelope | None:
@@ -32,7 +39,14 @@ class Directory:
     entries: dict[str, list[Envelope]] = field(default_factory=dict)
 
     def apply(self, event: ApproverUpdated | CompanySettingsUpdated) -> bool:
-        """Add a directory event; False when it was already known (same `event_id`)."""
+        """Add a directory event to its entry's history; False when it was already known
+        (same `event_id`).
+
+        A history longer than `HISTORY_LIMIT` first loses its repeats (versions that say what
+        the one before them says, as a directory sync republishing every approver makes),
+        then its oldest versions. Dropping the oldest alone would leave a decision made
+        before an approver's last few dozen republications with no version of its time.
+        """
         if isinstance(event, ApproverUpdated):
             key = f"{event.company_id}:user:{event.payload.user_id}"
         else:
@@ -42,6 +56,12 @@ class Directory:
             return False
         history.append(event)
         history.sort(key=lambda entry: (entry.occurred_at, str(entry.event_id)))
+        if len(history) > HISTORY_LIMIT:
+            history[1:] = [
+                entry
+                for before, entry in itertools.pairwise(history)
+                if _payload(entry) != _payload(before)
+            ]
         del history[:-HISTORY_LIMIT]
         return True
 

@@ -24,7 +24,12 @@ from pipeline.kafka import make_producer
 from pipeline.rules.derive import status_changed
 from pipeline.settings import Settings
 from tests.support.db import rows
-from tests.support.kafka import isolated, records_where, wait_for_events
+from tests.support.kafka import (
+    isolated,
+    publish_with_header_name,
+    records_where,
+    wait_for_events,
+)
 from tests.support.rules import event
 from tests.support.waiting import eventually_async
 from topics import decode, encode, key_of
@@ -139,3 +144,42 @@ async def test_dead_letters_of_a_value_and_a_key_near_1_mib_fit_and_the_partitio
     assert by_stage["schema"].raw_truncated and by_stage["schema"].raw_bytes == len(near)
     assert by_stage["decode"].source.key_truncated
     assert by_stage["decode"].source.key_bytes == len(huge_key.encode())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="aiokafka cannot parse a record whose header name is not UTF-8: getmany raises "
+    "UnicodeDecodeError, every worker reading the partition exits, and so does each "
+    "instance that takes the partition over (the processor's faust consumer as well)",
+)
+async def test_a_header_name_that_is_not_utf8_is_dead_lettered_and_the_partition_goes_on(
+    settings: Settings,
+) -> None:
+    mine = await isolated(settings, f"hdr{uuid.uuid4().hex[:6]}")
+    (key, value), (after_key, after_value) = _ready("sc-hdr"), _ready("sc-after")
+    await asyncio.to_thread(publish_with_header_name, mine, STATUS, b"\xff\xfe", key, value)
+    producer = make_producer(mine)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            mine.topic(STATUS.name), after_value, key=after_key, partition=0
+        )
+    finally:
+        await producer.stop()
+
+    stop = asyncio.Event()
+    projection = asyncio.create_task(serve(Runtime.local(mine, stop)))
+
+    def landed() -> bool:
+        assert not projection.done(), f"the projection stopped: {projection.exception()!r}"
+        return bool(rows(mine, "SELECT 1 FROM items WHERE item_id = 'sc-after'"))
+
+    try:
+        await eventually_async(landed, timeout=60, message="the record after it never landed")
+    finally:
+        stop.set()
+        await asyncio.wait([projection], timeout=30)
+    (dead,) = await asyncio.to_thread(
+        wait_for_events, mine, DEAD_LETTERS, lambda e: e.payload.source.offset == 0
+    )
+    assert dead.payload.stage.value == "decode"

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from typing import Any
 
 from pipeline.kafka import (
+    caught_up,
     create_topics,
     make_consumer,
     make_producer,
@@ -149,6 +153,156 @@ async def publish_raw(
         await producer.stop()
 
 
+class Sender:
+    """Sends records as they are, one at a time, each acknowledged before `send` returns,
+    with aiokafka or with librdkafka (confluent-kafka): explicit partitions, any key, headers
+    with repeated names or null values, any broker timestamp (librdkafka reads 0 as "now").
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._aiokafka = make_producer(settings, linger_ms=0)
+        # imported here: only the tests that send with librdkafka need it installed
+        import confluent_kafka
+
+        self._librdkafka = confluent_kafka.Producer(
+            {
+                "bootstrap.servers": settings.require_bootstrap(),
+                "acks": "all",
+                "linger.ms": 0,
+                "batch.num.messages": 1,  # one record per batch, as the embedded broker needs
+                "message.max.bytes": 8 * 1024 * 1024,
+            }
+        )
+
+    async def __aenter__(self) -> Sender:
+        await self._aiokafka.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._aiokafka.stop()
+        self._librdkafka.flush(10)
+
+    async def send(
+        self,
+        spec: TopicSpec,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Sequence[tuple[str, bytes | None]] = (),
+        timestamp_ms: int | None = None,
+        client: str = "aiokafka",
+    ) -> tuple[int, int]:
+        """Publish one record; its (partition, offset) once the broker has it."""
+        topic = self.settings.topic(spec.name)
+        if client == "aiokafka":
+            sent = await self._aiokafka.send_and_wait(
+                topic,
+                value,
+                key=key,
+                partition=partition,
+                headers=list(headers),
+                timestamp_ms=timestamp_ms,
+            )
+            return sent.partition, sent.offset
+        return await asyncio.to_thread(
+            self._produce, topic, value, key, partition, headers, timestamp_ms
+        )
+
+    def _produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        partition: int | None,
+        headers: Sequence[tuple[str, bytes | None]],
+        timestamp_ms: int | None,
+    ) -> tuple[int, int]:
+        delivered: list[Any] = []
+        options: dict[str, Any] = {"headers": list(headers)}
+        if partition is not None:
+            options["partition"] = partition
+        if timestamp_ms is not None:
+            options["timestamp"] = timestamp_ms
+        self._librdkafka.produce(
+            topic, value, key, on_delivery=lambda e, m: delivered.append((e, m)), **options
+        )
+        self._librdkafka.flush(30)
+        [(error, message)] = delivered
+        if error is not None:
+            raise RuntimeError(f"librdkafka could not publish to {topic}: {error}")
+        return int(message.partition()), int(message.offset())
+
+
+#: Run by `publish_with_header_name` with aiokafka's pure-Python record builder, whose header
+#: names can be made of any bytes (the C builder, like every client API, takes text only).
+_RAW_HEADER_NAME = """
+import asyncio, sys
+from aiokafka import AIOKafkaProducer
+
+class Name(str):
+    def encode(self, *args, **kwargs):
+        return bytes.fromhex(sys.argv[4])
+
+async def main(bootstrap, topic, partition, name, key, value):
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topic, bytes.fromhex(value), key=bytes.fromhex(key), partition=int(partition),
+            headers=[(Name("x"), b"value")],
+        )
+    finally:
+        await producer.stop()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def publish_with_header_name(
+    settings: Settings, spec: TopicSpec, name: bytes, key: bytes, value: bytes, partition: int = 0
+) -> None:
+    """Publish one record whose header name is `name`, bytes that need not be UTF-8 (as a
+    client that takes header names as bytes, such as kcat's `-H`, can send)."""
+    topic = settings.topic(spec.name)
+    arguments = [topic, str(partition), name.hex(), key.hex(), value.hex()]
+    done = subprocess.run(
+        [sys.executable, "-c", _RAW_HEADER_NAME, settings.require_bootstrap(), *arguments],
+        env={**os.environ, "AIOKAFKA_NO_EXTENSIONS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+async def read_from(settings: Settings, spec: TopicSpec, starts: dict[int, int]) -> list[Any]:
+    """The records of a topic from `starts` (partition → offset) to its end now."""
+    from aiokafka import TopicPartition
+
+    name = spec.full_name(settings.erp_topic_prefix)
+    consumer = make_consumer(settings, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(name, p) for p in sorted(starts)]
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, starts[tp.partition])
+        ends = await consumer.end_offsets(partitions)
+        records: list[Any] = []
+        while not await caught_up(consumer, ends):
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+        while batches := await consumer.getmany(timeout_ms=300):  # past a reported end
+            for batch in batches.values():  # (see `pipeline.kafka.read_all`)
+                records.extend(batch)
+        return records
+    finally:
+        await stop_consumer(consumer)
+
+
 async def end_offsets(settings: Settings, spec: TopicSpec) -> dict[int, int]:
     """Partition → end offset of a topic now."""
     name = spec.full_name(settings.erp_topic_prefix)
@@ -167,7 +321,7 @@ def decoded(settings: Settings, spec: TopicSpec) -> list[Any]:
     found = []
     for record in asyncio.run(read_all(settings, spec)):
         with suppress(ContractError):
-            found.append(decode(record.value, spec))
+            found.append(decode(record.value or b"", spec))
     return found
 
 

@@ -7,12 +7,17 @@ import os
 import signal
 import subprocess
 import threading
+import urllib.request
+from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from consumers.dev.mailsink import MailSink
+from consumers.dev.services import free_port
 from pipeline.settings import Settings
 from tests.support.paths import ROOT
 from tests.support.processes import start_worker, stop_all
@@ -59,6 +64,7 @@ class System:
     overrides: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     kills: dict[str, int] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)
 
     def env(self, label: str) -> dict[str, str]:
         """A worker's environment: our topics, the proxied database, the sink, its own data."""
@@ -88,10 +94,14 @@ class System:
     def start(self, label: str) -> subprocess.Popen[bytes]:
         """Start (or restart) one worker instance, its output appended to its log file."""
         (self.data_dir / label).mkdir(parents=True, exist_ok=True)
+        port = free_port()
         process = start_worker(
-            label.rpartition("-")[0], self.env(label), self.data_dir / f"{label}.log"
+            label.rpartition("-")[0],
+            {**self.env(label), "METRICS_PORT": str(port)},
+            self.data_dir / f"{label}.log",
         )
         self.processes[label] = process
+        self.metrics_ports[label] = port
         return process
 
     def kill(self, label: str) -> None:
@@ -104,6 +114,22 @@ class System:
     def pids(self) -> dict[str, int]:
         """Worker pids, to prove later that none was replaced."""
         return {label: p.pid for label, p in self.processes.items()}
+
+    def consumed(self) -> Counter[tuple[str, str]]:
+        """`erp_pipeline_events_consumed_total` summed over every running worker, by (topic,
+        outcome): how many records each topic's workers finished since they started."""
+        found: Counter[tuple[str, str]] = Counter()
+        for label in self.processes:
+            url = f"http://127.0.0.1:{self.metrics_ports[label]}/metrics"
+            with urllib.request.urlopen(url, timeout=10) as response:
+                page = response.read().decode()
+            for family in text_string_to_metric_families(page):
+                for sample in family.samples:
+                    if sample.name == "erp_pipeline_events_consumed_total":
+                        found[(sample.labels["topic"], sample.labels["outcome"])] += int(
+                            sample.value
+                        )
+        return found
 
     def exited(self) -> dict[str, int]:
         """Workers that are no longer running, with their exit codes."""

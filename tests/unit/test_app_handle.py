@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from pipeline.processor import checkpoints
 from pipeline.processor import step as step_module
 from pipeline.rules import outbox
 from tests.support.processor import Harness
+from topics.record import Record
 
 SUBMISSIONS = "erp.submissions"
 DECISIONS = "erp.decisions"
@@ -78,3 +80,22 @@ async def test_unexpected_error_in_rules_is_dead_lettered(
     monkeypatch.undo()
     (status,) = await harness.send(SUBMISSIONS, se.project_submitted())
     assert status.event_type == "ItemStatusChanged"
+
+
+async def test_directory_records_are_counted_like_every_consumed_record(harness: Harness) -> None:
+    approver = json.dumps(se.approver_updated(se.APPROVER)).encode()
+    key = f"{se.COMPANY}:user:{se.APPROVER['user_id']}".encode()
+    processor = harness.processor
+    await processor.directory_record(Record("erp.directory", 0, 1, key, approver))
+    await processor.directory_record(Record("erp.directory", 0, 2, key, b"\xffnot json"))
+    consumed = {
+        sample.labels["outcome"]: sample.value
+        for family in processor.step.metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == "erp_pipeline_events_consumed_total"
+        and sample.labels["topic"] == "erp.directory"
+    }
+    assert consumed == {"processed": 1, "refused": 1}
+    assert processor.directory.approver(se.COMPANY, se.APPROVER["user_id"]) is not None
+    (dead,) = harness.published
+    assert (dead.payload.stage, dead.payload.source.offset) == ("decode", 2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from consumers.dev import samples as se
 from pipeline.rules.directory import Directory
-from tests.support.rules import directory, event, run, types
+from tests.support.rules import at, directory, event, run, types
 from topics.payloads import ItemStatus
 
 S = ItemStatus
@@ -66,6 +66,44 @@ def test_directory_as_of_the_decision_time() -> None:
     _, outcomes = run([event(se.project_submitted(), 1), early, late], d)
     assert outcomes[1].events[0].payload.stage == "authorize"
     assert types(outcomes[2]) == ["ItemStatusChanged", "ExportRequested"]
+
+
+def test_a_decision_is_judged_however_often_its_approver_was_republished_since() -> None:
+    """A directory sync that republishes every approver (here 40 times) after a decision was
+    made must not leave that decision with no entry as of its time."""
+    d = Directory()
+    d.apply(event(se.approver_updated(se.APPROVER), 0))
+    for minute in range(10, 50):
+        d.apply(event(se.approver_updated(se.APPROVER), minute))
+    d.apply(event(se.approver_updated(se.APPROVER, privileged=False), 60))
+    early = event(se.accepted(*PROJECT, **ACCEPT), 5)
+    late = event(se.accepted(*PROJECT, **ACCEPT), 65)
+    _, outcomes = run([event(se.project_submitted(), 1), early, late], d)
+    assert types(outcomes[1]) == ["ItemStatusChanged", "ExportRequested"]
+    assert outcomes[2].events[0].payload.stage == "authorize"
+
+
+def test_an_approver_history_is_the_same_whatever_order_its_entries_arrive_in() -> None:
+    entries = [
+        event(se.approver_updated(se.APPROVER), minute, erp_tool_permission=permission)
+        for minute, permission in [(0, "admin"), (1, "admin"), (2, "standard"), (3, "admin")]
+    ]
+    views = []
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2]):
+        d = Directory()
+        for index in order:
+            d.apply(entries[index])
+        views.append(
+            [d.approver(se.COMPANY, se.APPROVER["user_id"], at(m)) for m in (-1, 0, 1, 2, 3)]
+        )
+    assert views[0] == views[1] == views[2]
+    assert [v.erp_tool_permission if v else None for v in views[0]] == [
+        None,
+        "admin",
+        "admin",
+        "standard",
+        "admin",
+    ]
 
 
 def test_duplicate_event_id_is_processed_once() -> None:
