@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -11,7 +12,7 @@ import pytest
 from pipeline.kafka import make_producer
 from pipeline.settings import Settings
 from tests.support.events import valid_examples
-from tests.support.kafka import end_offsets
+from tests.support.kafka import end_offsets, isolated
 from tests.support.processes import cli
 from topics.specs import SUBMISSIONS
 
@@ -47,16 +48,19 @@ async def test_cli_publish_then_tail_shows_the_event(
 async def test_cli_tail_reports_a_tombstone_and_shows_the_events_after_it(
     settings: Settings, worker_env: dict[str, str]
 ) -> None:
-    producer = make_producer(settings)
+    # topics of its own: every other test may read the shared ones expecting only events
+    mine = await isolated(settings, f"tomb{uuid.uuid4().hex[:6]}")
+    env = {**worker_env, "ERP_TOPIC_PREFIX": mine.erp_topic_prefix}
+    producer = make_producer(mine)
     await producer.start()
     try:  # a record with no value, as any client may write one
-        await producer.send_and_wait(settings.topic(SUBMISSIONS.name), None, key=b"acme:x:y")
+        await producer.send_and_wait(mine.topic(SUBMISSIONS.name), None, key=b"acme:x:y")
     finally:
         await producer.stop()
     event = valid_examples()["ItemRetrieved"]
-    published = cli(worker_env, "publish", "erp.submissions", "-", input_text=json.dumps(event))
+    published = cli(env, "publish", "erp.submissions", "-", input_text=json.dumps(event))
     assert published.returncode == 0, published.stderr
-    tailed = cli(worker_env, "tail", "erp.submissions", "--no-follow")
+    tailed = cli(env, "tail", "erp.submissions", "--no-follow")
     assert tailed.returncode == 0, tailed.stderr
     assert event["event_id"] in [
         json.loads(line)["event_id"] for line in tailed.stdout.splitlines()
