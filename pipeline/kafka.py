@@ -12,11 +12,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from pipeline import header_names
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from topics import ALL_TOPICS, Envelope, TopicSpec, encode, headers_for, key_of
 
 log = logging.getLogger(__name__)
+
+# Every consumer of ours reads through aiokafka's fetcher, faust's included: a record whose
+# header name is not UTF-8 must not stop its partition (see `pipeline.header_names`).
+header_names.install()
 
 TOPIC_ALREADY_EXISTS = 36
 

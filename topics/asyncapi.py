@@ -73,6 +73,8 @@ def _message(name: str, spec: TopicSpec) -> dict[str, Any]:
 #: The field rules every event follows (the README's contract notes list what each one refuses).
 CONTRACT_RULES = (
     "Values are UTF-8 JSON objects; a key given twice in one object is refused (stage decode).",
+    "Header names are UTF-8, as Kafka types them; a record with a header name that is not is "
+    "refused (stage decode). Header values may be any bytes.",
     "The record key is exactly the event's key in its topic's key format: company:type:id of "
     "the body's item (directory: company:user:user_id or company:settings; an event of no item "
     "on a company-keyed topic: the company id). Another key, a null key or one that is not "

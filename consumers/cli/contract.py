@@ -21,6 +21,7 @@ from pipeline.kafka import (
 from pipeline.settings import Settings
 from topics import ALL_TOPICS, ContractError, TopicSpec, decode, spec_for
 from topics.jsonschema import SCHEMA_DIR, stale_files, write_all
+from topics.record import Record, decode_record
 
 
 def _spec(name: str) -> TopicSpec:
@@ -167,7 +168,7 @@ async def _tail(
             for records in batch.values():
                 for record in records:
                     try:
-                        event = decode(record.value, spec)
+                        event = decode_record(Record.of(record), spec)
                         click.echo(event.model_dump_json(exclude_none=True))
                     except ContractError as exc:
                         click.echo(

@@ -27,8 +27,8 @@ from pipeline.replay.entries import TOPIC_RANK, Entry, merged
 from pipeline.replay.rebuild import Rebuild, Rebuilt
 from pipeline.rules.keys import key_error
 from pipeline.settings import Settings
-from topics import ContractError, TopicSpec, decode
-from topics.record import Record
+from topics import ContractError, TopicSpec
+from topics.record import Record, decode_record
 from topics.specs import DECISIONS, DIRECTORY, EXPORT_RESULTS, SUBMISSIONS
 
 REPLAYED = (DIRECTORY, SUBMISSIONS, DECISIONS, EXPORT_RESULTS)
@@ -99,12 +99,13 @@ class _Reader:
 
     def add(self, record: Any, spec: TopicSpec, reported: bool) -> None:
         self.records += 1
+        read = Record.of(record)
         try:
-            event = decode(record.value or b"", spec)
+            event = decode_record(read, spec)
         except ContractError:
             self.undecodable += 1  # the live processor dead-lettered it; it changes no state
             return
-        if key_error(spec, Record.of(record), event) is not None:
+        if key_error(spec, read, event) is not None:
             self.undecodable += 1  # refused live too (wrong key): it changes no state
             return
         if spec is DIRECTORY:
@@ -113,9 +114,8 @@ class _Reader:
             return
         if not self.wanted(record.key):
             return
-        rec = Record.of(record)
         rank = TOPIC_RANK[spec.name.removeprefix("erp.")]
-        self.items[event.item_key][spec.name].append(Entry(event, rec, rank, reported))
+        self.items[event.item_key][spec.name].append(Entry(event, read, rank, reported))
 
 
 async def replay(

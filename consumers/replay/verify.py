@@ -9,8 +9,9 @@ from consumers.readmodel import queries
 from pipeline.kafka import read_all
 from pipeline.rules.state import ItemState
 from pipeline.settings import Settings
-from topics import ContractError, decode
+from topics import ContractError
 from topics.payloads import ItemStatus
+from topics.record import Record, decode_record
 from topics.specs import STATUS
 
 
@@ -74,7 +75,7 @@ async def latest_status(
     records: list[Any] = await read_all(settings, STATUS)
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
         try:
-            event = decode(record.value or b"", STATUS)
+            event = decode_record(Record.of(record), STATUS)
         except ContractError:
             continue
         key = event.item_key

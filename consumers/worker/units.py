@@ -21,10 +21,10 @@ from pipeline.metrics import Metrics
 from pipeline.rules.keys import key_refusal
 from pipeline.rules.refusals import refusal, refusal_for_contract_error
 from pipeline.settings import Settings
-from topics import ContractError, decode
+from topics import ContractError
 from topics.events import EventRefused
 from topics.payloads import RefusalStage
-from topics.record import Record
+from topics.record import Record, decode_record
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class Runner:
         ready: list[tuple[Any, Consumed[Any]]] = []
         for tp, record in unit.records:
             try:
-                event = decode(record.value or b"", self.sub.spec)
+                event = decode_record(record, self.sub.spec)
             except ContractError as exc:
                 log.warning("refused %s: %s: %s", unit.describe(record), exc.stage, exc.reason)
                 if await self._dead_letter(unit, refusal_for_contract_error(record, exc)) is None:

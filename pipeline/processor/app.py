@@ -52,8 +52,8 @@ from pipeline.rules.keys import key_refusal
 from pipeline.rules.refusals import refusal_for_contract_error
 from pipeline.rules.summary import SummaryState
 from pipeline.settings import Settings
-from topics import ContractError, decode
-from topics.record import Record
+from topics import ContractError
+from topics.record import Record, decode_record
 from topics.specs import DIRECTORY, NOTIFICATIONS, STATUS, SUBMISSIONS
 
 
@@ -122,7 +122,7 @@ class Processor:
         `processed` (the replica may have applied it first: applying is idempotent).
         """
         try:
-            decoded = decode(record.value, DIRECTORY)
+            decoded = decode_record(record, DIRECTORY)
         except ContractError as exc:
             await self.publish(refusal_for_contract_error(record, exc))
             outcome = "refused"

@@ -21,8 +21,8 @@ from pipeline.kafka import patiently
 from pipeline.metrics import Metrics
 from pipeline.rules.keys import key_error
 from pipeline.settings import Settings
-from topics import ContractError, TopicSpec, decode
-from topics.record import Record
+from topics import ContractError, TopicSpec
+from topics.record import Record, decode_record
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +123,9 @@ class TopicReplica:
             for tp, records in batches.items():
                 for record in records:
                     try:
-                        event = decode(record.value, self.spec)
-                        if key_error(self.spec, Record.of(record), event) is None:
+                        read = Record.of(record)
+                        event = decode_record(read, self.spec)
+                        if key_error(self.spec, read, event) is None:
                             self.apply(event)
                     except ContractError:
                         pass

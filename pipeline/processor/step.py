@@ -16,10 +16,10 @@ from pipeline.rules.keys import key_refusal
 from pipeline.rules.refusals import refusal, refusal_for_contract_error
 from pipeline.rules.state import Incoming, ItemState
 from pipeline.settings import Settings
-from topics import ContractError, Envelope, TopicSpec, decode
+from topics import ContractError, Envelope, TopicSpec
 from topics.events import EventRefused
 from topics.payloads import RefusalStage
-from topics.record import Record
+from topics.record import Record, decode_record
 from topics.specs import DECISIONS
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class Step:
         """
         spec = self._specs[record.topic]
         try:
-            decoded = decode(record.value or b"", spec)
+            decoded = decode_record(record, spec)
         except ContractError as exc:
             await self.commit(record, [refusal_for_contract_error(record, exc)])
             self._count(spec, "refused")

@@ -18,6 +18,7 @@ from tests.support.kafka import (
     decoded,
     publish,
     publish_on_partition,
+    publish_with_header_name,
     records_where,
     wait_for_events,
 )
@@ -393,3 +394,26 @@ def test_a_directory_record_under_another_users_key_is_refused(running: Settings
     expected = f"acme-builders:user:{person['user_id']}"
     assert f"expected {expected!r}" in dead.payload.error
     assert repr(other) in dead.payload.error
+
+
+def test_a_header_name_that_is_not_utf8_is_dead_lettered_and_the_processor_goes_on(
+    running: Settings,
+) -> None:
+    """faust's consumer reads through aiokafka's fetcher, which cannot parse such a record
+    unaided (`pipeline.header_names`): the item agent and the directory agent both go on."""
+    poison, normal = new_id("sc"), new_id("sc")
+    bad = se.commitment_submitted(poison)
+    user = se.approver_updated({**se.APPROVER, "user_id": new_id("u")})
+    for spec, name, event in ((SUBMISSIONS, b"\xff\xfe", bad), (DIRECTORY, b"caf\xe9", user)):
+        publish_with_header_name(running, spec, name, raw_key(event), json.dumps(event).encode())
+    publish(running, SUBMISSIONS, se.commitment_submitted(normal), partition=0)
+    status_of(running, normal, "ready_to_export")
+    for name, event in ((b"\xff\xfe", bad), (b"caf\xe9", user)):
+        key = raw_key(event).decode()
+        (dead,) = wait_for_events(
+            running, DEAD_LETTERS, lambda e, key=key: e.payload.source.key == key
+        )
+        assert dead.payload.stage == "decode"
+        assert dead.payload.error == f"header name {name!r} is not UTF-8"
+        assert json.loads(dead.payload.raw) == event
+    assert not [e for e in decoded(running, STATUS) if about(poison)(e)]

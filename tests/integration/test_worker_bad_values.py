@@ -146,12 +146,6 @@ async def test_dead_letters_of_a_value_and_a_key_near_1_mib_fit_and_the_partitio
     assert by_stage["decode"].source.key_bytes == len(huge_key.encode())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="aiokafka cannot parse a record whose header name is not UTF-8: getmany raises "
-    "UnicodeDecodeError, every worker reading the partition exits, and so does each "
-    "instance that takes the partition over (the processor's faust consumer as well)",
-)
 async def test_a_header_name_that_is_not_utf8_is_dead_lettered_and_the_partition_goes_on(
     settings: Settings,
 ) -> None:

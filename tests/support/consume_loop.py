@@ -29,6 +29,7 @@ class FakeRecord:
     offset: int = 0
     key: bytes | None = None
     timestamp: int = 0
+    headers: tuple[tuple[str, bytes | None], ...] = ()
 
     @property
     def tp(self) -> TopicPartition:

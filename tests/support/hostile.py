@@ -40,6 +40,8 @@ INPUT_TOPICS = (DIRECTORY, SUBMISSIONS, DECISIONS, EXPORT_RESULTS, EXPORTS, STAT
 ODD_TIMESTAMPS = (0, 1, -1, -5, 32_503_680_000_000, 253_402_300_800_000, 2**63 - 1)
 #: Header names and values beside (or instead of) the contract's headers.
 HEADER_NAMES = ("event_type", "schema_version", "correlation_id", "", "\x00", "\u202e", "k\u00e9y")
+#: Header names that are not UTF-8, as clients that take names as bytes can send them.
+BYTE_HEADER_NAMES = (b"\xff\xfe", b"k\xe9y", b"event_type\x80")
 HEADER_VALUES = (b"ItemSubmitted", b"ItemExploded", b"1", b"99", b"-1", b"\xff\xfe", b"x" * 100_000)
 
 
@@ -51,7 +53,7 @@ class Hostile:
     partition: int
     key: bytes | None
     value: bytes | None
-    headers: tuple[tuple[str, bytes | None], ...]
+    headers: tuple[tuple[str | bytes, bytes | None], ...]  # bytes names: sent by librdkafka
     timestamp_ms: int | None  # None: the client's clock
     client: str  # "aiokafka" or "confluent" (librdkafka)
     how: str  # what was made hostile, for failure reports
@@ -175,13 +177,22 @@ def record_keys(draw: Any, contract: bytes) -> bytes | None:
 
 
 @st.composite
-def record_headers(draw: Any, event_type: str) -> tuple[tuple[str, bytes | None], ...]:
-    """No headers, the contract's, or odd ones: repeated, contradicting, not UTF-8, huge, null."""
-    found: list[tuple[str, bytes | None]] = []
+def record_headers(
+    draw: Any, event_type: str, byte_names: bool
+) -> tuple[tuple[str | bytes, bytes | None], ...]:
+    """No headers, the contract's, or odd ones: repeated, contradicting, not UTF-8, huge, null.
+
+    With `byte_names` (a client that takes header names as bytes), names may be bytes that
+    are not UTF-8.
+    """
+    found: list[tuple[str | bytes, bytes | None]] = []
     if draw(st.booleans()):
         found += [("event_type", event_type.encode()), ("schema_version", b"1")]
+    names: list[Any] = [st.sampled_from(HEADER_NAMES), st.text(max_size=8)]
+    if byte_names:
+        names.append(st.sampled_from(BYTE_HEADER_NAMES))
     for _ in range(draw(st.integers(0, 3))):
-        name = draw(st.one_of(st.sampled_from(HEADER_NAMES), st.text(max_size=8)))
+        name = draw(st.one_of(*names))
         value = draw(st.one_of(st.none(), st.sampled_from(HEADER_VALUES), st.binary(max_size=16)))
         found.append((name, value))
     return tuple(found)
@@ -202,17 +213,21 @@ def hostile_records(draw: Any, spec: TopicSpec, company: str) -> Hostile:
         before = ((SUBMISSIONS, raw_key(submitted), json.dumps(submitted).encode()),)
     value, how = draw(mutated(event))
     key = draw(record_keys(raw_key(event)))
-    client = draw(st.sampled_from(("aiokafka", "confluent")))
+    # aiokafka refuses a record with neither key nor value; librdkafka sends it
+    client = (
+        "confluent"
+        if key is None and value is None
+        else draw(st.sampled_from(("aiokafka", "confluent")))
+    )
     return Hostile(
         spec=spec,
         # spread evenly: drawn integers would favour partition 0
         partition=uuid.UUID(event["event_id"]).int % spec.partitions,
         key=key,
         value=value,
-        headers=draw(record_headers(event["event_type"])),
+        headers=draw(record_headers(event["event_type"], byte_names=client == "confluent")),
         timestamp_ms=draw(st.one_of(st.none(), st.sampled_from(ODD_TIMESTAMPS))),
-        # aiokafka refuses a record with neither key nor value; librdkafka sends it
-        client="confluent" if key is None and value is None else client,
+        client=client,
         how=f"{event['event_type']}: {how}",
         before=before,
     )

@@ -190,7 +190,7 @@ class Sender:
         *,
         key: bytes | None = None,
         partition: int | None = None,
-        headers: Sequence[tuple[str, bytes | None]] = (),
+        headers: Sequence[tuple[str | bytes, bytes | None]] = (),
         timestamp_ms: int | None = None,
         client: str = "aiokafka",
     ) -> tuple[int, int]:
@@ -216,7 +216,7 @@ class Sender:
         value: bytes | None,
         key: bytes | None,
         partition: int | None,
-        headers: Sequence[tuple[str, bytes | None]],
+        headers: Sequence[tuple[str | bytes, bytes | None]],
         timestamp_ms: int | None,
     ) -> tuple[int, int]:
         delivered: list[Any] = []

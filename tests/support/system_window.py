@@ -103,6 +103,26 @@ def settled(system: System) -> Snapshot | None:
     return second if second == first else None
 
 
+def unsettled(system: System) -> str:
+    """Why `settled` returns None now: the groups behind, or what moved between two looks."""
+    first = snapshot(system)
+    late = behind(system, first.ends)
+    if late:
+        return f"groups behind the end: {late[:8]}"
+    second = snapshot(system)
+    moved = sorted(
+        f"{topic} +{second.added_since(first, topic)}"
+        for topic in second.ends
+        if second.added_since(first, topic)
+    )
+    counts = sorted(
+        str(k)
+        for k in set(second.consumed) | set(first.consumed)
+        if second.consumed[k] != first.consumed[k]
+    )
+    return f"still moving: records added {moved}, counts changed {counts}"
+
+
 def unbalanced(start: Snapshot, end: Snapshot) -> dict[str, tuple[int, int]]:
     """Input topics whose records added and records finished differ: topic → (added,
     finished)."""
