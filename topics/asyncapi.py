@@ -101,6 +101,10 @@ CONTRACT_RULES = (
     "the items waiting longest and counts the rest (more_items), texts the pipeline derives are "
     "cut to their field's limit with a marker, and an input whose outcome would not fit is "
     "refused (stage business_rule) with the item left as it was.",
+    "Order: an item's status changes (erp.status) are ordered by payload.sequence, a per-item "
+    "counter the processor assigns in the order it applied them, never by occurred_at, which "
+    "comes from a sender's clock and is only shown to people. A status change without sequence "
+    "was written before the field existed and comes before every one that has it.",
     "Where a pattern cannot say a rule whole (the e-mail library, the instant, lone "
     "surrogates), the pipeline refuses more than the schema: an event it refuses reaches "
     "erp.dead-letters with the stage and the reason.",

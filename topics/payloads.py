@@ -329,6 +329,17 @@ class ItemStatusChangedPayload(Frozen):
     project: ProjectRef | None = None
     sent_by: Actor | None = None
     sent_at: Timestamp | None = None
+    #: The item's own counter, 1, 2, 3, ... in the order the processor applied its changes:
+    #: the only order a reader may rely on (never `occurred_at`, a sender's clock). Always set
+    #: by the pipeline from now on; absent on status changes written before it existed, which
+    #: come before every status change that has one.
+    sequence: PositiveInt | None = Field(
+        default=None,
+        description="Per-item counter assigned by the processor, strictly increasing in the "
+        "order it applied the item's changes; the only order to rely on (occurred_at comes "
+        "from a sender's clock). Absent only on status changes written before it was added, "
+        "which come before every one that has it.",
+    )
 
 
 class NoticeItem(Frozen):

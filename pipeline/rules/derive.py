@@ -128,8 +128,12 @@ def status_changed(
     reason: str | None = None,
     reasons: list[str] | None = None,
     erp_reference: str | None = None,
+    sequence: int,
 ) -> ItemStatusChanged:
     """`ItemStatusChanged` caused by `cause`, describing the item as submitted.
+
+    `sequence` is the item's counter for this change (1, 2, ...: the order the processor
+    applied the item's changes in), the order every reader of erp.status goes by.
 
     `reason` and each of `reasons` are cut to what the event takes (with a marker), so the
     status change is always published, whatever its cause said.
@@ -151,6 +155,7 @@ def status_changed(
             project=sub.project if sub else None,
             sent_by=submission.actor if submission else None,
             sent_at=submission.occurred_at if submission else None,
+            sequence=sequence,
         ),
         event_id=derived_id(cause, "status"),
     )

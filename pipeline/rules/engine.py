@@ -7,7 +7,7 @@ from pipeline.rules.machine import DECISIONS, Outcome, transition
 from pipeline.rules.refusals import refusal
 from pipeline.rules.sizes import oversize
 from pipeline.rules.state import HELD_LIMIT, HeldDecision, Incoming, ItemState
-from topics.events import Envelope, ItemSubmitted
+from topics.events import Envelope, EventRefused, ItemEvent, ItemRetrieved, ItemSubmitted
 from topics.payloads import RefusalStage
 
 
@@ -68,7 +68,8 @@ def _release(outcome: Outcome, directory: Directory) -> Outcome:
 def react(state: ItemState | None, incoming: Incoming, directory: Directory) -> Outcome:
     """Apply one item event to the item's state.
 
-    Order of checks: de-duplication on `event_id`, authorization of decisions (as of the
+    Order of checks: de-duplication on `event_id` (the recent ids, and every upstream input the
+    item applied, held or refused: `ItemState.known`), authorization of decisions (as of the
     decision's own time), the submission-version hold/stale rule, then the reaction table;
     last, the size of what that would write (`sizes`). `Outcome.state` is None when nothing
     is to be stored: an unknown item stays unknown, or the outcome was too big to write.
@@ -76,6 +77,7 @@ def react(state: ItemState | None, incoming: Incoming, directory: Directory) -> 
     outcome = _react(state, incoming, directory)
     if outcome.duplicate:
         return outcome
+    outcome = _remember_input(incoming.event, outcome)
     problem = oversize(incoming.event.item_key, outcome.state, outcome.events)
     if problem is None:
         return outcome
@@ -91,7 +93,7 @@ def _react(state: ItemState | None, incoming: Incoming, directory: Directory) ->
     event = incoming.event
     current = state or ItemState.new(event)
     event_id = str(event.event_id)
-    if event_id in current.seen:
+    if current.known(event_id):
         return Outcome(state, [], duplicate=True)
     current = current.remember(event_id)
     version = _version_of(incoming)
@@ -117,6 +119,24 @@ def _react(state: ItemState | None, incoming: Incoming, directory: Directory) ->
     if isinstance(event, ItemSubmitted) and outcome.state is not None and outcome.state.held:
         outcome = _release(outcome, directory)
     return _keep_unknown(state, outcome)
+
+
+#: What people send about an item: remembered beyond the recent ids, so that a copy of one
+#: replayed however much later is a duplicate, never applied a second time.
+UPSTREAM = (ItemSubmitted, ItemRetrieved, *DECISIONS)
+
+
+def _remember_input(event: ItemEvent, outcome: Outcome) -> Outcome:
+    """The outcome with an upstream input remembered as applied or held, or as refused."""
+    if outcome.state is None or not isinstance(event, UPSTREAM):
+        return outcome
+    event_id = str(event.event_id)
+    refused = any(
+        isinstance(out, EventRefused) and out.payload.refused_event_id == event_id
+        for out in outcome.events
+    )
+    state = outcome.state.remember_input(event_id, refused=refused)
+    return Outcome(state, outcome.events, outcome.duplicate)
 
 
 def _keep_unknown(before: ItemState | None, outcome: Outcome) -> Outcome:

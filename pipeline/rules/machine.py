@@ -115,6 +115,7 @@ def _effects(
                     reason=change.reason,
                     reasons=list(change.reasons),
                     erp_reference=new.erp_reference if new.status is S.SYNCED else None,
+                    sequence=new.sequence,
                 )
             )
         elif effect is E.EXPORT and new.export is not None:
@@ -140,6 +141,9 @@ def transition(state: ItemState, incoming: Incoming, directory: Directory) -> Ou
     except handlers.Refused as refused:
         dead = refusal(incoming.record, refused.stage, refused.error, event=event)
         return Outcome(state, [dead])
-    new = change.state.model_copy(update={"updated_at": event.occurred_at})
+    # each status change takes the item's next sequence: the order it was applied in
+    announced = E.STATUS in reaction.effects
+    sequence = state.sequence + 1 if announced else state.sequence
+    new = change.state.model_copy(update={"updated_at": event.occurred_at, "sequence": sequence})
     change = handlers.Change(new, change.reason, change.reasons)
     return Outcome(new, _effects(state, change, event, reaction))

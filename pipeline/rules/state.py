@@ -23,6 +23,10 @@ from topics.record import Record
 
 #: How many recent `event_id`s an item remembers for de-duplication.
 SEEN_LIMIT = 64
+#: How many upstream inputs (submissions, retrieves, decisions) an item remembers as applied
+#: or held, and, apart, as refused: far more than an item's real history, so in practice never
+#: forgotten, yet bounded (about 40 bytes each).
+DECIDED_LIMIT = 256
 #: How many decisions for not-yet-seen submission versions an item holds at most.
 HELD_LIMIT = 16
 
@@ -57,6 +61,11 @@ class ItemState(Frozen):
     updated_at: dt.datetime | None = None
     seen: tuple[str, ...] = ()
     held: tuple[HeldDecision, ...] = ()
+    #: the `sequence` of the item's last status change (0: none yet, or only before the field)
+    sequence: int = 0
+    #: upstream inputs applied or held, and those refused: never applied again (`remember`)
+    decided: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
 
     @classmethod
     def new(cls, event: ItemEvent) -> ItemState:
@@ -84,6 +93,21 @@ class ItemState(Frozen):
     def remember(self, event_id: str) -> ItemState:
         """This state with `event_id` added to the recent ids (oldest dropped past the limit)."""
         return self.model_copy(update={"seen": (*self.seen, event_id)[-SEEN_LIMIT:]})
+
+    def known(self, event_id: str) -> bool:
+        """Whether the event was met before: among the recent ids, or an upstream input the
+        item applied, held or refused."""
+        return event_id in self.seen or event_id in self.decided or event_id in self.refused
+
+    def remember_input(self, event_id: str, *, refused: bool) -> ItemState:
+        """This state remembering an upstream input as applied or held, or as refused.
+
+        Kept apart so that a flood of refused inputs never pushes out what was applied; each
+        list drops its oldest past `DECIDED_LIMIT`.
+        """
+        if refused:
+            return self.model_copy(update={"refused": (*self.refused, event_id)[-DECIDED_LIMIT:]})
+        return self.model_copy(update={"decided": (*self.decided, event_id)[-DECIDED_LIMIT:]})
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,19 @@ from topics.payloads import (
 )
 
 Sent = tuple[str, str, dt.date]  # (company, approver e-mail, company-local date)
+#: Where a status change stands among its item's: (1, sequence) for those the pipeline
+#: numbered; (0, time, version) for those written before sequences, which all come first and
+#: among themselves keep the order they always had.
+Order = tuple[int, float, int]
+
+
+def order_of(event: ItemStatusChanged) -> Order:
+    """The key that orders an item's status changes as the processor applied them."""
+    sequence = event.payload.sequence
+    if sequence is not None:
+        return (1, float(sequence), 0)
+    return (0, event.occurred_at.timestamp(), event.payload.submission_version)
+
 
 
 class Waiting(NamedTuple):
@@ -42,21 +55,22 @@ class Waiting(NamedTuple):
 
 @dataclass
 class SummaryState:
-    """The newest status of every item (its time and version only) and, for those waiting in
+    """The newest status of every item (its `order_of` only) and, for those waiting in
     Ready to Export, the few fields a summary line shows; the summaries already sent.
 
     Kept small: one instance holds every item of every company it has seen.
     """
 
-    latest: dict[str, tuple[dt.datetime, int]] = field(default_factory=dict)
+    latest: dict[str, Order] = field(default_factory=dict)
     ready: dict[str, Waiting] = field(default_factory=dict)
     sent: set[Sent] = field(default_factory=set)
     _actors: dict[Actor, Actor] = field(default_factory=dict)
 
     def apply_status(self, event: ItemStatusChanged) -> None:
-        """Keep the newest status per item (by occurred_at; older redeliveries are ignored)."""
+        """Keep the newest status per item in the pipeline's order (`order_of`); an older
+        one (a redelivery, a republished outbox) is ignored."""
         key = event.item_key
-        newest = (event.occurred_at, event.payload.submission_version)
+        newest = order_of(event)
         known = self.latest.get(key)
         if known is not None and newest < known:
             return

@@ -43,7 +43,9 @@ pytestmark = pytest.mark.timeout(180)
 def _ready(item_id: str, **payload: Any) -> tuple[bytes, bytes]:
     """(key, value) of a `ready_to_export` status, its payload changed as given (unvalidated)."""
     submitted = event(se.commitment_submitted(item_id))
-    status = status_changed(submitted, ItemStatus.READY_TO_EXPORT, None, 1, submission=submitted)
+    status = status_changed(
+        submitted, ItemStatus.READY_TO_EXPORT, None, 1, submission=submitted, sequence=1
+    )
     value = json.loads(encode(status))
     value["payload"].update(payload)
     return key_of(status).encode(), json.dumps(value).encode()

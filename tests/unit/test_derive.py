@@ -29,7 +29,9 @@ AT = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 
 def test_a_derived_event_copies_the_cause_and_keeps_its_correlation() -> None:
     cause = event({**se.project_submitted("prj-7"), "correlation_id": "chain-1"})
-    status = derive.status_changed(cause, ItemStatus.READY_TO_EXPORT, None, 1, submission=cause)
+    status = derive.status_changed(
+        cause, ItemStatus.READY_TO_EXPORT, None, 1, submission=cause, sequence=1
+    )
     assert isinstance(status, ItemStatusChanged)
     assert (status.company_id, status.item, status.actor) == (
         cause.company_id,
@@ -45,7 +47,9 @@ def test_an_input_without_correlation_starts_a_chain_named_by_its_own_id() -> No
     raw = se.project_submitted("prj-8")
     raw.pop("correlation_id", None)
     cause = event(raw)
-    status = derive.status_changed(cause, ItemStatus.READY_TO_EXPORT, None, 1, submission=cause)
+    status = derive.status_changed(
+        cause, ItemStatus.READY_TO_EXPORT, None, 1, submission=cause, sequence=1
+    )
     assert status.correlation_id == str(cause.event_id)
 
 

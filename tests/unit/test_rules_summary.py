@@ -32,7 +32,9 @@ def _waiting_state() -> SummaryState:
 def _later(status: ItemStatusChanged, minutes: int, new_status: str) -> ItemStatusChanged:
     return status.model_copy(
         update={
-            "payload": status.payload.model_copy(update={"status": new_status}),
+            "payload": status.payload.model_copy(
+                update={"status": new_status, "sequence": (status.payload.sequence or 0) + minutes}
+            ),
             "occurred_at": status.occurred_at + dt.timedelta(minutes=minutes),
         }
     )
