@@ -33,15 +33,18 @@ log = logging.getLogger(__name__)
 
 GROUP = "erp-projection"
 
-#: Upsert of the current state; an event older than what the row shows changes nothing.
+#: Upsert of the current state; a status change that is not after what the row shows (by the
+#: item's sequence; one without a sequence was written before it existed, so it comes before
+#: every one with it, and among those the old rule holds: version, then time) changes nothing.
 UPSERT_ITEM = """
 INSERT INTO items AS i (company_id, item_type, item_id, status, submission_version, number,
     title, amount, project_id, project_name, sent_by_email, sent_by_name, sent_at,
-    decided_by_email, decided_at, reason, erp_reference, last_error, updated_at, last_event_id)
+    decided_by_email, decided_at, reason, erp_reference, last_error, updated_at, last_event_id,
+    sequence)
 VALUES (%(company_id)s, %(item_type)s, %(item_id)s, %(status)s, %(version)s, %(number)s,
     %(title)s, %(amount)s, %(project_id)s, %(project_name)s, %(sent_by_email)s,
     %(sent_by_name)s, %(sent_at)s, %(decided_by_email)s, %(decided_at)s, %(reason)s,
-    %(erp_reference)s, %(last_error)s, %(occurred_at)s, %(event_id)s)
+    %(erp_reference)s, %(last_error)s, %(occurred_at)s, %(event_id)s, %(sequence)s)
 ON CONFLICT (company_id, item_type, item_id) DO UPDATE SET
     status = EXCLUDED.status, submission_version = EXCLUDED.submission_version,
     number = COALESCE(EXCLUDED.number, i.number), title = COALESCE(EXCLUDED.title, i.title),
@@ -55,19 +58,23 @@ ON CONFLICT (company_id, item_type, item_id) DO UPDATE SET
     decided_at = COALESCE(EXCLUDED.decided_at, i.decided_at),
     reason = EXCLUDED.reason, erp_reference = EXCLUDED.erp_reference,
     last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at,
-    last_event_id = EXCLUDED.last_event_id
-WHERE (i.submission_version, i.updated_at) <= (EXCLUDED.submission_version, EXCLUDED.updated_at)
+    last_event_id = EXCLUDED.last_event_id, sequence = EXCLUDED.sequence
+WHERE CASE
+    WHEN EXCLUDED.sequence IS NOT NULL THEN i.sequence IS NULL OR i.sequence < EXCLUDED.sequence
+    WHEN i.sequence IS NOT NULL THEN false
+    ELSE (i.submission_version, i.updated_at) <= (EXCLUDED.submission_version, EXCLUDED.updated_at)
+END
 RETURNING decided_at
 """
 
 INSERT_HISTORY = """
 INSERT INTO item_history (event_id, company_id, item_type, item_id, status, previous_status,
     submission_version, actor_user_id, actor_email, actor_name, reason, reasons, erp_reference,
-    occurred_at, correlation_id, source_topic, source_partition, source_offset)
+    occurred_at, correlation_id, source_topic, source_partition, source_offset, sequence)
 VALUES (%(event_id)s, %(company_id)s, %(item_type)s, %(item_id)s, %(status)s,
     %(previous_status)s, %(version)s, %(actor_user_id)s, %(actor_email)s, %(actor_name)s,
     %(reason)s, %(reasons)s, %(erp_reference)s, %(occurred_at)s, %(correlation_id)s,
-    %(topic)s, %(partition)s, %(offset)s)
+    %(topic)s, %(partition)s, %(offset)s, %(sequence)s)
 ON CONFLICT (event_id) DO NOTHING
 """
 
@@ -100,6 +107,7 @@ def row_of(event: ItemStatusChanged, record: Record) -> dict[str, Any]:
         "erp_reference": p.erp_reference,
         "last_error": p.reason if status == "failed_to_export" else None,
         "occurred_at": event.occurred_at,
+        "sequence": p.sequence,
         "event_id": event.event_id,
         "actor_user_id": event.actor.user_id,
         "actor_email": event.actor.email,

@@ -23,11 +23,11 @@ HISTORY = (
     "SELECT occurred_at AS at, status, previous_status, submission_version AS version,"
     " actor_email AS by, coalesce(reason, '') AS reason, reasons, erp_reference"
     " FROM item_history WHERE company_id = %s AND item_type = %s AND item_id = %s"
-    " ORDER BY occurred_at, source_offset"
+    " ORDER BY sequence NULLS FIRST, occurred_at, source_offset"
 )
 CURRENT = (
     "SELECT company_id || ':' || item_type || ':' || item_id AS key, status,"
-    " submission_version, erp_reference FROM items"
+    " submission_version, erp_reference, sequence FROM items"
     " WHERE (%s::text IS NULL OR company_id = %s)"
 )
 

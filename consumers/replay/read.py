@@ -6,9 +6,13 @@ erp.directory, erp.submissions, erp.decisions and erp.export-results from the be
 records lie before the offsets of `--from` are applied but not reported.
 
 The live processor reads an item's three topics in whatever order they arrive; the replay
-orders them by their times (each topic's own order kept). Where the two orders differ in a way
-the rules care about (an unversioned decision read before the submission it answers, a
-directory change dated before a decision but published after it), `--verify` names the item.
+keeps each topic's own order and merges them in the order the processor could have applied
+them (`pipeline.replay.entries.merged`: what the item was ready for first, senders' times only
+breaking ties), never trusting a sender's clock over causality. Where the two orders still
+differ in a way the rules care about (an unversioned decision read before the submission it
+answers, an accept and a retrieve both possible at once and stamped against the order they were
+read in, a directory change dated before a decision but published after it), `--verify` names
+the item.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any, TextIO
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.kafka import make_consumer, partitions_of, stop_consumer
-from pipeline.replay.entries import TOPIC_RANK, Entry, merged
+from pipeline.replay.entries import TOPIC_RANK, Entry
 from pipeline.replay.rebuild import Rebuild, Rebuilt
 from pipeline.rules.keys import key_error
 from pipeline.settings import Settings
@@ -174,7 +178,7 @@ async def replay(
     for event in reader.directory:
         rebuild.directory_event(event)
     for key in sorted(reader.items):
-        rebuild.item(key, merged(reader.items[key].values()))
+        rebuild.item(key, reader.items[key].values())
     return ReplayResult(
         rebuild.result,
         records=reader.records,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from consumers.readmodel import queries
@@ -17,21 +17,32 @@ from topics.specs import STATUS
 
 @dataclass(frozen=True)
 class Seen:
-    """What one source says about an item: status, submission version, ERP reference."""
+    """What one source says about an item: status, submission version, ERP reference, and the
+    sequence of its last status change (None where it was written before sequences)."""
 
     status: str | None
     version: int | None
     erp_reference: str | None
+    sequence: int | None = None
 
     def describe(self) -> str:
-        return f"status={self.status} version={self.version} erp_reference={self.erp_reference}"
+        return (
+            f"status={self.status} version={self.version} erp_reference={self.erp_reference}"
+            f" sequence={self.sequence}"
+        )
+
+    def agrees(self, other: Seen) -> bool:
+        """Whether `other` says the same. The sequence is shown, not compared: items the
+        pipeline knew before sequences existed were numbered live from then on, while the
+        replay numbers them from their first event."""
+        return replace(self, sequence=None) == replace(other, sequence=None)
 
 
 def expected(state: ItemState) -> Seen:
     """What the read model and erp.status should say about a rebuilt item."""
     status = state.status.value if state.status else None
     reference = state.erp_reference if state.status is ItemStatus.SYNCED else None
-    return Seen(status, state.version, reference)
+    return Seen(status, state.version, reference, state.sequence or None)
 
 
 def differences(rebuilt: dict[str, ItemState], sources: dict[str, dict[str, Seen]]) -> list[str]:
@@ -41,7 +52,7 @@ def differences(rebuilt: dict[str, ItemState], sources: dict[str, dict[str, Seen
     for source, seen in sorted(sources.items()):
         for key in sorted(set(wanted) | set(seen)):
             mine, theirs = wanted.get(key), seen.get(key)
-            if mine == theirs:
+            if mine is not None and theirs is not None and mine.agrees(theirs):
                 continue
             lines.append(
                 f"{key}: {source} has "
@@ -61,7 +72,9 @@ def read_model(settings: Settings, company: str | None, item: str | None) -> dic
     """The `items` table, by item key."""
     rows = queries.current(settings.require_database_url(), company)
     return {
-        row["key"]: Seen(row["status"], row["submission_version"], row["erp_reference"])
+        row["key"]: Seen(
+            row["status"], row["submission_version"], row["erp_reference"], row["sequence"]
+        )
         for row in rows
         if _matches(row["key"], company, item)
     }
@@ -70,8 +83,10 @@ def read_model(settings: Settings, company: str | None, item: str | None) -> dic
 async def latest_status(
     settings: Settings, company: str | None, item: str | None
 ) -> dict[str, Seen]:
-    """The `ItemStatusChanged` of highest offset per item on erp.status."""
+    """The last `ItemStatusChanged` per item on erp.status: of highest sequence, and where
+    none has one (written before sequences), of highest offset."""
     latest: dict[str, Seen] = {}
+    ranks: dict[str, tuple[int, int]] = {}
     records: list[Any] = await read_all(settings, STATUS)
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
         try:
@@ -79,9 +94,14 @@ async def latest_status(
         except ContractError:
             continue
         key = event.item_key
-        if _matches(key, company, item):
-            p = event.payload
-            latest[key] = Seen(p.status.value, p.submission_version, p.erp_reference)
+        if not _matches(key, company, item):
+            continue
+        p = event.payload
+        rank = (1, p.sequence) if p.sequence is not None else (0, record.offset)
+        if key in ranks and rank < ranks[key]:
+            continue  # an earlier change published again (a redelivered outbox)
+        ranks[key] = rank
+        latest[key] = Seen(p.status.value, p.submission_version, p.erp_reference, p.sequence)
     return latest
 
 

@@ -1,9 +1,9 @@
-"""One item's events from its topics, merged into the order the rules see them (pure)."""
+"""One item's events from its topics, merged into the order the processor applied them (pure)."""
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from topics.events import ItemEvent
@@ -24,18 +24,36 @@ class Entry:
     reported: bool = True
 
     def order(self) -> tuple[object, ...]:
-        """The merge key: time first, then topic rank, partition, offset."""
+        """The tie-break among events that could each come next: time, topic rank, position."""
         record = self.record
         return (self.event.occurred_at, self.rank, record.partition, record.offset)
 
 
-def merged(streams: Iterable[list[Entry]]) -> Iterator[Entry]:
-    """One item's events from its topics, in the order the rules see them.
+def _anything(_: Entry) -> bool:
+    return True
 
-    Each topic's own order (by offset) is kept, as the live processor keeps it; across topics
-    the earlier head by `Entry.order` goes first.
+
+def merged(
+    streams: Iterable[list[Entry]], applies: Callable[[Entry], bool] = _anything
+) -> Iterator[Entry]:
+    """One item's events from its topics, in the order the processor applied them.
+
+    Each topic's own order (by offset) is the processor's, so it is kept. Across topics the
+    processor's order is causal: it could only have applied an event its item was ready for
+    (a re-send after the reject that made it possible, an ERP answer after the accept that
+    asked), whatever the senders' clocks say. So the next event is, among the topics' next
+    ones, one that `applies(entry)` says the item takes now (the rebuild asks its reaction
+    table, and is called again after each event), and only when none does, one that will be
+    refused; times (`Entry.order`) only break ties between candidates of the same kind.
     """
-    ordered = [
-        sorted(stream, key=lambda e: (e.record.partition, e.record.offset)) for stream in streams
+    queues = [
+        deque(sorted(stream, key=lambda e: (e.record.partition, e.record.offset)))
+        for stream in streams
     ]
-    return heapq.merge(*ordered, key=Entry.order)
+    queues = [queue for queue in queues if queue]
+    while queues:
+        ready = [queue for queue in queues if applies(queue[0])]
+        chosen = min(ready or queues, key=lambda queue: queue[0].order())
+        yield chosen.popleft()
+        if not chosen:
+            queues.remove(chosen)

@@ -6,10 +6,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pipeline.replay.audit import AuditRow, row_for, utc
-from pipeline.replay.entries import Entry
+from pipeline.replay.entries import Entry, merged
 from pipeline.rules.derive import derived_id
 from pipeline.rules.directory import Directory
 from pipeline.rules.engine import react
+from pipeline.rules.machine import REACTIONS, trigger_of
 from pipeline.rules.state import Incoming, ItemState
 from topics.events import (
     ApproverUpdated,
@@ -43,9 +44,16 @@ class Rebuild:
         self.directory.apply(event)
         self.result.events += 1
 
-    def item(self, key: str, entries: Iterable[Entry]) -> None:
-        """Replay one item's events (already merged) and record its decisions' outcomes."""
+    def item(self, key: str, streams: Iterable[list[Entry]]) -> None:
+        """Replay one item's events, one list per topic, merged in the order the processor
+        applied them (`entries.merged`), and record its decisions' outcomes."""
         state: ItemState | None = None
+
+        def applies(entry: Entry) -> bool:
+            status = state.status if state is not None else None
+            return (status, trigger_of(entry.event)) in REACTIONS
+
+        entries = merged(streams, applies)
         rows: dict[str, AuditRow] = {}
         by_status: dict[str, AuditRow] = {}
         by_export: dict[str, AuditRow] = {}

@@ -34,7 +34,7 @@ def rebuild(entries: list[Entry]) -> Rebuild:
     streams: dict[str, list[Entry]] = {}
     for e in entries:
         streams.setdefault(e.record.topic, []).append(e)
-    r.item(KEY, merged(streams.values()))
+    r.item(KEY, streams.values())
     return r
 
 
@@ -179,3 +179,33 @@ def test_an_error_in_the_rules_is_reported_like_the_live_dead_letter(monkeypatch
         "business_rule: unexpected error: ValueError: boom",
     )
     assert result.states == {}
+
+
+def test_a_reject_and_the_re_send_after_it_stamped_alike_replay_as_they_were_applied() -> None:
+    """Live, the re-send could only be applied once the reject had made the item sendable;
+    with both stamped at the same instant, a merge by time (submissions first) refused it."""
+    result = rebuild(
+        [
+            entry(event(se.commitment_submitted("sc-1"), 0), "submissions"),
+            entry(event(se.rejected(*COMMITMENT, "Wrong vendor"), 5), "decisions"),
+            entry(event(se.commitment_submitted("sc-1"), 5), "submissions"),
+        ]
+    ).result
+    state = result.states[KEY]
+    assert (state.status, state.version, state.sequence) == ("ready_to_export", 2, 3)
+    (row,) = result.rows
+    assert (row.outcome, row.status_after) == ("applied", "rejected")
+
+
+def test_an_answer_stamped_before_its_accept_replays_after_it() -> None:
+    """The accept's clock runs ten minutes ahead of the exporter's: the ERP's answer still
+    follows the accept that asked for it."""
+    result = rebuild(
+        [
+            entry(event(se.commitment_submitted("sc-1"), 0), "submissions"),
+            entry(event(se.accepted(*COMMITMENT, details="ok"), 12), "decisions"),
+            entry(exported(1, 3, "SC-1"), "export-results"),
+        ]
+    ).result
+    state = result.states[KEY]
+    assert (state.status, state.erp_reference) == ("synced", "SC-1")
