@@ -39,7 +39,6 @@ def order_of(event: ItemStatusChanged) -> Order:
     return (0, event.occurred_at.timestamp(), event.payload.submission_version)
 
 
-
 class Waiting(NamedTuple):
     """What a summary line needs of an item whose newest status is Ready to Export."""
 

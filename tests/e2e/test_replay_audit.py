@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from tests.support.events import for_company
 from tests.support.kafka import about, end_offsets, isolated, publish, wait_for_events
 from tests.support.processes import cli
 from tests.support.waiting import eventually
+from tests.support.workers import Workers
 from topics import ALL_TOPICS
 from topics.specs import DEAD_LETTERS, DECISIONS, DIRECTORY, STATUS, SUBMISSIONS
 
@@ -30,16 +31,6 @@ pytestmark = pytest.mark.timeout(240)
 
 COMPANY = "replay-audit"
 PROJECT = ("project", "prj-100")
-
-
-@dataclass
-class Workers(Stack):
-    """The stack's workers on topics of their own, with test-friendly settings."""
-
-    extra: dict[str, str] = field(default_factory=dict)
-
-    def env(self) -> dict[str, str]:
-        return {**super().env(), **self.extra}
 
 
 @dataclass
