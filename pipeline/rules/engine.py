@@ -42,7 +42,7 @@ def _release(outcome: Outcome, directory: Directory) -> Outcome:
     state = outcome.state
     assert state is not None
     events, waiting = list(outcome.events), []
-    due = sorted(state.held, key=lambda held: (held.event.occurred_at, held.source.offset))
+    due = state.held  # in the order they were read: the log's, never the senders' clocks
     state = state.model_copy(update={"held": ()})
     for held in due:
         version = held.event.payload.submission_version or 0

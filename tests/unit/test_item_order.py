@@ -152,3 +152,18 @@ def test_a_flood_of_refused_inputs_does_not_push_out_what_was_applied() -> None:
     assert state is not None and len(state.refused) == DECIDED_LIMIT  # bounded all the same
     _, (again,) = run([reject], state=state)
     assert again.duplicate
+
+
+def test_decisions_held_for_a_version_are_applied_in_the_order_they_were_read() -> None:
+    """The reject was read first; the accept, stamped earlier by a slower clock, comes after
+    it and is refused, as it would be had the submission been there all along."""
+    reject = event(se.rejected(*PROJECT, "wrong job"), 10, submission_version=1)
+    accept = event(se.accepted(*PROJECT, submission_version=1, **ACCEPT), 5)
+    state, outcomes = run([reject, accept, event(se.project_submitted(), 0)])
+    assert types(outcomes[-1]) == [
+        "ItemStatusChanged",
+        "ItemStatusChanged",
+        "RejectionNotice",
+        "EventRefused",
+    ]
+    assert state is not None and state.status is S.REJECTED
