@@ -20,7 +20,7 @@ from tests.support.kafka import about, isolated, publish, wait_for_events
 from tests.support.processes import cli
 from tests.support.waiting import eventually
 from tests.support.workers import Workers
-from topics.specs import DECISIONS, DIRECTORY, STATUS, SUBMISSIONS
+from topics.specs import DEAD_LETTERS, DECISIONS, DIRECTORY, STATUS, SUBMISSIONS
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -119,3 +119,37 @@ def test_a_reject_and_its_re_send_stamped_alike_verify_clean(live: Live) -> None
     done = cli(live.env, "replay", "--company", COMPANY, "--verify")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verify: the read model and erp.status match the replay" in done.stdout
+
+
+def test_a_reject_replayed_after_more_than_64_other_events_is_not_applied_twice(
+    live: Live,
+) -> None:
+    """The approver UI publishes its reject again (same event id) after 70 refused events and
+    the re-send: the new version is not rejected, and the accept of it goes through."""
+    item = f"prj-{uuid.uuid4().hex[:6]}"
+    publish(live.settings, SUBMISSIONS, for_company(COMPANY, se.project_submitted(item)))
+    _read_model(live, item, "ready_to_export")
+    reject = for_company(COMPANY, se.rejected("project", item, "Wrong customer"))
+    publish(live.settings, DECISIONS, reject)
+    _read_model(live, item, "rejected")
+    refused = [for_company(COMPANY, se.retrieved("project", item)) for _ in range(70)]
+    publish(live.settings, SUBMISSIONS, *refused)
+    wait_for_events(live.settings, DEAD_LETTERS, about(item), count=70)
+    publish(live.settings, SUBMISSIONS, for_company(COMPANY, se.project_submitted(item)))
+    wait_for_events(
+        live.settings, STATUS, lambda e: about(item)(e) and e.payload.submission_version == 2
+    )
+    publish(live.settings, DECISIONS, reject)  # the same record again
+    job = {"erp_job_id": f"RR-{item[-6:]}", "job_template": "COMM"}
+    accept = se.accepted("project", item, submission_version=2, **job)
+    publish(live.settings, DECISIONS, for_company(COMPANY, accept))
+    _read_model(live, item, "synced")
+    published = wait_for_events(live.settings, STATUS, about(item), count=5)
+    changes = sorted({(e.payload.sequence, e.payload.status.value) for e in published})
+    assert changes == [
+        (1, "ready_to_export"),
+        (2, "rejected"),
+        (3, "ready_to_export"),
+        (4, "exporting"),
+        (5, "synced"),
+    ]
