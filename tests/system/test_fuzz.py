@@ -29,9 +29,9 @@ How it is built, and why:
   * Every normal item ends in its status (read model and erp.status), is in the ERP once if
     synced, every notification of its company is mailed exactly once, and none of its records
     is dead-lettered.
-- Header names that are not UTF-8 are drawn for the records librdkafka sends (it takes names
-  as bytes). Not drawn: header names with lone surrogates, which crash librdkafka's Python
-  binding in the sender.
+- Header names that are not UTF-8 are drawn too (sent with aiokafka's pure-Python record
+  builder, which writes a name's bytes as given). Not drawn: header names with lone
+  surrogates, which crash librdkafka's Python binding in the sender.
 """
 
 from __future__ import annotations
