@@ -94,6 +94,8 @@ class _Reader:
         self.verdicts = Verdicts()
         self.items: dict[str, dict[str, list[Entry]]] = defaultdict(lambda: defaultdict(list))
         self.records = self.undecodable = 0
+        #: dead letters read for the verdicts (not counted in `records`)
+        self.dead_letters = 0
 
     def wanted(self, key: bytes | None) -> bool:
         if self.options.item is not None:
@@ -127,6 +129,7 @@ class _Reader:
 
     def verdict(self, record: Any) -> None:
         """A dead letter: kept when it is a live refusal at `authorize` (of a wanted company)."""
+        self.dead_letters += 1
         try:
             event = decode_record(Record.of(record), DEAD_LETTERS)
         except ContractError:
@@ -176,7 +179,10 @@ async def replay(
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
-            progress.show(reader.records, {tp: await consumer.position(tp) for tp in tps})
+            progress.show(
+                reader.records + reader.dead_letters,
+                {tp: await consumer.position(tp) for tp in tps},
+            )
         if options.end is None and not partial:
             # Some brokers (the embedded one) under-report end offsets after concurrent
             # writes: records past the reported end are still there, so drain until quiet.
@@ -184,7 +190,7 @@ async def replay(
                 for tp, records in batches.items():
                     for record in records:
                         reader.add(record, reader.specs[tp.topic], record.offset >= report_from[tp])
-        progress.done(reader.records)
+        progress.done(reader.records + reader.dead_letters)
     finally:
         await stop_consumer(consumer)
     read_s = time.monotonic() - started
