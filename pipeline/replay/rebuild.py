@@ -106,6 +106,7 @@ def _link(
         if row is not None:
             payload = derived.payload
             row.outcome = "applied"
+            row.decided_by = derived.actor.email  # the decider as the directory names them
             row.status_after = payload.status.value
             row.submission_version = payload.submission_version
             if payload.sent_by is not None:

@@ -228,3 +228,13 @@ def test_replay_gives_the_live_verdicts_before_and_after_a_revocation() -> None:
     assert rows["rejected"].outcome == "refused"
     assert rows["rejected"].refusal.startswith("authorize: user u-ana may not push")
     assert replayed.result.states[KEY].status.value == "failed_to_export"
+
+
+def test_the_audit_names_the_decider_as_the_directory_does_not_as_the_event_claims() -> None:
+    claimed = {**se.APPROVER, "email": "not.ana@acme.example", "name": "Not Ana"}
+    stories = [
+        entry(event(se.commitment_submitted("sc-1"), 0), "submissions"),
+        entry(event(se.rejected(*COMMITMENT, "Wrong vendor", actor=claimed), 1), "decisions"),
+    ]
+    (row,) = rebuild(stories).result.rows
+    assert (row.outcome, row.decided_by) == ("applied", se.APPROVER["email"])
