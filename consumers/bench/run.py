@@ -17,7 +17,8 @@ from consumers.bench.memory import PendingMemory, read_rss
 from consumers.bench.replay import measure_replay
 from consumers.dev import erp_seed
 from consumers.dev.stack import Stack
-from topics.specs import DIRECTORY
+from pipeline.kafka import make_consumer, partitions_of, stop_consumer
+from topics.specs import DIRECTORY, ITEM_ROUTES, TopicSpec
 
 WORKER_NAMES = ("processor", "exporter", "projection")
 
@@ -48,8 +49,9 @@ async def _drive(
     approve: bool = True,
     until: str = "terminal",
     timeout_s: float = 120.0,
+    foreign: bool = False,
 ) -> Run:
-    async with Driver(stack.settings, company, approve=approve) as driver:
+    async with Driver(stack.settings, company, approve=approve, foreign=foreign) as driver:
         await asyncio.gather(
             driver.submit(list(zip(idents, events, strict=True)), rate),
             driver.watch(set(idents), until, timeout_s),
@@ -97,10 +99,19 @@ def run_all(stack: Stack, options: Options, say: Callable[[str], None] = print) 
     top = asyncio.run(_drive(stack, company, idents, events, timeout_s=120 + options.items * 0.2))
     maximum = report.run_section(top, options.items)
 
+    say(f"foreign partitioner: the same {options.items} items, every record re-routed")
+    idents, events = _batch(company, options.items, options.items, types)
+    rerouted = asyncio.run(
+        _drive(stack, company, idents, events, timeout_s=120 + options.items * 0.2, foreign=True)
+    )
+    foreign = report.run_section(rerouted, options.items)
+    foreign["rerouted_records"] = asyncio.run(_records_on(stack, ITEM_ROUTES))
+    foreign["ratio_to_native"] = foreign["items_per_s"] / max(maximum["items_per_s"], 1e-9)
+
     rate = max(options.load_fraction * maximum["items_per_s"], 0.5)
     load_items = max(20, min(options.items, int(rate * options.load_seconds)))
     say(f"under load: {load_items} items at {rate:.1f}/s")
-    idents, events = _batch(company, options.items, load_items, types)
+    idents, events = _batch(company, 2 * options.items, load_items, types)
     loaded = asyncio.run(
         _drive(stack, company, idents, events, rate=rate, timeout_s=120 + load_items / rate)
     )
@@ -108,7 +119,7 @@ def run_all(stack: Stack, options: Options, say: Callable[[str], None] = print) 
 
     say(f"memory: {options.pending} items left pending in the processor")
     memory = asyncio.run(
-        _pending(stack, company, options.items + load_items, options.pending, types)
+        _pending(stack, company, 2 * options.items + load_items, options.pending, types)
     )
 
     say("replay")
@@ -136,6 +147,7 @@ def run_all(stack: Stack, options: Options, say: Callable[[str], None] = print) 
             "consume_events_per_s": base.consume_events_per_s,
         },
         "max": maximum,
+        "foreign_partitioner": foreign,
         "load": load,
         "ratio_to_hop": maximum["items_per_s"] / base.hop_events_per_s,
         "memory": {
@@ -149,6 +161,17 @@ def run_all(stack: Stack, options: Options, say: Callable[[str], None] = print) 
         "replay": replay | {"consume_only_events_per_s": base.consume_events_per_s},
         "faust_reference": ref,
     }
+
+
+async def _records_on(stack: Stack, spec: TopicSpec) -> int:
+    """How many records a topic holds (its end offsets summed: nothing is deleted mid-run)."""
+    consumer = make_consumer(stack.settings, group_id=None)
+    await consumer.start()
+    try:
+        partitions = await partitions_of(consumer, stack.settings.topic(spec.name))
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await stop_consumer(consumer)
 
 
 def _start_workers(stack: Stack, data_dir: Path) -> None:
