@@ -77,6 +77,11 @@ class Step:
             await self.commit(record, [refusal(record, RefusalStage.DECODE, error)])
             self._count(ITEM_ROUTES, "refused")
             return
+        if self.store.routed_before(record.partition, origin):
+            # a second copy of an original re-routed again after a crash: applied already
+            self.store.advance(record)
+            self._count(ITEM_ROUTES, "duplicate")
+            return
         await self.handle(origin, at=record)
 
     async def handle(
@@ -97,13 +102,13 @@ class Step:
         try:
             decoded = decode_record(record, spec)
         except ContractError as exc:
-            await self.commit(at, [refusal_for_contract_error(record, exc)])
+            await self.commit(record, [refusal_for_contract_error(record, exc)], at=at)
             self._count(spec, "refused")
             return
         wrong_key = key_refusal(spec, record, decoded)
         if wrong_key is not None:
             # its item's state lives where the right key hashes to: never apply it here
-            await self.commit(at, [wrong_key])
+            await self.commit(record, [wrong_key], at=at)
             self._count(spec, "refused")
             return
         if reroute is not None:
@@ -122,10 +127,10 @@ class Step:
             self._count(spec, "refused")
             error = f"unexpected error: {type(exc).__name__}: {exc}"
             dead = refusal(record, RefusalStage.BUSINESS_RULE, error, event=decoded)
-            await self.commit(at, [dead])
+            await self.commit(record, [dead], at=at)
             return
         new_state = None if outcome.duplicate else outcome.state
-        await self.commit(at, outcome.events, key, new_state)
+        await self.commit(record, outcome.events, key, new_state, at=at)
         refused = any(isinstance(e, EventRefused) for e in outcome.events)
         result = "duplicate" if outcome.duplicate else "refused" if refused else "processed"
         self._count(spec, result)
@@ -136,6 +141,8 @@ class Step:
         events: Sequence[Envelope],
         key: str | None = None,
         state: ItemState | None = None,
+        *,
+        at: Record | None = None,
     ) -> None:
         """Apply a record's outcome in the one order that loses nothing, then mark it applied.
 
@@ -149,7 +156,9 @@ class Step:
         4. clear the outbox. A crash before this leaves it for the item's next record (its
            redelivery at the latest) to publish first: same ids, so consumers drop repeats;
         5. last, advance the partition checkpoint, written after the state it covers, so a
-           restored checkpoint never runs ahead of the states.
+           restored checkpoint never runs ahead of the states. For a re-routed copy (`at`,
+           read from the repartition topic, standing for `record`) the copy's partition
+           checkpoint moves, after a mark of the original's offset (`ItemStore.advance`).
 
         A new state with nothing derived skips 2-4: nothing leaves that could be answered.
         Without a new state (a dead letter, a duplicate) there is no cause to make durable
@@ -167,7 +176,10 @@ class Step:
         else:
             for event in events:  # 3, with nothing stored to wait for
                 await self.publish(event)
-        self.store.advance(record)  # 5
+        if at is None or at is record:
+            self.store.advance(record)  # 5
+        else:
+            self.store.advance(at, origin=record)  # 5
 
     async def _reroute(self, spec: TopicSpec, record: Record, event: Envelope, to: int) -> None:
         """Re-publish a valid record to its item's partition of the repartition topic; it

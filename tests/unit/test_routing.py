@@ -203,3 +203,22 @@ async def test_a_record_too_big_to_carry_its_origin_is_refused_not_applied_elsew
     (dead,) = harness.published
     assert dead.payload.stage.value == "business_rule"
     assert dead.payload.error.startswith("too big to apply: re-routed")
+
+
+async def test_a_second_copy_of_one_original_is_a_duplicate_not_applied_twice() -> None:
+    """A crash after a copy's ack and before its original's checkpoint re-routes it again."""
+    harness = Harness(probe=Probe())
+    refused = se.accepted("project", "prj-r8", erp_job_id="J", job_template="T")  # no such item
+    original = _record("erp.decisions", 2, 7, refused)
+    rejected = se.rejected("project", "prj-r8", "No")
+    later = _record("erp.decisions", 2, 9, rejected)
+    copies = [(original, 0), (original, 1), (later, 2)]
+    for origin, offset in copies:
+        copy = Record(ITEM_ROUTES.name, 4, offset, origin.key, origin.value)
+        await harness.processor.step.consume(copy, routing.origin_headers(origin))
+    # one dead letter per original: the repeat was skipped, the later original applied
+    sources = [(e.payload.source.offset, e.payload.refused_event_id) for e in harness.published]
+    assert sources == [(7, refused["event_id"]), (9, rejected["event_id"])]
+    assert harness.items[checkpoints.key(ITEM_ROUTES.name, 4)] == checkpoints.encode(3)
+    metrics = harness.processor.step.metrics.events_consumed
+    assert metrics.labels(ITEM_ROUTES.name, "duplicate")._value.get() == 1
