@@ -45,6 +45,13 @@ class Run:
             if self.final.get(i) == "synced"
         ]
 
+    def ready_per_s(self) -> float:
+        """Items from the first submission's timestamp to the last ready_to_export's."""
+        if not self.ready_ms or not self.submitted_ms:
+            return 0.0
+        span_ms = max(self.ready_ms.values()) - min(self.submitted_ms.values())
+        return len(self.ready_ms) / max(span_ms / 1000, 1e-3)
+
     def items_per_s(self) -> float:
         """Items from the first submission's timestamp to the last terminal status's."""
         if not self.done_ms or not self.submitted_ms:

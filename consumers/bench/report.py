@@ -109,6 +109,14 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             ),
             ("foreign partitioner ÷ native items/s", f"{foreign['ratio_to_native']:.3f}"),
         ]
+        alone = foreign["processor_alone"]
+        out += [
+            (
+                "processor alone: submissions ready/s native, re-routed",
+                f"{alone['native_ready_per_s']:.1f}, {alone['foreign_ready_per_s']:.1f}",
+            ),
+            ("processor alone: re-routed ÷ native", f"{alone['ratio_to_native']:.3f}"),
+        ]
     mem = report["memory"]
     out.append(
         (

@@ -107,20 +107,33 @@ def run_all(stack: Stack, options: Options, say: Callable[[str], None] = print) 
     foreign = report.run_section(rerouted, options.items)
     foreign["rerouted_records"] = asyncio.run(_records_on(stack, ITEM_ROUTES))
     foreign["ratio_to_native"] = foreign["items_per_s"] / max(maximum["items_per_s"], 1e-9)
+    # end to end, the exporter bounds throughput; submit → ready_to_export is the processor
+    # alone, where re-routing costs: the same submissions native, then all re-routed
+    say(f"foreign partitioner, processor alone: {options.items} submissions, native then re-routed")
+    first = 2 * options.items
+    native_ready = asyncio.run(_ready(stack, company, first, options.items, types, foreign=False))
+    first += options.items
+    foreign_ready = asyncio.run(_ready(stack, company, first, options.items, types, foreign=True))
+    foreign["processor_alone"] = {
+        "native_ready_per_s": native_ready.ready_per_s(),
+        "foreign_ready_per_s": foreign_ready.ready_per_s(),
+        "ratio_to_native": foreign_ready.ready_per_s() / max(native_ready.ready_per_s(), 1e-9),
+        "native_submit_to_ready_ms": report.latency(native_ready.ready_latencies_ms()),
+        "foreign_submit_to_ready_ms": report.latency(foreign_ready.ready_latencies_ms()),
+    }
+    first += options.items
 
     rate = max(options.load_fraction * maximum["items_per_s"], 0.5)
     load_items = max(20, min(options.items, int(rate * options.load_seconds)))
     say(f"under load: {load_items} items at {rate:.1f}/s")
-    idents, events = _batch(company, 2 * options.items, load_items, types)
+    idents, events = _batch(company, first, load_items, types)
     loaded = asyncio.run(
         _drive(stack, company, idents, events, rate=rate, timeout_s=120 + load_items / rate)
     )
     load = report.run_section(loaded, load_items) | {"rate_per_s": rate}
 
     say(f"memory: {options.pending} items left pending in the processor")
-    memory = asyncio.run(
-        _pending(stack, company, 2 * options.items + load_items, options.pending, types)
-    )
+    memory = asyncio.run(_pending(stack, company, first + load_items, options.pending, types))
 
     say("replay")
     replay = measure_replay(settings)
@@ -193,6 +206,24 @@ def _start_workers(stack: Stack, data_dir: Path) -> None:
             del os.environ["DATA_DIR"]
         else:
             os.environ["DATA_DIR"] = previous
+
+
+async def _ready(
+    stack: Stack, company: str, first: int, count: int, types: tuple[str, ...], *, foreign: bool
+) -> Run:
+    """`count` submissions until each is ready_to_export (left there), with or without
+    `foreign_partitioner`."""
+    idents, events = _batch(company, first, count, types)
+    return await _drive(
+        stack,
+        company,
+        idents,
+        events,
+        approve=False,
+        until="ready",
+        timeout_s=120 + count * 0.2,
+        foreign=foreign,
+    )
 
 
 async def _pending(

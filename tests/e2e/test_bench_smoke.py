@@ -65,6 +65,12 @@ def test_bench_reports_every_item_terminal_and_counts_add_up(
     )
     # every submission and decision of that run, and only those, went through erp.item-routes
     assert foreign["rerouted_records"] == foreign["submitted"] + ITEMS
+    alone = foreign["processor_alone"]
+    assert alone["native_submit_to_ready_ms"]["count"] == ITEMS
+    assert alone["foreign_submit_to_ready_ms"]["count"] == ITEMS
+    assert alone["ratio_to_native"] == pytest.approx(
+        alone["foreign_ready_per_s"] / alone["native_ready_per_s"]
+    )
     assert report["max"]["rejected_by_approver"] == ITEMS // 10
     assert report["ratio_to_hop"] > 0
     assert report["memory"]["reached"] == report["memory"]["pending"] == 1000
