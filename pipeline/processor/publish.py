@@ -42,15 +42,15 @@ class Publisher:
         self.metrics.published(spec.name, event)
 
     async def reroute(self, record: Record, partition: int) -> None:
-        """Re-publish `record` (key, value and broker timestamp unchanged) on `partition` of
-        the repartition topic, its coordinates in origin headers; wait for the broker's ack."""
+        """Re-publish `record` (key and value unchanged) on `partition` of the repartition
+        topic, its coordinates and timestamp in origin headers; wait for the broker's ack."""
         await self._send(
             f"{record.topic}[{record.partition}]@{record.offset}",
             self.settings.topic(ITEM_ROUTES.name),
             record.key,
             record.value,
             partition,
-            record.timestamp_ms / 1000 if record.timestamp_ms else None,
+            None,
             routing.origin_headers(record),
         )
 

@@ -23,9 +23,14 @@ from topics.record import Record
 ORIGIN_TOPIC = "erp-origin-topic"
 ORIGIN_PARTITION = "erp-origin-partition"
 ORIGIN_OFFSET = "erp-origin-offset"
+#: The original's broker timestamp (ms), carried as a header rather than as the copy's own
+#: timestamp: an upstream producer may set any (negative, year 10000), which a broker or a
+#: client may refuse to write again.
+ORIGIN_TIMESTAMP = "erp-origin-timestamp"
+_NAMES = (ORIGIN_TOPIC, ORIGIN_PARTITION, ORIGIN_OFFSET, ORIGIN_TIMESTAMP)
 #: Bytes the origin headers add to a record at most (names, values of the largest
 #: coordinates a topic name of 249 characters can have, and Kafka's per-header varints).
-ORIGIN_HEADER_BYTES = 400
+ORIGIN_HEADER_BYTES = 512
 
 
 def home_partition(key: bytes, partitions: int) -> int:
@@ -48,19 +53,21 @@ def reroute_to(key: bytes | None, partition: int, partitions: int) -> int | None
 
 
 def origin_headers(record: Record) -> list[tuple[str, bytes]]:
-    """The headers of `record`'s re-routed copy: its topic, partition and offset."""
+    """The headers of `record`'s re-routed copy: its topic, partition, offset and broker
+    timestamp."""
     return [
         (ORIGIN_TOPIC, record.topic.encode()),
         (ORIGIN_PARTITION, str(record.partition).encode()),
         (ORIGIN_OFFSET, str(record.offset).encode()),
+        (ORIGIN_TIMESTAMP, str(record.timestamp_ms).encode()),
     ]
 
 
 def origin_of(
     copy: Record, headers: Iterable[tuple[str, Any]] | Mapping[str, Any] | None
 ) -> Record:
-    """The record a copy read from the repartition topic stands for: its key, value and
-    broker timestamp, at the coordinates its origin headers name.
+    """The record a copy read from the repartition topic stands for: its key and value, at
+    the coordinates and with the broker timestamp its origin headers name.
 
     Raises ValueError when a header is missing, repeated or malformed (a record the pipeline
     did not write).
@@ -68,16 +75,17 @@ def origin_of(
     pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
     found: dict[str, bytes] = {}
     for name, value in pairs:
-        if name in (ORIGIN_TOPIC, ORIGIN_PARTITION, ORIGIN_OFFSET):
+        if name in _NAMES:
             if name in found or not isinstance(value, bytes):
                 raise ValueError(f"header {name} is repeated or has no value")
             found[name] = value
-    missing = [n for n in (ORIGIN_TOPIC, ORIGIN_PARTITION, ORIGIN_OFFSET) if n not in found]
+    missing = [n for n in _NAMES if n not in found]
     if missing:
         raise ValueError(f"no {', '.join(missing)} header: not a re-routed record")
     try:
         topic = found[ORIGIN_TOPIC].decode("utf-8")
         partition, offset = int(found[ORIGIN_PARTITION]), int(found[ORIGIN_OFFSET])
+        timestamp_ms = int(found[ORIGIN_TIMESTAMP])
     except (UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"malformed origin header: {exc}") from None
     if not topic or partition < 0 or offset < 0:
@@ -88,7 +96,7 @@ def origin_of(
         offset,
         copy.key,
         copy.value,
-        copy.timestamp_ms,
+        timestamp_ms,
         copy.header_error,
     )
 
@@ -102,6 +110,7 @@ __all__ = [
     "ORIGIN_HEADER_BYTES",
     "ORIGIN_OFFSET",
     "ORIGIN_PARTITION",
+    "ORIGIN_TIMESTAMP",
     "ORIGIN_TOPIC",
     "copy_bytes",
     "home_partition",

@@ -55,11 +55,15 @@ def test_a_record_is_handled_on_its_home_partition_and_re_routed_from_any_other(
 def test_origin_headers_round_trip_the_coordinates_and_keep_the_copys_bytes() -> None:
     original = Record("staging.erp.decisions", 4, 9_223_372_036_854_775_807, b"k", b"{}", 1700)
     headers = routing.origin_headers(original)
-    copy = Record("staging.erp.item-routes", 1, 17, b"k", b"{}", 1700)
+    copy = Record("staging.erp.item-routes", 1, 17, b"k", b"{}", 99)
     assert routing.origin_of(copy, [("event_type", b"ItemAccepted"), *headers]) == original
+    # any broker timestamp an upstream producer set comes back, never written again as one
+    for odd in (0, -1, 2**63 - 1):
+        at = Record("erp.submissions", 0, 0, b"k", b"{}", odd)
+        assert routing.origin_of(copy, routing.origin_headers(at)).timestamp_ms == odd
     assert routing.origin_of(copy, dict(headers)) == original
     size = sum(len(n) + len(v) for n, v in headers)
-    assert size + 3 * 10 <= routing.ORIGIN_HEADER_BYTES  # a varint per name, value, header
+    assert size + 4 * 10 <= routing.ORIGIN_HEADER_BYTES  # a varint per name, value, header
 
 
 @pytest.mark.parametrize(
@@ -67,6 +71,11 @@ def test_origin_headers_round_trip_the_coordinates_and_keep_the_copys_bytes() ->
     [
         [],
         [(routing.ORIGIN_TOPIC, b"erp.submissions"), (routing.ORIGIN_PARTITION, b"1")],
+        [
+            (routing.ORIGIN_TOPIC, b"erp.submissions"),
+            (routing.ORIGIN_PARTITION, b"1"),
+            (routing.ORIGIN_OFFSET, b"2"),
+        ],
         [
             (routing.ORIGIN_TOPIC, b"erp.submissions"),
             (routing.ORIGIN_PARTITION, b"1"),
