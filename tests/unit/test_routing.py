@@ -231,3 +231,24 @@ async def test_a_second_copy_of_one_original_is_a_duplicate_not_applied_twice() 
     assert harness.items[checkpoints.key(ITEM_ROUTES.name, 4)] == checkpoints.encode(3)
     metrics = harness.processor.step.metrics.events_consumed
     assert metrics.labels(ITEM_ROUTES.name, "duplicate")._value.get() == 1
+
+
+async def test_the_repartition_topic_has_checkpoints_and_gap_healing_of_its_own() -> None:
+    harness = Harness(probe=Probe(records={0, 1, 2}))
+    originals = [
+        _record(SUBMISSIONS.name, 5, n, se.project_submitted(f"prj-g{n}")) for n in range(3)
+    ]
+
+    async def deliver(offset: int) -> None:
+        origin = originals[offset]
+        copy = Record(ITEM_ROUTES.name, 1, offset, origin.key, origin.value)
+        await harness.processor.step.consume(copy, routing.origin_headers(origin))
+
+    await deliver(0)
+    await deliver(2)  # offset 1 never reached the agent: sought back, not applied
+    assert harness.seeks == [((ITEM_ROUTES.name, 1), 1)]
+    assert [e.item.id for e in harness.published] == ["prj-g0"]
+    await deliver(1)
+    await deliver(2)
+    assert [e.item.id for e in harness.published] == ["prj-g0", "prj-g1", "prj-g2"]
+    assert harness.items[checkpoints.key(ITEM_ROUTES.name, 1)] == checkpoints.encode(3)
