@@ -106,6 +106,11 @@ def publish_cmd(topic: str, source: IO[bytes]) -> None:
     event is checked first; if any is invalid nothing is sent and the command exits 1.
     """
     spec = _spec(topic)
+    if spec in INTERNAL_TOPICS:
+        raise click.BadParameter(
+            f"{spec.name} is the pipeline's own (records re-routed by the processor)",
+            param_hint="TOPIC",
+        )
     documents = _read_documents(source)
     events, errors = [], []
     for number, document in enumerate(documents, start=1):
