@@ -68,6 +68,17 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return members
 
 
+#: JSON's names for what `json.loads` returns, for refusals people read.
+_JSON_TYPES = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+    type(None): "null",
+}
+
+
 def parse_json(text: str) -> Any:
     """JSON text to Python values as the codec reads them: a duplicate key is a `DecodeError`.
 
@@ -95,7 +106,7 @@ def _parse(raw: bytes | str | None) -> dict[str, Any]:
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer literal
         raise DecodeError(f"not JSON: {exc}") from None  # past Python's digit limit
     if not isinstance(value, dict):
-        raise DecodeError(f"expected a JSON object, got {type(value).__name__}")
+        raise DecodeError(f"expected a JSON object, got {_JSON_TYPES.get(type(value), 'a value')}")
     return value
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import click
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from pipeline.settings import Settings
@@ -27,13 +29,22 @@ def load_settings() -> Settings:
 
 
 def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion, turning configuration errors into CLI errors."""
+    """Run a coroutine to completion, turning configuration errors and an unreachable broker
+    into CLI errors (exit 1, one message, no traceback)."""
     try:
         return asyncio.run(coroutine)
+    except KafkaError as exc:
+        raise broker_error(exc) from None
     except RuntimeError as exc:
         if "is not set" in str(exc):
             raise click.ClickException(str(exc)) from None
         raise
+
+
+def broker_error(exc: Exception) -> click.ClickException:
+    """The CLI error for a broker that cannot be reached or refused a request."""
+    where = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS")
+    return click.ClickException(f"the Kafka broker at {where} cannot be used: {exc}")
 
 
 def setup_logging(settings: Settings) -> None:

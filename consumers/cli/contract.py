@@ -75,7 +75,8 @@ def _read_documents(stream: IO[bytes]) -> list[str]:
     is, for the codec to refuse with its reason.
     """
     try:
-        text = stream.read().decode("utf-8")
+        # a byte-order mark some editors write first is the file's encoding, not an event's
+        text = stream.read().removeprefix(b"\xef\xbb\xbf").decode("utf-8")
     except UnicodeDecodeError as exc:
         raise click.ClickException(
             f"invalid input, nothing was published: not UTF-8 ({exc.reason} at byte {exc.start})"
@@ -129,12 +130,23 @@ def publish_cmd(topic: str, source: IO[bytes]) -> None:
 
 async def _publish_all(settings: Settings, spec: TopicSpec, events: list[Any]) -> None:
     producer = make_producer(settings)
-    await producer.start()
     try:
+        await producer.start()
         for event in events:
             await publish(producer, settings, spec, event)
     finally:
         await producer.stop()
+
+
+#: Line breaks JSON may leave raw inside strings but line readers split on (Python's
+#: `splitlines`, JavaScript's line terminators): written as escapes, so one event is one line.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def one_line(text: str) -> str:
+    """JSON text with the line breaks it may hold raw inside strings escaped (still the same
+    JSON value)."""
+    return text.translate(_LINE_BREAKS)
 
 
 @click.command("tail")
@@ -175,7 +187,7 @@ async def _tail(
                 for record in records:
                     try:
                         event = decode_record(Record.of(record), spec)
-                        click.echo(event.model_dump_json(exclude_none=True))
+                        click.echo(one_line(event.model_dump_json(exclude_none=True)))
                     except ContractError as exc:
                         click.echo(
                             json.dumps(

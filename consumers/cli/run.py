@@ -9,8 +9,9 @@ from pathlib import Path
 from types import FrameType
 
 import click
+from aiokafka.errors import KafkaError
 
-from consumers.cli.common import load_settings, setup_logging
+from consumers.cli.common import broker_error, load_settings, setup_logging
 from consumers.dev.stack import Stack, running_stack
 from consumers.dev.supervise import Supervisor, WorkerFailed
 from consumers.export.spectrum import schema
@@ -153,6 +154,8 @@ def run_cmd(worker: str) -> None:
         WORKERS[worker].load()(settings)
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
+    except KafkaError as exc:  # at start-up: no broker to wait for, or an address that is not one
+        raise broker_error(exc) from None
 
 
 @click.group("db")

@@ -187,6 +187,8 @@ class Exporter:
 async def serve(runtime: Runtime, *, erp: ErpPort | None = None) -> None:
     """Composition root: the ERP adapter, the producer, the exporter; runs until stopped."""
     settings = runtime.settings
+    name = "ERP_DATABASE_URL" if settings.erp_database_url is not None else "DATABASE_URL"
+    runtime.watch_database(settings.require_erp_database_url(), name)
     if erp is None:
         from consumers.export.spectrum.adapter import SpectrumErp
 
@@ -196,7 +198,6 @@ async def serve(runtime: Runtime, *, erp: ErpPort | None = None) -> None:
         )
     producer = make_producer(settings)
     exporter = Exporter(settings, erp, producer, metrics=runtime.metrics)
-    runtime.watch_database(settings.require_erp_database_url())
     await consume(runtime, exporter.subscriber(), producer, close=[erp.close])
 
 

@@ -94,11 +94,14 @@ class SmtpTarget:
             raise ConfigurationError(
                 "SMTP_URL is not set (run `erp-pipeline dev` for a local mail sink)"
             )
-        return cls.parse(
-            settings.smtp_url.get_secret_value(),
-            password=settings.smtp_password,
-            timeout_s=settings.smtp_timeout_s,
-        )
+        try:
+            return cls.parse(
+                settings.smtp_url.get_secret_value(),
+                password=settings.smtp_password,
+                timeout_s=settings.smtp_timeout_s,
+            )
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
 
     def describe(self) -> str:
         """`smtp+starttls://user@host:port`, without the password: safe to log."""

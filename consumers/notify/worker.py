@@ -268,6 +268,7 @@ async def serve(runtime: Runtime) -> None:
     settings = runtime.settings
     target = SmtpTarget.from_settings(settings)
     mail = MailSettings.from_settings(settings)
+    runtime.watch_database(settings.require_database_url())
     ledger = SentLedger(settings.require_database_url())
     producer = make_producer(settings)
     notifier = Notifier(
@@ -279,7 +280,6 @@ async def serve(runtime: Runtime) -> None:
         stop=runtime.stop,
         metrics=runtime.metrics,
     )
-    runtime.watch_database(settings.require_database_url())
     log.info("notifier sending to %s as %s", target.describe(), mail.sender)
     await consume(runtime, notifier.subscriber(), producer, close=[ledger.close])
 

@@ -7,8 +7,10 @@ records lie before the offsets of `--from` are applied but not reported.
 
 The live processor reads an item's three topics in whatever order they arrive; the replay
 orders them by their times (each topic's own order kept). Where the two orders differ in a way
-the rules care about (an unversioned decision read before the submission it answers, a
-directory change dated before a decision but published after it), `--verify` names the item.
+the rules care about (an unversioned decision read before the submission it answers),
+`--verify` names the item. Who was allowed to act is the live processor's verdict, read from
+the refusals at stage `authorize` on erp.dead-letters (all of them, whatever `--to` says: a
+decision before it may have been judged after it), see `pipeline.replay.verdicts`.
 """
 
 from __future__ import annotations
@@ -25,13 +27,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pipeline.kafka import make_consumer, partitions_of, stop_consumer
 from pipeline.replay.entries import TOPIC_RANK, Entry, merged
 from pipeline.replay.rebuild import Rebuild, Rebuilt
+from pipeline.replay.verdicts import Verdicts
 from pipeline.rules.keys import key_error
 from pipeline.settings import Settings
 from topics import ContractError, TopicSpec
+from topics.events import EventRefused
 from topics.record import Record, decode_record
-from topics.specs import DECISIONS, DIRECTORY, EXPORT_RESULTS, SUBMISSIONS
+from topics.specs import DEAD_LETTERS, DECISIONS, DIRECTORY, EXPORT_RESULTS, SUBMISSIONS
 
-REPLAYED = (DIRECTORY, SUBMISSIONS, DECISIONS, EXPORT_RESULTS)
+REPLAYED = (DIRECTORY, SUBMISSIONS, DECISIONS, EXPORT_RESULTS, DEAD_LETTERS)
 BATCH = 50_000
 
 
@@ -87,8 +91,11 @@ class _Reader:
         self.options = options
         self.specs = {settings.topic(spec.name): spec for spec in REPLAYED}
         self.directory: list[Any] = []
+        self.verdicts = Verdicts()
         self.items: dict[str, dict[str, list[Entry]]] = defaultdict(lambda: defaultdict(list))
         self.records = self.undecodable = 0
+        #: dead letters read for the verdicts (not counted in `records`)
+        self.dead_letters = 0
 
     def wanted(self, key: bytes | None) -> bool:
         if self.options.item is not None:
@@ -98,6 +105,9 @@ class _Reader:
         return True
 
     def add(self, record: Any, spec: TopicSpec, reported: bool) -> None:
+        if spec is DEAD_LETTERS:
+            self.verdict(record)
+            return
         self.records += 1
         read = Record.of(record)
         try:
@@ -116,6 +126,16 @@ class _Reader:
             return
         rank = TOPIC_RANK[spec.name.removeprefix("erp.")]
         self.items[event.item_key][spec.name].append(Entry(event, read, rank, reported))
+
+    def verdict(self, record: Any) -> None:
+        """A dead letter: kept when it is a live refusal at `authorize` (of a wanted company)."""
+        self.dead_letters += 1
+        try:
+            event = decode_record(Record.of(record), DEAD_LETTERS)
+        except ContractError:
+            return
+        if isinstance(event, EventRefused) and self.options.company in (None, event.company_id):
+            self.verdicts.add(event)
 
 
 async def replay(
@@ -137,6 +157,7 @@ async def replay(
         ends = dict(latest)
         if options.end is not None:
             ends = await _offsets_at(consumer, tps, options.end, latest)
+            ends.update({tp: latest[tp] for tp in tps if reader.specs[tp.topic] is DEAD_LETTERS})
         firsts = await consumer.beginning_offsets(tps)
         report_from = dict(firsts)
         if options.start is not None:
@@ -158,7 +179,10 @@ async def replay(
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
-            progress.show(reader.records, {tp: await consumer.position(tp) for tp in tps})
+            progress.show(
+                reader.records + reader.dead_letters,
+                {tp: await consumer.position(tp) for tp in tps},
+            )
         if options.end is None and not partial:
             # Some brokers (the embedded one) under-report end offsets after concurrent
             # writes: records past the reported end are still there, so drain until quiet.
@@ -166,11 +190,11 @@ async def replay(
                 for tp, records in batches.items():
                     for record in records:
                         reader.add(record, reader.specs[tp.topic], record.offset >= report_from[tp])
-        progress.done(reader.records)
+        progress.done(reader.records + reader.dead_letters)
     finally:
         await stop_consumer(consumer)
     read_s = time.monotonic() - started
-    rebuild = Rebuild()
+    rebuild = Rebuild(reader.verdicts)
     for event in reader.directory:
         rebuild.directory_event(event)
     for key in sorted(reader.items):

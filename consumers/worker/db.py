@@ -11,6 +11,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from pipeline.settings import ConfigurationError
+
 log = logging.getLogger(__name__)
 
 #: Any two migration runners serialize on this advisory lock.
@@ -85,6 +87,19 @@ def migrate(
     except psycopg.Error as exc:
         raise DatabaseError(f"migration failed: {exc}") from exc
     return applied
+
+
+def check_url(database_url: str, name: str = "DATABASE_URL") -> None:
+    """Raise ConfigurationError naming `name` when `database_url` is neither a PostgreSQL URL
+    nor a key=value connection string (psycopg's parser says so). The parser's own message
+    is not repeated: it can quote the string, password included."""
+    try:
+        conninfo_to_dict(database_url)
+    except psycopg.ProgrammingError:
+        raise ConfigurationError(
+            f"{name} is not a PostgreSQL connection URL (postgresql://user@host:5432/dbname) "
+            "or key=value connection string"
+        ) from None
 
 
 def describe(database_url: str) -> str:

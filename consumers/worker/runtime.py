@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 from aiokafka.errors import KafkaError
 
+from consumers.worker import db
 from pipeline.metrics import Metrics
 from pipeline.observability import HealthServer
 from pipeline.settings import Settings
@@ -41,8 +42,12 @@ class Runtime:
         """Report this consumer's lag and count its assignment in readiness."""
         self.consumers.append((group, consumer))
 
-    def watch_database(self, url: str) -> None:
-        """Count this database's reachability in readiness."""
+    def watch_database(self, url: str, name: str = "DATABASE_URL") -> None:
+        """Count this database's reachability in readiness.
+
+        Raises ConfigurationError naming `name` when `url` is not a connection URL or string.
+        """
+        db.check_url(url, name)
         self.database_urls.append(url)
 
     def committed(self, group: str) -> None:

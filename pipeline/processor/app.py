@@ -14,8 +14,9 @@
   broker's changelog does not back, is dropped at start and restored from the changelog
   (`local_state`).
 - The directory is kept by every instance in a whole-topic replica rather than a GlobalTable:
-  before a decision is authorized the replica catches up with erp.directory's end, so a
-  directory change published before the decision is always applied first.
+  before anyone's right to act is judged (a decision, a retrieve, a held decision applied)
+  the replica catches up with erp.directory's end, so a directory change published before is
+  always applied first, and the verdict follows log order, never the event's timestamp.
 - The daily summary timer (`summaries`) reads replicas of erp.status and erp.notifications.
 """
 
@@ -119,11 +120,12 @@ class Processor:
 
     async def directory_record(self, record: Record) -> None:
         """One record of erp.directory: dead-lettered when it breaks the contract or its key is
-        not its event's, else applied (the directory replica applies it too, and skips what
-        this agent refuses: compaction keeps by key).
+        not its event's. The directory replica alone applies the topic (it skips what this
+        agent refuses: compaction keeps by key), so that the directory takes every entry's
+        versions in log order from one reader.
 
         Counted in `events_consumed` like the records of the item topics, `refused` or
-        `processed` (the replica may have applied it first: applying is idempotent).
+        `processed`.
         """
         try:
             decoded = decode_record(record, DIRECTORY)
@@ -136,7 +138,6 @@ class Processor:
                 await self.publish(wrong_key)
                 outcome = "refused"
             else:
-                self.directory.apply(decoded)
                 outcome = "processed"
         self.step.metrics.events_consumed.labels(DIRECTORY.name, outcome).inc()
 

@@ -19,7 +19,7 @@ from pipeline.rules.refusals import refusal, refusal_for_contract_error
 from pipeline.rules.state import Incoming, ItemState
 from pipeline.settings import Settings
 from topics import ContractError, Envelope, TopicSpec
-from topics.events import EventRefused
+from topics.events import EventRefused, ItemRetrieved, ItemSubmitted
 from topics.limits import MAX_RECORD_BYTES
 from topics.payloads import RefusalStage
 from topics.record import Record, decode_record
@@ -114,9 +114,9 @@ class Step:
         if reroute is not None:
             await self._reroute(spec, record, decoded, reroute)
             return
-        if spec is DECISIONS:
-            await self.sync_directory()  # authorize against every change published before
         key = decoded.item_key
+        if self._judges(spec, decoded, key):
+            await self.sync_directory()  # judge against every change published before
         await self._publish_leftovers(key)
         try:
             state = self.store.state(key)
@@ -209,6 +209,19 @@ class Step:
         for event in events:
             await self.publish(event)
         self.store.clear_outbox(key)
+
+    def _judges(self, spec: TopicSpec, event: Envelope, key: str) -> bool:
+        """Whether the rules will judge who may act on this record: a decision, a retrieve, or
+        a submission that releases decisions held for it (each judged when applied)."""
+        if spec is DECISIONS or isinstance(event, ItemRetrieved):
+            return True
+        if not isinstance(event, ItemSubmitted):
+            return False
+        try:
+            state = self.store.state(key)
+        except Exception:  # the rules meet it again below and dead-letter the record
+            return False
+        return state is not None and bool(state.held)
 
     def _inject_fault(self, key: str) -> None:
         """Fail the rules on the item PROCESSOR_POISON_ITEM_ID names (fault injection)."""

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from pipeline.replay.audit import AuditRow, row_for, utc
 from pipeline.replay.entries import Entry
+from pipeline.replay.verdicts import RecordedDirectory, Verdicts
 from pipeline.rules.derive import derived_id
-from pipeline.rules.directory import Directory
 from pipeline.rules.engine import react
 from pipeline.rules.state import Incoming, ItemState
 from topics.events import (
@@ -32,10 +32,13 @@ class Rebuilt:
 
 
 class Rebuild:
-    """Applies directory events, then each item's events through `pipeline.rules.engine.react`."""
+    """Applies directory events, then each item's events through `pipeline.rules.engine.react`.
 
-    def __init__(self) -> None:
-        self.directory = Directory()
+    Who may act is not judged again: `verdicts` are the live processor's (see `verdicts`).
+    """
+
+    def __init__(self, verdicts: Verdicts | None = None) -> None:
+        self.directory = RecordedDirectory(verdicts=verdicts or Verdicts())
         self.result = Rebuilt()
 
     def directory_event(self, event: ApproverUpdated | CompanySettingsUpdated) -> None:
@@ -103,6 +106,7 @@ def _link(
         if row is not None:
             payload = derived.payload
             row.outcome = "applied"
+            row.decided_by = derived.actor.email  # the decider as the directory names them
             row.status_after = payload.status.value
             row.submission_version = payload.submission_version
             if payload.sent_by is not None:

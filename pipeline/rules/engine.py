@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pipeline.rules.directory import Directory, authorization_error
+from pipeline.rules.directory import Directory
 from pipeline.rules.machine import DECISIONS, Outcome, transition
 from pipeline.rules.refusals import refusal
 from pipeline.rules.sizes import oversize
 from pipeline.rules.state import HELD_LIMIT, HeldDecision, Incoming, ItemState
-from topics.events import Envelope, ItemSubmitted
+from topics.events import Envelope, ItemEvent, ItemRetrieved, ItemSubmitted
 from topics.payloads import RefusalStage
 
 
@@ -15,6 +15,29 @@ def _version_of(incoming: Incoming) -> int | None:
     payload = getattr(incoming.event, "payload", None)
     version = getattr(payload, "submission_version", None)
     return version if isinstance(version, int) else None
+
+
+def _judged(state: ItemState, event: ItemEvent, directory: Directory) -> str | None:
+    """Why the directory (as it is now, in log order) says the event's actor may not act;
+    None when they may or when nothing needs judging (not a decision, nor a retrieve of a
+    submitted item: the table refuses a retrieve of an item never submitted)."""
+    if isinstance(event, DECISIONS):
+        return directory.refusal(event)
+    if isinstance(event, ItemRetrieved) and state.submission is not None:
+        return directory.refusal(event, state.submission.actor.user_id)
+    return None
+
+
+def _as_judged(incoming: Incoming, directory: Directory) -> Incoming:
+    """The event with its actor as the directory names them (what the derived events carry);
+    the record stays as it arrived."""
+    event = incoming.event
+    if not isinstance(event, (*DECISIONS, ItemRetrieved)):
+        return incoming
+    actor = directory.acting(event)
+    if actor == event.actor:
+        return incoming
+    return Incoming(event.model_copy(update={"actor": actor}), incoming.record)
 
 
 def _refuse(state: ItemState, incoming: Incoming, stage: RefusalStage, error: str) -> Outcome:
@@ -46,7 +69,10 @@ def _release(outcome: Outcome, directory: Directory) -> Outcome:
     state = state.model_copy(update={"held": ()})
     for held in due:
         version = held.event.payload.submission_version or 0
-        if version > state.version:
+        error = _judged(state, held.event, directory) if version == state.version else None
+        if error is not None:  # judged again: the directory may have changed while it waited
+            events.append(refusal(held.record(), RefusalStage.AUTHORIZE, error, event=held.event))
+        elif version > state.version:
             waiting.append(held)
         elif version < state.version:
             events.append(
@@ -59,7 +85,9 @@ def _release(outcome: Outcome, directory: Directory) -> Outcome:
                 )
             )
         else:
-            step = transition(state, Incoming(held.event, held.record()), directory)
+            step = transition(
+                state, _as_judged(Incoming(held.event, held.record()), directory), directory
+            )
             state = step.state or state
             events.extend(step.events)
     return Outcome(state.model_copy(update={"held": tuple(waiting)}), events)
@@ -68,10 +96,13 @@ def _release(outcome: Outcome, directory: Directory) -> Outcome:
 def react(state: ItemState | None, incoming: Incoming, directory: Directory) -> Outcome:
     """Apply one item event to the item's state.
 
-    Order of checks: de-duplication on `event_id`, authorization of decisions (as of the
-    decision's own time), the submission-version hold/stale rule, then the reaction table;
-    last, the size of what that would write (`sizes`). `Outcome.state` is None when nothing
-    is to be stored: an unknown item stays unknown, or the outcome was too big to write.
+    Order of checks: de-duplication on `event_id`; who may act (decisions, and retrieves of a
+    submitted item), judged against the directory as it is now, each entry's latest version in
+    log order, never as of the event's own time; the submission-version hold/stale rule (a
+    held decision is judged again when it is applied); then the reaction table, with the
+    actor as the directory names them; last, the size of what that would write (`sizes`).
+    `Outcome.state` is None when nothing is to be stored: an unknown item stays unknown, or
+    the outcome was too big to write.
     """
     outcome = _react(state, incoming, directory)
     if outcome.duplicate:
@@ -95,12 +126,11 @@ def _react(state: ItemState | None, incoming: Incoming, directory: Directory) ->
         return Outcome(state, [], duplicate=True)
     current = current.remember(event_id)
     version = _version_of(incoming)
-    if isinstance(event, DECISIONS):
-        error = authorization_error(directory, event)
-        if error is not None:
-            return _keep_unknown(state, _refuse(current, incoming, RefusalStage.AUTHORIZE, error))
-        if version is not None and version > current.version:
-            return _hold(current, incoming)
+    error = _judged(current, event, directory)
+    if error is not None:
+        return _keep_unknown(state, _refuse(current, incoming, RefusalStage.AUTHORIZE, error))
+    if isinstance(event, DECISIONS) and version is not None and version > current.version:
+        return _hold(current, incoming)
     if version is not None and version != current.version and not isinstance(event, ItemSubmitted):
         what = "stale" if version < current.version else "unknown"
         return _keep_unknown(
@@ -113,7 +143,7 @@ def _react(state: ItemState | None, incoming: Incoming, directory: Directory) ->
                 f"(current is {current.version})",
             ),
         )
-    outcome = transition(current, incoming, directory)
+    outcome = transition(current, _as_judged(incoming, directory), directory)
     if isinstance(event, ItemSubmitted) and outcome.state is not None and outcome.state.held:
         outcome = _release(outcome, directory)
     return _keep_unknown(state, outcome)

@@ -42,6 +42,37 @@ async def test_cli_publish_refuses_the_pipelines_internal_topic(
     assert await end_offsets(settings, ITEM_ROUTES) == before
 
 
+def test_cli_publish_to_a_broker_it_cannot_reach_is_one_clear_error(
+    worker_env: dict[str, str],
+) -> None:
+    event = valid_examples()["ItemRetrieved"]
+    env = {**worker_env, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    result = cli(env, "publish", "erp.submissions", "-", input_text=json.dumps(event))
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "the Kafka broker at 127.0.0.1:1 cannot be used" in result.stderr
+    assert "Traceback" not in result.stderr and "Unclosed" not in result.stderr, result.stderr
+
+
+async def test_cli_publish_takes_a_file_that_starts_with_a_byte_order_mark_and_tail_keeps_lines(
+    settings: Settings, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Windows editors write a BOM first; a title may hold line and paragraph separators,
+    which line readers such as Python's `splitlines` split on."""
+    mine = await isolated(settings, f"bom{uuid.uuid4().hex[:6]}")
+    env = {**worker_env, "ERP_TOPIC_PREFIX": mine.erp_topic_prefix}
+    event = valid_examples()["ItemSubmitted"]
+    event["payload"]["title"] = "Steel\u2028frame\u2029deck"
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(event, indent=2, ensure_ascii=False).encode())
+    published = cli(env, "publish", "erp.submissions", str(path))
+    assert published.returncode == 0, published.stderr
+    assert "published 1 event(s)" in published.stdout
+    tailed = cli(env, "tail", "erp.submissions", "--no-follow")
+    assert tailed.returncode == 0, tailed.stderr
+    (line,) = tailed.stdout.splitlines()
+    assert json.loads(line)["payload"]["title"] == event["payload"]["title"]
+
+
 async def test_cli_publish_then_tail_shows_the_event(
     settings: Settings, worker_env: dict[str, str]
 ) -> None:

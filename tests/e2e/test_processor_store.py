@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.processes import cli, env_for, hiding, wait_for_output, worker
 
 
@@ -46,4 +48,28 @@ def test_a_worker_missing_a_required_setting_exits_naming_it(
     result = cli(env, "run", "notifier", timeout=60)
     assert result.returncode == 1, result.stderr[-2000:]
     assert "SMTP_URL is not set" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "said"),
+    [
+        ("SMTP_URL", "http://mail.example", "SMTP_URL must look like smtp://"),
+        ("DATABASE_URL", "garbage", "DATABASE_URL is not a PostgreSQL connection URL"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "nonsense", "the Kafka broker at nonsense cannot be used"),
+    ],
+    ids=["smtp-url", "database-url", "bootstrap"],
+)
+def test_a_worker_with_a_malformed_setting_exits_naming_it(
+    worker_env: dict[str, str], tmp_path: Path, setting: str, value: str, said: str
+) -> None:
+    # each used to end in a traceback; a malformed DATABASE_URL was not reported at all
+    env = {
+        **env_for(worker_env, tmp_path / "data"),
+        "SMTP_URL": "smtp://127.0.0.1:1",
+        setting: value,
+    }
+    result = cli(env, "run", "notifier", timeout=60)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert said in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr, result.stderr[-2000:]

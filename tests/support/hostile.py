@@ -53,7 +53,7 @@ class Hostile:
     partition: int
     key: bytes | None
     value: bytes | None
-    headers: tuple[tuple[str | bytes, bytes | None], ...]  # bytes names: sent by librdkafka
+    headers: tuple[tuple[str | bytes, bytes | None], ...]  # bytes names: not UTF-8
     timestamp_ms: int | None  # None: the client's clock
     client: str  # "aiokafka" or "confluent" (librdkafka)
     how: str  # what was made hostile, for failure reports
@@ -182,8 +182,8 @@ def record_headers(
 ) -> tuple[tuple[str | bytes, bytes | None], ...]:
     """No headers, the contract's, or odd ones: repeated, contradicting, not UTF-8, huge, null.
 
-    With `byte_names` (a client that takes header names as bytes), names may be bytes that
-    are not UTF-8.
+    With `byte_names`, names may be bytes that are not UTF-8 (sent as given by
+    `tests.support.kafka.send_with_byte_header_names`, as clients that take names as bytes can).
     """
     found: list[tuple[str | bytes, bytes | None]] = []
     if draw(st.booleans()):
@@ -225,7 +225,7 @@ def hostile_records(draw: Any, spec: TopicSpec, company: str) -> Hostile:
         partition=uuid.UUID(event["event_id"]).int % spec.partitions,
         key=key,
         value=value,
-        headers=draw(record_headers(event["event_type"], byte_names=client == "confluent")),
+        headers=draw(record_headers(event["event_type"], byte_names=client == "aiokafka")),
         timestamp_ms=draw(st.one_of(st.none(), st.sampled_from(ODD_TIMESTAMPS))),
         client=client,
         how=f"{event['event_type']}: {how}",

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from typing import Any
@@ -156,7 +153,9 @@ async def publish_raw(
 class Sender:
     """Sends records as they are, one at a time, each acknowledged before `send` returns,
     with aiokafka or with librdkafka (confluent-kafka): explicit partitions, any key, headers
-    with repeated names or null values, any broker timestamp (librdkafka reads 0 as "now").
+    with repeated names or null values, header names given as bytes that are not UTF-8 (sent
+    by `send_with_byte_header_names`, whichever client is asked), any broker timestamp
+    (librdkafka reads 0 as "now").
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -196,6 +195,11 @@ class Sender:
     ) -> tuple[int, int]:
         """Publish one record; its (partition, offset) once the broker has it."""
         topic = self.settings.topic(spec.name)
+        if any(isinstance(name, bytes) for name, _ in headers):
+            assert partition is not None, "a record with byte header names goes to a partition"
+            return await send_with_byte_header_names(
+                self._aiokafka, topic, partition, key, value, headers, timestamp_ms
+            )
         if client == "aiokafka":
             sent = await self._aiokafka.send_and_wait(
                 topic,
@@ -235,47 +239,64 @@ class Sender:
         return int(message.partition()), int(message.offset())
 
 
-#: Run by `publish_with_header_name` with aiokafka's pure-Python record builder, whose header
-#: names can be made of any bytes (the C builder, like every client API, takes text only).
-_RAW_HEADER_NAME = """
-import asyncio, sys
-from aiokafka import AIOKafkaProducer
+class _NameBytes(str):
+    """A header name whose UTF-8 form is the given bytes, which need not be UTF-8: aiokafka's
+    pure-Python record builder writes a name as `name.encode("utf-8")` returns it."""
 
-class Name(str):
-    def encode(self, *args, **kwargs):
-        return bytes.fromhex(sys.argv[4])
+    raw: bytes
 
-async def main(bootstrap, topic, partition, name, key, value):
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            topic, bytes.fromhex(value), key=bytes.fromhex(key), partition=int(partition),
-            headers=[(Name("x"), b"value")],
-        )
-    finally:
-        await producer.stop()
+    def __new__(cls, raw: bytes) -> _NameBytes:
+        name = super().__new__(cls, raw.decode("utf-8", "replace"))
+        name.raw = raw
+        return name
 
-asyncio.run(main(*sys.argv[1:]))
-"""
+    def encode(self, *args: Any, **kwargs: Any) -> bytes:  # type: ignore[override]
+        return self.raw
+
+
+async def send_with_byte_header_names(
+    producer: Any,
+    topic: str,
+    partition: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str | bytes, bytes | None]],
+    timestamp_ms: int | None = None,
+) -> tuple[int, int]:
+    """Send one record whose header names may be bytes that are not UTF-8, as clients that
+    take names as bytes (kcat's `-H`, librdkafka's C API) can; its (partition, offset).
+
+    Every client API of Python takes names as text (confluent-kafka turns bytes into their
+    repr), so this builds the batch with aiokafka's own batch API and its pure-Python
+    record builder, which writes each name's bytes as given.
+    """
+    from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
+
+    batch = producer.create_batch()
+    batch._builder = _DefaultRecordBatchBuilderPy(2, 0, 0, -1, -1, -1, 16 * 1024 * 1024)
+    names = [(_NameBytes(n) if isinstance(n, bytes) else n, v) for n, v in headers]
+    batch.append(timestamp=timestamp_ms, key=key, value=value, headers=names)
+    sent = await (await producer.send_batch(batch, topic, partition=partition))
+    return sent.partition, sent.offset
 
 
 def publish_with_header_name(
     settings: Settings, spec: TopicSpec, name: bytes, key: bytes, value: bytes, partition: int = 0
 ) -> None:
-    """Publish one record whose header name is `name`, bytes that need not be UTF-8 (as a
-    client that takes header names as bytes, such as kcat's `-H`, can send)."""
-    topic = settings.topic(spec.name)
-    arguments = [topic, str(partition), name.hex(), key.hex(), value.hex()]
-    done = subprocess.run(
-        [sys.executable, "-c", _RAW_HEADER_NAME, settings.require_bootstrap(), *arguments],
-        env={**os.environ, "AIOKAFKA_NO_EXTENSIONS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    """Publish one record whose header name is `name`, bytes that need not be UTF-8 (see
+    `send_with_byte_header_names`)."""
+
+    async def go() -> None:
+        producer = make_producer(settings, linger_ms=0)
+        await producer.start()
+        try:
+            await send_with_byte_header_names(
+                producer, settings.topic(spec.name), partition, key, value, [(name, b"value")]
+            )
+        finally:
+            await producer.stop()
+
+    asyncio.run(go())
 
 
 async def read_from(settings: Settings, spec: TopicSpec, starts: dict[int, int]) -> list[Any]:

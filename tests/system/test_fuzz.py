@@ -18,9 +18,12 @@ How it is built, and why:
   record that happens to be valid is simply processed.
   * No worker exited or restarted (a restart would also reset the counts below).
   * Every record added to an input topic during the run (hostile, normal or derived) was
-    finished exactly once: the workers' `events_consumed_total` for the topic went up by
-    exactly the number of records added, every group having committed to the end. A record
-    neither processed nor dead-lettered leaves the count short; one handled twice, over.
+    finished once: every group having committed to the end, the workers'
+    `events_consumed_total` for the topic went up by at least the number of records added,
+    and by at most that number in outcomes other than `duplicate` (a record delivered again
+    after a rebalance or the processor's seek back is finished again as a duplicate, by
+    design). A record neither processed nor dead-lettered leaves the count short; one
+    applied twice, over.
   * No record has two dead letters; each dead letter decodes and is about a record of the run.
     For the exporter, the projection, the notifier and erp.directory, a record is
     dead-lettered exactly when its outcome was `refused` or `failed`. In the processor's item
@@ -29,9 +32,9 @@ How it is built, and why:
   * Every normal item ends in its status (read model and erp.status), is in the ERP once if
     synced, every notification of its company is mailed exactly once, and none of its records
     is dead-lettered.
-- Header names that are not UTF-8 are drawn for the records librdkafka sends (it takes names
-  as bytes). Not drawn: header names with lone surrogates, which crash librdkafka's Python
-  binding in the sender.
+- Header names that are not UTF-8 are drawn too (sent with aiokafka's pure-Python record
+  builder, which writes a name's bytes as given). Not drawn: header names with lone
+  surrogates, which crash librdkafka's Python binding in the sender.
 """
 
 from __future__ import annotations
@@ -221,6 +224,7 @@ def _unsettled(system: System, start: window.Snapshot) -> str:
     now = window.snapshot(system)
     return (
         f"seed {SEED}: groups behind: {window.behind(system, now.ends)[:6]};"
-        f" input topics whose (records added, records finished) differ:"
+        f" input topics whose records were not each finished once"
+        f" (added, finished, finished as duplicates):"
         f" {window.unbalanced(start, now)}"
     )

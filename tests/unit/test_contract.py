@@ -169,7 +169,9 @@ def test_project_accept_fields_are_typed_by_item_type() -> None:
     [
         (b"\xff\xfe\x00garbage", "not UTF-8"),
         (b"{not json", "not JSON"),
-        (b"[1, 2]", "expected a JSON object"),
+        (b"[1, 2]", "expected a JSON object, got an array"),
+        (b"null", "expected a JSON object, got null"),
+        (b'"text"', "expected a JSON object, got a string"),
         (b"\xef\xbb\xbf{}", "byte-order mark"),
         (b" " * (MAX_EVENT_BYTES + 1), "over the"),
     ],

@@ -15,14 +15,19 @@ from pipeline.rules.refusals import refusal_for_contract_error
 from tests.support.hostile import INPUT_TOPICS, Hostile, draw_batch, hostile_records
 from tests.support.processor import Harness
 from topics import ContractError, TopicSpec, decode, encode
-from topics.record import Record
+from topics.record import Record, decode_record, header_error
 from topics.specs import DEAD_LETTERS, DECISIONS, EXPORT_RESULTS, SUBMISSIONS
 
 COMPANY = "sys-fuzz-h"
 
 
 def _record(hostile: Hostile, offset: int = 7) -> Record:
-    """The record a worker would read: at `offset` of the hostile record's partition."""
+    """The record a worker would read: at `offset` of the hostile record's partition (header
+    names that are not UTF-8 read as `pipeline.header_names` reads them)."""
+    names = [
+        (n.decode("utf-8", "surrogateescape") if isinstance(n, bytes) else n, v)
+        for n, v in hostile.headers
+    ]
     return Record(
         hostile.spec.name,
         hostile.partition,
@@ -30,6 +35,7 @@ def _record(hostile: Hostile, offset: int = 7) -> Record:
         hostile.key,
         hostile.value,
         hostile.timestamp_ms or 0,
+        header_error(names),
     )
 
 
@@ -38,6 +44,20 @@ def test_the_same_seed_draws_the_same_distinct_records_for_every_input_topic() -
     assert batch == draw_batch(21, COMPANY, 1234)
     assert [r.spec.name for r in batch[:7]] == [spec.name for spec in INPUT_TOPICS]
     assert len({(r.spec.name, r.key, r.value) for r in batch}) == len(batch) == 21
+
+
+def test_the_default_batch_draws_header_names_that_are_not_utf8() -> None:
+    batch = draw_batch(280, COMPANY, 1234)
+    names = [n for r in batch for n, _ in r.headers if isinstance(n, bytes)]
+    assert names and all(_not_utf8(n) for n in names)
+
+
+def _not_utf8(name: bytes) -> bool:
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 @pytest.mark.parametrize("spec", INPUT_TOPICS, ids=lambda s: s.name)
@@ -51,7 +71,7 @@ def test_a_hostile_value_decodes_or_is_refused_with_a_dead_letter_that_decodes(
     def check(hostile: Hostile) -> None:
         record = _record(hostile)
         try:
-            decode(record.value or b"", spec)
+            decode_record(record, spec)
         except ContractError as refused:
             dead = refusal_for_contract_error(record, refused)
             assert decode(encode(dead), DEAD_LETTERS) == dead

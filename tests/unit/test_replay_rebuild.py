@@ -9,9 +9,11 @@ from consumers.dev import samples as se
 from pipeline.replay.audit import COLUMNS, table, to_csv, to_jsonl, totals
 from pipeline.replay.entries import TOPIC_RANK, Entry, merged
 from pipeline.replay.rebuild import Rebuild
+from pipeline.replay.verdicts import Verdicts
 from pipeline.rules.derive import export_id
-from tests.support.rules import at, event
-from topics.events import ItemEvent
+from pipeline.rules.machine import Outcome
+from tests.support.rules import at, directory, event, run
+from topics.events import EventRefused, ItemEvent
 from topics.record import Record
 
 COMMITMENT = ("commitment", "sc-1")
@@ -26,8 +28,8 @@ def entry(e: ItemEvent, topic: str, reported: bool = True) -> Entry:
     return Entry(e, record, TOPIC_RANK[topic], reported)
 
 
-def rebuild(entries: list[Entry]) -> Rebuild:
-    r = Rebuild()
+def rebuild(entries: list[Entry], verdicts: Verdicts | None = None) -> Rebuild:
+    r = Rebuild(verdicts)
     r.directory_event(event(se.company_settings(), -100))
     r.directory_event(event(se.approver_updated(se.APPROVER), -100))
     r.directory_event(event(se.approver_updated(se.VIEWER, privileged=False), -100))
@@ -105,12 +107,24 @@ def test_the_whole_story_of_an_item_with_a_failed_export_and_a_retry() -> None:
     assert result.events == 3 + 7
 
 
+def live_verdicts(*outcomes: Outcome, verdicts: Verdicts | None = None) -> Verdicts:
+    """The refusals at `authorize` the live rules published, as replay reads them."""
+    verdicts = verdicts or Verdicts()
+    for outcome in outcomes:
+        for dead in outcome.events:
+            if isinstance(dead, EventRefused):
+                verdicts.add(dead)
+    return verdicts
+
+
 def test_a_refused_decision_is_reported_with_its_reason() -> None:
+    events = [
+        event(se.commitment_submitted("sc-1"), 0),
+        event(se.rejected(*COMMITMENT, "no", actor=se.VIEWER), 1),
+    ]
+    verdicts = live_verdicts(*run(events)[1])
     result = rebuild(
-        [
-            entry(event(se.commitment_submitted("sc-1"), 0), "submissions"),
-            entry(event(se.rejected(*COMMITMENT, "no", actor=se.VIEWER), 1), "decisions"),
-        ]
+        [entry(events[0], "submissions"), entry(events[1], "decisions")], verdicts
     ).result
     (row,) = result.rows
     assert row.outcome == "refused" and row.refusal.startswith("authorize: user u-vic")
@@ -179,3 +193,48 @@ def test_an_error_in_the_rules_is_reported_like_the_live_dead_letter(monkeypatch
         "business_rule: unexpected error: ValueError: boom",
     )
     assert result.states == {}
+
+
+def test_replay_gives_the_live_verdicts_before_and_after_a_revocation() -> None:
+    """Live, the accept was judged before the revocation was applied and the reject of the
+    failed export after it (backdated before it). Replay's directory holds only the revoked
+    entry, and the reject's time would find the grant: neither is consulted, the live verdicts
+    are."""
+    live = directory()
+    submitted = event(se.commitment_submitted("sc-1"), 0)
+    accept = event(se.accepted(*COMMITMENT), 2)
+    export_failed = failed(1, 3)
+    reject = event(se.rejected(*COMMITMENT, "no"), 1)
+    state, before = run([submitted, accept, export_failed], live)
+    live.apply(event(se.approver_updated(se.APPROVER, privileged=False), 4))
+    _, after = run([reject], live, state=state)
+    verdicts = live_verdicts(*before, *after)
+    replayed = Rebuild(verdicts)
+    for version in live.latest.values():
+        replayed.directory_event(version)
+    replayed.item(
+        KEY,
+        iter(
+            [
+                entry(submitted, "submissions"),
+                entry(accept, "decisions"),
+                entry(export_failed, "export-results"),
+                entry(reject, "decisions"),
+            ]
+        ),
+    )
+    rows = {row.decision: row for row in replayed.result.rows}
+    assert rows["accepted"].outcome == "applied"
+    assert rows["rejected"].outcome == "refused"
+    assert rows["rejected"].refusal.startswith("authorize: user u-ana may not push")
+    assert replayed.result.states[KEY].status.value == "failed_to_export"
+
+
+def test_the_audit_names_the_decider_as_the_directory_does_not_as_the_event_claims() -> None:
+    claimed = {**se.APPROVER, "email": "not.ana@acme.example", "name": "Not Ana"}
+    stories = [
+        entry(event(se.commitment_submitted("sc-1"), 0), "submissions"),
+        entry(event(se.rejected(*COMMITMENT, "Wrong vendor", actor=claimed), 1), "decisions"),
+    ]
+    (row,) = rebuild(stories).result.rows
+    assert (row.outcome, row.decided_by) == ("applied", se.APPROVER["email"])

@@ -57,32 +57,6 @@ def test_standard_with_push_privilege_may_decide() -> None:
     assert types(outcomes[-1]) == ["ItemStatusChanged", "ExportRequested"]
 
 
-def test_directory_as_of_the_decision_time() -> None:
-    d = Directory()
-    d.apply(event(se.approver_updated(se.APPROVER, privileged=False), 0))
-    d.apply(event(se.approver_updated(se.APPROVER), 10))
-    early = event(se.accepted(*PROJECT, **ACCEPT), 5)
-    late = event(se.accepted(*PROJECT, **ACCEPT), 15)
-    _, outcomes = run([event(se.project_submitted(), 1), early, late], d)
-    assert outcomes[1].events[0].payload.stage == "authorize"
-    assert types(outcomes[2]) == ["ItemStatusChanged", "ExportRequested"]
-
-
-def test_a_decision_is_judged_however_often_its_approver_was_republished_since() -> None:
-    """A directory sync that republishes every approver (here 40 times) after a decision was
-    made must not leave that decision with no entry as of its time."""
-    d = Directory()
-    d.apply(event(se.approver_updated(se.APPROVER), 0))
-    for minute in range(10, 50):
-        d.apply(event(se.approver_updated(se.APPROVER), minute))
-    d.apply(event(se.approver_updated(se.APPROVER, privileged=False), 60))
-    early = event(se.accepted(*PROJECT, **ACCEPT), 5)
-    late = event(se.accepted(*PROJECT, **ACCEPT), 65)
-    _, outcomes = run([event(se.project_submitted(), 1), early, late], d)
-    assert types(outcomes[1]) == ["ItemStatusChanged", "ExportRequested"]
-    assert outcomes[2].events[0].payload.stage == "authorize"
-
-
 def test_an_approver_history_is_the_same_whatever_order_its_entries_arrive_in() -> None:
     entries = [
         event(se.approver_updated(se.APPROVER), minute, erp_tool_permission=permission)
