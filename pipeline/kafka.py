@@ -16,6 +16,7 @@ from pipeline import header_names
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from topics import ALL_TOPICS, Envelope, TopicSpec, encode, headers_for, key_of
+from topics.specs import INTERNAL_TOPICS
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,13 @@ def make_consumer(
 
 
 async def create_topics(
-    settings: Settings, specs: Iterable[TopicSpec] = ALL_TOPICS, *, timeout_s: float = 30.0
+    settings: Settings,
+    specs: Iterable[TopicSpec] = (*ALL_TOPICS, *INTERNAL_TOPICS),
+    *,
+    timeout_s: float = 30.0,
 ) -> dict[str, str]:
-    """Create every topic from its spec; existing topics are left as they are.
+    """Create every topic from its spec (by default the contract's and the pipeline's internal
+    ones); existing topics are left as they are.
 
     Returns topic name → "created" | "exists". Retries until the broker answers or the
     deadline passes (a broker that has just started may not accept requests yet).

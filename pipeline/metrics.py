@@ -114,6 +114,14 @@ class Metrics:
             ["topic", "cause"],
             registry=r,
         )
+        self.processor_reroutes = Counter(
+            "erp_pipeline_processor_reroutes_total",
+            "Records of an item topic the processor re-published to the repartition topic "
+            "because they arrived on another partition than their key's murmur2 hash names "
+            "(a producer with another partitioner), by the topic they arrived on.",
+            ["topic"],
+            registry=r,
+        )
         self.broker_call_retries = Counter(
             "erp_pipeline_broker_call_retries_total",
             "Broker calls retried because they did not answer in time (reason timeout) or "

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from topics import events as ev
 
@@ -146,6 +146,31 @@ DEAD_LETTERS = TopicSpec(
     ("EventRefused",),
 )
 
+#: Records of an item topic that arrived on another partition than their key's murmur2 hash
+#: names (a producer with another partitioner), re-published by the processor, key and value
+#: unchanged, on the partition the hash names, with their origin in headers. Internal: not
+#: part of the contract; co-partitioned with the item topics, so it has as many partitions.
+ITEM_ROUTES = TopicSpec(
+    "erp.item-routes",
+    SUBMISSIONS.partitions,
+    "delete",
+    30 * DAY_MS,
+    KeyFormat.ITEM,
+    Annotated[
+        ev.ItemSubmitted
+        | ev.ItemRetrieved
+        | ev.ItemAccepted
+        | ev.ItemRejected
+        | ev.ExportRetryRequested
+        | ev.ItemExported
+        | ev.ExportAttemptFailed,
+        Field(discriminator="event_type"),
+    ],
+    "Internal: item records re-routed to the partition their key names (origin in headers).",
+    (),
+    written_by="pipeline (internal)",
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     DIRECTORY,
     SUBMISSIONS,
@@ -158,6 +183,8 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     DEAD_LETTERS,
 )
 TOPICS_BY_NAME: dict[str, TopicSpec] = {spec.name: spec for spec in ALL_TOPICS}
+#: Topics the pipeline keeps for itself, outside the contract; `topics create` makes them too.
+INTERNAL_TOPICS: tuple[TopicSpec, ...] = (ITEM_ROUTES,)
 
 
 def prefixed(prefix: str, name: str) -> str:
@@ -171,8 +198,8 @@ def spec_for(name: str, prefix: str = "") -> TopicSpec:
     """The spec of a topic given by contract name or by prefixed name."""
     if name in TOPICS_BY_NAME:
         return TOPICS_BY_NAME[name]
-    for spec in ALL_TOPICS:
-        if name == spec.full_name(prefix):
+    for spec in (*ALL_TOPICS, *INTERNAL_TOPICS):
+        if name in (spec.name, spec.full_name(prefix)):
             return spec
     raise KeyError(f"unknown topic {name!r}; known: {', '.join(TOPICS_BY_NAME)}")
 

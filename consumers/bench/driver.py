@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from consumers.bench import workload
 from pipeline.kafka import make_consumer, make_producer, partitions_of, stop_consumer
+from pipeline.processor import routing
 from pipeline.settings import Settings
 from topics import ContractError, decode
 from topics.specs import DECISIONS, STATUS, SUBMISSIONS
@@ -44,12 +45,27 @@ class Run:
             if self.final.get(i) == "synced"
         ]
 
+    def ready_per_s(self) -> float:
+        """Items from the first submission's timestamp to the last ready_to_export's."""
+        if not self.ready_ms or not self.submitted_ms:
+            return 0.0
+        span_ms = max(self.ready_ms.values()) - min(self.submitted_ms.values())
+        return len(self.ready_ms) / max(span_ms / 1000, 1e-3)
+
     def items_per_s(self) -> float:
         """Items from the first submission's timestamp to the last terminal status's."""
         if not self.done_ms or not self.submitted_ms:
             return 0.0
         span_ms = max(self.done_ms.values()) - min(self.submitted_ms.values())
         return len(self.done_ms) / max(span_ms / 1000, 1e-3)
+
+
+def foreign_partitioner(key: bytes, all_partitions: list[int], available: list[int]) -> int:
+    """A partitioner that never picks the partition murmur2 names for a key (aiokafka's
+    partitioner signature): every record it places is re-routed by the processor, the worst
+    case of a producer with another partitioner (librdkafka's default misses 5 in 6)."""
+    home = routing.home_partition(key, len(all_partitions))
+    return all_partitions[(home + 1) % len(all_partitions)]
 
 
 def _json(event: dict[str, Any]) -> bytes:
@@ -74,13 +90,20 @@ async def status_consumer(settings: Settings) -> AIOKafkaConsumer:
 
 
 class Driver:
-    """Publishes submissions, plays the approver, and records what erp.status says."""
+    """Publishes submissions, plays the approver, and records what erp.status says.
 
-    def __init__(self, settings: Settings, company: str, *, approve: bool = True) -> None:
+    `foreign`: submissions and decisions are published with `foreign_partitioner` instead of
+    murmur2, so that the processor re-routes every one of them.
+    """
+
+    def __init__(
+        self, settings: Settings, company: str, *, approve: bool = True, foreign: bool = False
+    ) -> None:
         self.settings = settings
         self.company = company
         self.approve = approve
-        self.producer: AIOKafkaProducer = make_producer(settings, linger_ms=1)
+        options: dict[str, Any] = {"partitioner": foreign_partitioner} if foreign else {}
+        self.producer: AIOKafkaProducer = make_producer(settings, linger_ms=1, **options)
         self.consumer: AIOKafkaConsumer | None = None
         self.run = Run()
         self._pending: set[asyncio.Future[Any]] = set()

@@ -95,6 +95,28 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             ),
         ]
     out.append(("end-to-end ÷ baseline hop", f"{report['ratio_to_hop']:.3f}"))
+    foreign = report.get("foreign_partitioner")
+    if foreign is not None:
+        out += [
+            ("foreign partitioner (all re-routed): items/s", f"{foreign['items_per_s']:.1f}"),
+            (
+                "foreign partitioner: terminal",
+                f"{foreign['terminal']}/{foreign['items']} {foreign['final_statuses']}",
+            ),
+            (
+                "foreign partitioner: submit→ready p50/p95/p99 ms",
+                "/".join(_ms(foreign["submit_to_ready_ms"][f"p{q}"]) for q in (50, 95, 99)),
+            ),
+            ("foreign partitioner ÷ native items/s", f"{foreign['ratio_to_native']:.3f}"),
+        ]
+        alone = foreign["processor_alone"]
+        out += [
+            (
+                "processor alone: submissions ready/s native, re-routed",
+                f"{alone['native_ready_per_s']:.1f}, {alone['foreign_ready_per_s']:.1f}",
+            ),
+            ("processor alone: re-routed ÷ native", f"{alone['ratio_to_native']:.3f}"),
+        ]
     mem = report["memory"]
     out.append(
         (

@@ -17,7 +17,8 @@ from consumers.bench.memory import PendingMemory, read_rss
 from consumers.bench.replay import measure_replay
 from consumers.dev import erp_seed
 from consumers.dev.stack import Stack
-from topics.specs import DIRECTORY
+from pipeline.kafka import make_consumer, partitions_of, stop_consumer
+from topics.specs import DIRECTORY, ITEM_ROUTES, TopicSpec
 
 WORKER_NAMES = ("processor", "exporter", "projection")
 
@@ -48,8 +49,9 @@ async def _drive(
     approve: bool = True,
     until: str = "terminal",
     timeout_s: float = 120.0,
+    foreign: bool = False,
 ) -> Run:
-    async with Driver(stack.settings, company, approve=approve) as driver:
+    async with Driver(stack.settings, company, approve=approve, foreign=foreign) as driver:
         await asyncio.gather(
             driver.submit(list(zip(idents, events, strict=True)), rate),
             driver.watch(set(idents), until, timeout_s),
@@ -97,19 +99,41 @@ def run_all(stack: Stack, options: Options, say: Callable[[str], None] = print) 
     top = asyncio.run(_drive(stack, company, idents, events, timeout_s=120 + options.items * 0.2))
     maximum = report.run_section(top, options.items)
 
+    say(f"foreign partitioner: the same {options.items} items, every record re-routed")
+    idents, events = _batch(company, options.items, options.items, types)
+    rerouted = asyncio.run(
+        _drive(stack, company, idents, events, timeout_s=120 + options.items * 0.2, foreign=True)
+    )
+    foreign = report.run_section(rerouted, options.items)
+    foreign["rerouted_records"] = asyncio.run(_records_on(stack, ITEM_ROUTES))
+    foreign["ratio_to_native"] = foreign["items_per_s"] / max(maximum["items_per_s"], 1e-9)
+    # end to end, the exporter bounds throughput; submit → ready_to_export is the processor
+    # alone, where re-routing costs: the same submissions native, then all re-routed
+    say(f"foreign partitioner, processor alone: {options.items} submissions, native then re-routed")
+    first = 2 * options.items
+    native_ready = asyncio.run(_ready(stack, company, first, options.items, types, foreign=False))
+    first += options.items
+    foreign_ready = asyncio.run(_ready(stack, company, first, options.items, types, foreign=True))
+    foreign["processor_alone"] = {
+        "native_ready_per_s": native_ready.ready_per_s(),
+        "foreign_ready_per_s": foreign_ready.ready_per_s(),
+        "ratio_to_native": foreign_ready.ready_per_s() / max(native_ready.ready_per_s(), 1e-9),
+        "native_submit_to_ready_ms": report.latency(native_ready.ready_latencies_ms()),
+        "foreign_submit_to_ready_ms": report.latency(foreign_ready.ready_latencies_ms()),
+    }
+    first += options.items
+
     rate = max(options.load_fraction * maximum["items_per_s"], 0.5)
     load_items = max(20, min(options.items, int(rate * options.load_seconds)))
     say(f"under load: {load_items} items at {rate:.1f}/s")
-    idents, events = _batch(company, options.items, load_items, types)
+    idents, events = _batch(company, first, load_items, types)
     loaded = asyncio.run(
         _drive(stack, company, idents, events, rate=rate, timeout_s=120 + load_items / rate)
     )
     load = report.run_section(loaded, load_items) | {"rate_per_s": rate}
 
     say(f"memory: {options.pending} items left pending in the processor")
-    memory = asyncio.run(
-        _pending(stack, company, options.items + load_items, options.pending, types)
-    )
+    memory = asyncio.run(_pending(stack, company, first + load_items, options.pending, types))
 
     say("replay")
     replay = measure_replay(settings)
@@ -136,6 +160,7 @@ def run_all(stack: Stack, options: Options, say: Callable[[str], None] = print) 
             "consume_events_per_s": base.consume_events_per_s,
         },
         "max": maximum,
+        "foreign_partitioner": foreign,
         "load": load,
         "ratio_to_hop": maximum["items_per_s"] / base.hop_events_per_s,
         "memory": {
@@ -149,6 +174,17 @@ def run_all(stack: Stack, options: Options, say: Callable[[str], None] = print) 
         "replay": replay | {"consume_only_events_per_s": base.consume_events_per_s},
         "faust_reference": ref,
     }
+
+
+async def _records_on(stack: Stack, spec: TopicSpec) -> int:
+    """How many records a topic holds (its end offsets summed: nothing is deleted mid-run)."""
+    consumer = make_consumer(stack.settings, group_id=None)
+    await consumer.start()
+    try:
+        partitions = await partitions_of(consumer, stack.settings.topic(spec.name))
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await stop_consumer(consumer)
 
 
 def _start_workers(stack: Stack, data_dir: Path) -> None:
@@ -170,6 +206,24 @@ def _start_workers(stack: Stack, data_dir: Path) -> None:
             del os.environ["DATA_DIR"]
         else:
             os.environ["DATA_DIR"] = previous
+
+
+async def _ready(
+    stack: Stack, company: str, first: int, count: int, types: tuple[str, ...], *, foreign: bool
+) -> Run:
+    """`count` submissions until each is ready_to_export (left there), with or without
+    `foreign_partitioner`."""
+    idents, events = _batch(company, first, count, types)
+    return await _drive(
+        stack,
+        company,
+        idents,
+        events,
+        approve=False,
+        until="ready",
+        timeout_s=120 + count * 0.2,
+        foreign=foreign,
+    )
 
 
 async def _pending(

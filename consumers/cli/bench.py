@@ -48,8 +48,11 @@ def bench_cmd(
     """Measure the pipeline against a raw aiokafka baseline in the same run.
 
     Runs on the configured broker and database, or embedded ones, under a topic prefix of its
-    own: the raw hop, N items end to end with an automatic approver (90 % accepted), the same
-    at 20 % of the measured maximum, and the processor's memory per pending item.
+    own: the raw hop, N items end to end with an automatic approver (90 % accepted), N more
+    published with a partitioner that never picks the partition murmur2 names (every record
+    re-routed by the processor; reported as a ratio to the native run, and again for the
+    processor alone: N submissions to ready_to_export native, then re-routed), the same at 20 % of
+    the measured maximum, and the processor's memory per pending item.
     """
     from consumers.bench import workload
     from consumers.bench.report import print_table

@@ -22,6 +22,7 @@ from pipeline.settings import Settings
 from topics import ALL_TOPICS, ContractError, TopicSpec, decode, spec_for
 from topics.jsonschema import SCHEMA_DIR, stale_files, write_all
 from topics.record import Record, decode_record
+from topics.specs import INTERNAL_TOPICS
 
 
 def _spec(name: str) -> TopicSpec:
@@ -106,6 +107,11 @@ def publish_cmd(topic: str, source: IO[bytes]) -> None:
     event is checked first; if any is invalid nothing is sent and the command exits 1.
     """
     spec = _spec(topic)
+    if spec in INTERNAL_TOPICS:
+        raise click.BadParameter(
+            f"{spec.name} is the pipeline's own (records re-routed by the processor)",
+            param_hint="TOPIC",
+        )
     documents = _read_documents(source)
     events, errors = [], []
     for number, document in enumerate(documents, start=1):
@@ -234,10 +240,10 @@ def topics_create_cmd() -> None:
 def topics_list_cmd() -> None:
     """Show the topic specs: name, partitions, cleanup policy, retention, event types."""
     settings = load_settings()
-    for spec in ALL_TOPICS:
+    for spec in (*ALL_TOPICS, *INTERNAL_TOPICS):
         retention = "forever" if spec.retention_ms < 0 else f"{spec.retention_ms // 86_400_000}d"
         click.echo(
             f"{spec.full_name(settings.erp_topic_prefix):28} partitions={spec.partitions} "
             f"cleanup={spec.cleanup_policy:13} retention={retention:8} "
-            f"events={','.join(spec.event_types)}"
+            f"events={','.join(spec.event_types) or spec.written_by}"
         )

@@ -4,6 +4,9 @@
   co-partitioned with the `items` table) and hands each record to `step`: decoded, run
   through `pipeline.rules.engine.react`, the item's state and derived events stored
   (`store`), made durable, then published, each awaited, before the next record.
+- A record on another partition than its key's murmur2 hash names (a producer with another
+  partitioner) is re-published to erp.item-routes on that partition (`routing`); the same
+  agent reads that topic and handles each copy as the record it stands for.
 - Every input partition has a checkpoint in the same table: records below it are skipped as
   already applied, a gap or a stall makes the processor seek back (`healing`). The consumer
   group's committed offsets only say where fetching starts.
@@ -29,7 +32,7 @@ import faust
 from faust.types import TP
 
 from pipeline.metrics import Metrics
-from pipeline.processor.config import APP_NAME, ITEM_TOPICS, ITEMS_TABLE, faust_config
+from pipeline.processor.config import APP_NAME, INPUT_TOPICS, ITEMS_TABLE, faust_config
 from pipeline.processor.healing import Healing
 from pipeline.processor.observe import Observer
 from pipeline.processor.ports import (
@@ -39,6 +42,7 @@ from pipeline.processor.ports import (
     Publish,
     Replica,
     ReplicaFactory,
+    Reroute,
     Seek,
     utc_now,
 )
@@ -102,7 +106,7 @@ class Processor:
         )
         app.agent(directory, name="directory")(self._directory_agent)
         items = app.topic(
-            *(settings.topic(s.name) for s in ITEM_TOPICS), key_type=bytes, value_type=bytes
+            *(settings.topic(s.name) for s in INPUT_TOPICS), key_type=bytes, value_type=bytes
         )
         app.agent(items, name="items", concurrency=1)(self._items_agent)
         app.task(self._start_replicas, on_leader=False)
@@ -140,7 +144,8 @@ class Processor:
     async def _items_agent(self, stream: Any) -> None:
         async for event in stream.events():
             await self.ready.wait()
-            await self.step.consume(Record.of_message(event.message))
+            message = event.message
+            await self.step.consume(Record.of_message(message), message.headers)
 
     async def _start_replicas(self) -> None:
         for replica in self.replicas:
@@ -167,6 +172,7 @@ def build_app(
     publish: Publish | None = None,
     durable: Durable | None = None,
     seek: Seek | None = None,
+    reroute: Reroute | None = None,
 ) -> Processor:
     """The composition root: the processor for `settings`, its side effects taken as ports.
 
@@ -197,6 +203,7 @@ def build_app(
     publish = publisher.publish if publish is None else publish
     durable = publisher.durable if durable is None else durable
     seek = consumer_seek if seek is None else seek
+    reroute = publisher.reroute if reroute is None else reroute
 
     summaries = SummaryState()
     replicas = [
@@ -207,7 +214,9 @@ def build_app(
     ready = asyncio.Event()
     store = ItemStore(table)
     healing = Healing(app, settings, store, probe, seek, metrics, ready)
-    step = Step(settings, store, healing, directory, replicas[0].sync, publish, durable, metrics)
+    step = Step(
+        settings, store, healing, directory, replicas[0].sync, publish, durable, metrics, reroute
+    )
     processor = Processor(
         settings,
         app,

@@ -27,6 +27,8 @@ from enum import StrEnum
 #: The checkpoint keys share the items table with item keys (`company:type:id`), which never
 #: start with a NUL byte.
 PREFIX = b"\x00checkpoint\x00"
+#: ...nor do the marks of originals applied through the repartition topic.
+ROUTED_PREFIX = b"\x00routed\x00"
 #: A partition with records past its checkpoint is re-sought when the agent has received no
 #: record at all for this long (records are not merely queued behind others)...
 STALL_S = 10.0
@@ -47,6 +49,12 @@ class Verdict(StrEnum):
 def key(topic: str, partition: int) -> bytes:
     """The table key of one input partition's checkpoint."""
     return PREFIX + f"{topic}\x00{partition}".encode()
+
+
+def routed_key(partition: int, topic: str, origin_partition: int) -> bytes:
+    """The table key of the next original offset expected from `topic`[`origin_partition`]
+    on the repartition topic's `partition` (see `ItemStore.routed_before`)."""
+    return ROUTED_PREFIX + f"{partition}\x00{topic}\x00{origin_partition}".encode()
 
 
 def decode(value: bytes | None) -> int | None:
@@ -109,6 +117,7 @@ __all__ = [
     "LONG_STALL_S",
     "PREFIX",
     "RESEEK_WAIT_S",
+    "ROUTED_PREFIX",
     "STALL_S",
     "Reseeks",
     "Verdict",
@@ -116,6 +125,7 @@ __all__ = [
     "encode",
     "idle_long",
     "key",
+    "routed_key",
     "stalled",
     "verdict",
 ]

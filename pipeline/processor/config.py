@@ -14,6 +14,7 @@ from topics.specs import (
     DECISIONS,
     EXPORT_RESULTS,
     EXPORTS,
+    ITEM_ROUTES,
     NOTIFICATIONS,
     STATUS,
     SUBMISSIONS,
@@ -23,6 +24,9 @@ from topics.specs import (
 APP_NAME = "erp-processor"
 ITEMS_TABLE = "items"
 ITEM_TOPICS = (SUBMISSIONS, DECISIONS, EXPORT_RESULTS)
+#: What the items agent reads: the item topics and the repartition topic their records that
+#: arrived on another partition than their key names are re-routed through.
+INPUT_TOPICS = (*ITEM_TOPICS, ITEM_ROUTES)
 ROUTES: dict[str, TopicSpec] = {
     "ItemStatusChanged": STATUS,
     "ExportRequested": EXPORTS,

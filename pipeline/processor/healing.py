@@ -14,7 +14,7 @@ from typing import Any
 
 from pipeline.metrics import Metrics
 from pipeline.processor import checkpoints
-from pipeline.processor.config import ITEM_TOPICS
+from pipeline.processor.config import INPUT_TOPICS
 from pipeline.processor.ports import Probe, Seek
 from pipeline.processor.store import ItemStore
 from pipeline.settings import Settings
@@ -44,7 +44,7 @@ class Healing:
         self.app, self.store, self.probe, self.seek = app, store, probe, seek
         self.metrics, self.ready, self.clock = metrics, ready, clock
         self.reseeks = checkpoints.Reseeks()
-        self._item_topics = {settings.topic(s.name): s for s in ITEM_TOPICS}
+        self._item_topics = {settings.topic(s.name): s for s in INPUT_TOPICS}
         self._started = clock()
         #: When a record of each input partition, and of any, last reached the agent.
         self._last_seen: dict[tuple[str, int], float] = {}

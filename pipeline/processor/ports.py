@@ -7,11 +7,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from topics import Envelope, TopicSpec
+from topics.record import Record
 
 #: The time of day, for the daily summary (never an ordering key).
 Clock = Callable[[], dt.datetime]
 #: Send one derived event to its topic; returns once the broker acknowledged it.
 Publish = Callable[[Envelope], Awaitable[None]]
+#: Re-publish a record read on a partition its key does not hash to, unchanged, on the given
+#: partition of the repartition topic with its origin in headers; returns once acknowledged.
+Reroute = Callable[[Record, int], Awaitable[None]]
 #: Return once every table write made so far is acknowledged on the changelog.
 Durable = Callable[[], Awaitable[None]]
 #: Move the fetch position of an input partition, `(topic, partition)`, to an offset.
@@ -63,4 +67,14 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-__all__ = ["Clock", "Durable", "Probe", "Publish", "Replica", "ReplicaFactory", "Seek", "utc_now"]
+__all__ = [
+    "Clock",
+    "Durable",
+    "Probe",
+    "Publish",
+    "Replica",
+    "ReplicaFactory",
+    "Reroute",
+    "Seek",
+    "utc_now",
+]

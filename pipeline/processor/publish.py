@@ -8,9 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline.metrics import Metrics
+from pipeline.processor import routing
 from pipeline.processor.config import ROUTES
 from pipeline.settings import Settings
 from topics import Envelope, encode, headers_for, key_of
+from topics.record import Record
+from topics.specs import ITEM_ROUTES
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +35,45 @@ class Publisher:
     async def publish(self, event: Envelope) -> None:
         """Send one derived event to its topic and wait for the broker's ack."""
         spec = ROUTES[event.event_type]
-        value = encode(event)
+        topic, key = self.settings.topic(spec.name), key_of(event).encode()
+        await self._send(
+            event.event_type, topic, key, encode(event), None, None, headers_for(event)
+        )
+        self.metrics.published(spec.name, event)
+
+    async def reroute(self, record: Record, partition: int) -> None:
+        """Re-publish `record` (key and value unchanged) on `partition` of the repartition
+        topic, its coordinates and timestamp in origin headers; wait for the broker's ack."""
+        await self._send(
+            f"{record.topic}[{record.partition}]@{record.offset}",
+            self.settings.topic(ITEM_ROUTES.name),
+            record.key,
+            record.value,
+            partition,
+            None,
+            routing.origin_headers(record),
+        )
+
+    async def _send(
+        self,
+        what: str,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp_s: float | None,
+        headers: list[tuple[str, bytes]],
+    ) -> None:
         for attempt in range(PUBLISH_ATTEMPTS):
             try:
                 await self._producer().send_and_wait(
-                    self.settings.topic(spec.name),
-                    key_of(event).encode(),
-                    value,
-                    None,
-                    None,
-                    headers_for(event),
+                    topic, key, value, partition, timestamp_s, headers
                 )
-                self.metrics.published(spec.name, event)
                 return
             except Exception as exc:
                 if attempt + 1 == PUBLISH_ATTEMPTS:
                     raise
-                log.warning("publishing %s failed (%s); retrying", event.event_type, exc)
+                log.warning("publishing %s failed (%s); retrying", what, exc)
                 await asyncio.sleep(0.5 * 2**attempt)
 
     async def durable(self) -> None:

@@ -48,11 +48,26 @@ class ItemStore:
         """The next offset the input partition expects (None: nothing applied yet)."""
         return checkpoints.decode(self.table.get(checkpoints.key(topic, partition)))
 
-    def advance(self, record: Record) -> None:
-        """Move the record's partition checkpoint past it."""
+    def advance(self, record: Record, *, origin: Record | None = None) -> None:
+        """Move the record's partition checkpoint past it. For a re-routed copy, `origin` is
+        the record it stands for: first marked as applied (`routed_before`), in the same
+        table partition, so a restored checkpoint never runs ahead of the mark."""
+        if origin is not None:
+            mark = checkpoints.routed_key(record.partition, origin.topic, origin.partition)
+            self.table[mark] = checkpoints.encode(origin.offset + 1)
         self.table[checkpoints.key(record.topic, record.partition)] = checkpoints.encode(
             record.offset + 1
         )
+
+    def routed_before(self, partition: int, origin: Record) -> bool:
+        """Whether a copy of `origin` was applied from the repartition topic's `partition`
+        already: the same original re-routed twice (a crash between its copy's ack and its
+        checkpoint). Copies of one original partition reach one repartition partition in
+        their original order, so one mark per (repartition partition, original partition)
+        holds the next original offset expected there."""
+        mark = checkpoints.routed_key(partition, origin.topic, origin.partition)
+        expected = checkpoints.decode(self.table.get(mark))
+        return expected is not None and origin.offset < expected
 
 
 __all__ = ["ItemStore"]

@@ -22,6 +22,7 @@ from pipeline.processor.local_state import (
 )
 from pipeline.settings import ConfigurationError, Settings
 from topics import ALL_TOPICS
+from topics.specs import INTERNAL_TOPICS
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def run(settings: Settings) -> None:
 
 async def _prepare(settings: Settings) -> None:
     """Create the topics; drop local table state their changelog does not back."""
-    await create_topics(settings, (*ALL_TOPICS, *internal_topic_specs()))
+    await create_topics(settings, (*ALL_TOPICS, *INTERNAL_TOPICS, *internal_topic_specs()))
     await drop_unbacked_state(settings)
 
 

@@ -44,7 +44,7 @@ def test_bench_reports_every_item_terminal_and_counts_add_up(
     assert report["baseline"]["events"] == 3000
     assert report["baseline"]["hop_events_per_s"] > 0
     assert report["baseline"]["consume_events_per_s"] > 0
-    for name in ("max", "load"):
+    for name in ("max", "foreign_partitioner", "load"):
         section = report[name]
         items = section["items"]
         assert section["submitted"] == section["ready_to_export"] == section["terminal"] == items
@@ -57,6 +57,20 @@ def test_bench_reports_every_item_terminal_and_counts_add_up(
         assert section["accept_to_synced_ms"]["count"] == section["accepted"]
         assert section["items_per_s"] > 0
     assert report["max"]["items"] == ITEMS
+    # the same workload with every record re-routed, as a ratio to the native run
+    assert report["foreign_partitioner"]["items"] == ITEMS
+    foreign = report["foreign_partitioner"]
+    assert foreign["ratio_to_native"] == pytest.approx(
+        foreign["items_per_s"] / report["max"]["items_per_s"]
+    )
+    # every submission and decision of that run, and only those, went through erp.item-routes
+    assert foreign["rerouted_records"] == foreign["submitted"] + ITEMS
+    alone = foreign["processor_alone"]
+    assert alone["native_submit_to_ready_ms"]["count"] == ITEMS
+    assert alone["foreign_submit_to_ready_ms"]["count"] == ITEMS
+    assert alone["ratio_to_native"] == pytest.approx(
+        alone["foreign_ready_per_s"] / alone["native_ready_per_s"]
+    )
     assert report["max"]["rejected_by_approver"] == ITEMS // 10
     assert report["ratio_to_hop"] > 0
     assert report["memory"]["reached"] == report["memory"]["pending"] == 1000

@@ -14,7 +14,7 @@ from pipeline.settings import Settings
 from tests.support.events import valid_examples
 from tests.support.kafka import end_offsets, isolated
 from tests.support.processes import cli
-from topics.specs import SUBMISSIONS
+from topics.specs import ITEM_ROUTES, SUBMISSIONS
 
 
 async def test_cli_publish_refuses_a_malformed_event_and_sends_nothing(
@@ -30,6 +30,16 @@ async def test_cli_publish_refuses_a_malformed_event_and_sends_nothing(
     assert "event 2" in result.stderr and "payload.amount" in result.stderr
     assert "nothing was published" in result.stderr
     assert await end_offsets(settings, SUBMISSIONS) == before
+
+
+async def test_cli_publish_refuses_the_pipelines_internal_topic(
+    settings: Settings, worker_env: dict[str, str]
+) -> None:
+    event = valid_examples()["ItemRetrieved"]
+    before = await end_offsets(settings, ITEM_ROUTES)
+    result = cli(worker_env, "publish", "erp.item-routes", "-", input_text=json.dumps(event))
+    assert result.returncode != 0 and "the pipeline's own" in result.stderr
+    assert await end_offsets(settings, ITEM_ROUTES) == before
 
 
 def test_cli_publish_to_a_broker_it_cannot_reach_is_one_clear_error(

@@ -12,7 +12,7 @@ import pytest
 from consumers.dev import samples as se
 from consumers.dev.stack import Stack
 from pipeline.settings import Settings
-from tests.support.events import commitment_of_size, raw_key
+from tests.support.events import commitment_of_size, item_homed_on, raw_key
 from tests.support.kafka import (
     about,
     decoded,
@@ -229,7 +229,8 @@ def test_dead_letters_of_a_value_and_a_key_near_1_mib_fit_and_decode(running: Se
 def test_a_submission_too_big_to_keep_is_refused_and_the_next_item_completes(
     running: Settings,
 ) -> None:
-    big, item = new_id("sc"), new_id("prj")
+    # on its home partition: there the rules judge its size (elsewhere it is too big to re-route)
+    big, item = item_homed_on(0, "sc", "commitment"), new_id("prj")
     submitted = commitment_of_size(big, MAX_EVENT_BYTES - 1000)
     after = se.project_submitted(item)
     publish_on_partition(

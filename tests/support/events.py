@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from consumers.dev import samples as se
+from pipeline.processor.routing import home_partition
 from topics import decode
 from topics.events import ExportRequested
 from topics.specs import EXPORTS
@@ -21,6 +22,17 @@ def raw_key(raw: dict[str, Any]) -> bytes:
     if raw["event_type"] == "ApproverUpdated":
         return f"{raw['company_id']}:user:{raw['payload']['user_id']}".encode()
     return f"{raw['company_id']}:settings".encode()
+
+
+def item_homed_on(
+    partition: int, prefix: str, item_type: str, company: str = se.COMPANY, partitions: int = 6
+) -> str:
+    """A new item id (`prefix-...`) whose key's murmur2 partition is `partition`: published
+    there, its records are handled where they arrive rather than re-routed."""
+    while True:
+        item = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        if home_partition(f"{company}:{item_type}:{item}".encode(), partitions) == partition:
+            return item
 
 
 def for_company(company: str, raw: dict[str, Any]) -> dict[str, Any]:

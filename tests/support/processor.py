@@ -75,8 +75,10 @@ class Probe:
 class Harness:
     """A processor whose table is a dict and whose publish appends to a list.
 
-    `calls` logs, in order, every table write and delete, durable flush and publish; the
-    first `publish_failures` publishes raise ConnectionError, as a broker gone away would.
+    `calls` logs, in order, every table write and delete, durable flush, publish and
+    re-route; the first `publish_failures` publishes raise ConnectionError, as a broker gone
+    away would. `rerouted` holds each record re-published to the repartition topic, with the
+    partition it went to.
     """
 
     def __init__(self, probe: Probe | None = None, publish_failures: int = 0) -> None:
@@ -87,6 +89,7 @@ class Harness:
         self.keys_at_publish: list[set[bytes]] = []
         self.durable_writes = 0
         self.seeks: list[tuple[tuple[str, int], int]] = []
+        self.rerouted: list[tuple[Record, int]] = []
         self.offset = 0
         self._failures = publish_failures
         self.processor = build_app(
@@ -98,6 +101,7 @@ class Harness:
             publish=self._publish,
             durable=self._durable,
             seek=self._seek,
+            reroute=self._reroute,
         )
 
     async def _publish(self, event: Any) -> None:
@@ -111,6 +115,10 @@ class Harness:
     async def _durable(self) -> None:
         self.calls.append(("durable", None))
         self.durable_writes = len(self.items)
+
+    async def _reroute(self, record: Record, partition: int) -> None:
+        self.calls.append(("reroute", partition))
+        self.rerouted.append((record, partition))
 
     async def _seek(self, tp: tuple[str, int], offset: int) -> None:
         self.seeks.append((tp, offset))

@@ -21,6 +21,7 @@ from topics.specs import (
     EXPORT_RESULTS,
     EXPORTS,
     FAILED_TO_EXPORT,
+    ITEM_ROUTES,
     NOTIFICATIONS,
     STATUS,
     SUBMISSIONS,
@@ -40,13 +41,14 @@ GROUPS = {
 }
 READS: dict[str, set[TopicSpec]] = {
     # its input topics, the directory, and the status / notifications the summary timer reads
-    "erp-processor": {*ITEM_TOPICS, DIRECTORY, STATUS, NOTIFICATIONS},
+    # and the repartition topic it re-routes records through (and reads back)
+    "erp-processor": {*ITEM_TOPICS, DIRECTORY, STATUS, NOTIFICATIONS, ITEM_ROUTES},
     "erp-exporter": {EXPORTS},
     "erp-projection": {STATUS},
     "erp-notifier": {NOTIFICATIONS},
 }
 WRITES: dict[str, set[TopicSpec]] = {
-    "erp-processor": {STATUS, EXPORTS, NOTIFICATIONS, DEAD_LETTERS},
+    "erp-processor": {STATUS, EXPORTS, NOTIFICATIONS, DEAD_LETTERS, ITEM_ROUTES},
     "erp-exporter": {EXPORT_RESULTS, FAILED_TO_EXPORT, NOTIFICATIONS, DEAD_LETTERS},
     "erp-projection": {DEAD_LETTERS},
     "erp-notifier": {DEAD_LETTERS},
