@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 header_names.install()
 
 TOPIC_ALREADY_EXISTS = 36
+TOPIC_AUTHORIZATION_FAILED = 29
 
 T = TypeVar("T")
 
@@ -77,12 +78,17 @@ async def create_topics(
     specs: Iterable[TopicSpec] = (*ALL_TOPICS, *INTERNAL_TOPICS),
     *,
     timeout_s: float = 30.0,
+    unauthorized_ok: bool = False,
 ) -> dict[str, str]:
     """Create every topic from its spec (by default the contract's and the pipeline's internal
     ones); existing topics are left as they are.
 
-    Returns topic name → "created" | "exists". Retries until the broker answers or the
-    deadline passes (a broker that has just started may not accept requests yet).
+    Returns topic name → "created" | "exists" | "not authorized". Retries until the broker
+    answers or the deadline passes (a broker that has just started may not accept requests
+    yet). Raises KafkaUnavailable for any other per-topic error, and for a topic the principal
+    may not create unless `unauthorized_ok` (a worker whose ACLs let it create only its own
+    topics, the set-up job having created the others: Kafka answers "not authorized" even for
+    a topic that exists).
     """
     deadline = time.monotonic() + timeout_s
     new = [
@@ -112,6 +118,9 @@ async def create_topics(
             outcome[name] = "created"
         elif code == TOPIC_ALREADY_EXISTS:
             outcome[name] = "exists"
+        elif code == TOPIC_AUTHORIZATION_FAILED and unauthorized_ok:
+            outcome[name] = "not authorized"
+            log.info("%s: not created here (no Create permission); the set-up job creates it", name)
         else:
             raise KafkaUnavailable(f"could not create {name}: error {code} {message}")
     return outcome

@@ -86,8 +86,13 @@ def run(settings: Settings) -> None:
 
 
 async def _prepare(settings: Settings) -> None:
-    """Create the topics; drop local table state their changelog does not back."""
-    await create_topics(settings, (*ALL_TOPICS, *INTERNAL_TOPICS, *internal_topic_specs()))
+    """Create the topics (under ACLs only faust's own, `erp-processor-*`, may be: the set-up
+    job creates the others); drop local table state their changelog does not back."""
+    await create_topics(
+        settings,
+        (*ALL_TOPICS, *INTERNAL_TOPICS, *internal_topic_specs()),
+        unauthorized_ok=True,
+    )
     await drop_unbacked_state(settings)
 
 
