@@ -40,13 +40,8 @@ def live(
     stack: Stack, settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
     mine = asyncio.run(isolated(settings, "order"))
-    workers = Workers(mine, stack.embedded_broker, stack.embedded_postgres)
-    workers.extra = {
-        "DATA_DIR": str(tmp_path_factory.mktemp("order-data")),
-        "PROCESSOR_STORE": "memory",
-        "KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "LOG_LEVEL": "WARNING",
-    }
+    data = tmp_path_factory.mktemp("order-data")
+    workers = Workers.beside(stack, mine, data)
     env = workers.env()
     try:
         assert cli(env, "erp", "seed", "--company", COMPANY).returncode == 0

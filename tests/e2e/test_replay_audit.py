@@ -63,14 +63,8 @@ def story(
     """Accepts, rejects, a retrieve, a re-send, a failed export and its retry, refusals."""
     mine = asyncio.run(isolated(settings, "replay"))
     sink = MailSink(tmp_path_factory.mktemp("maildrop")).start()
-    workers = Workers(mine, stack.embedded_broker, stack.embedded_postgres)
-    workers.extra = {
-        "DATA_DIR": str(tmp_path_factory.mktemp("replay-data")),
-        "PROCESSOR_STORE": "memory",
-        "KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "SMTP_URL": sink.url,
-        "LOG_LEVEL": "WARNING",
-    }
+    data = tmp_path_factory.mktemp("replay-data")
+    workers = Workers.beside(stack, mine, data, SMTP_URL=sink.url)
     env = workers.env()
     try:
         assert cli(env, "erp", "seed", "--company", COMPANY).returncode == 0

@@ -43,13 +43,8 @@ def story(
     """Bea accepts prj-a, is revoked, then rejects prj-b with a time from before the
     revocation; the processor and the projection ran it, and are stopped."""
     topics = asyncio.run(isolated(settings, "replay-authority"))
-    workers = Workers(topics, stack.embedded_broker, stack.embedded_postgres)
-    workers.extra = {
-        "DATA_DIR": str(tmp_path_factory.mktemp("replay-authority")),
-        "PROCESSOR_STORE": "memory",
-        "KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "LOG_LEVEL": "WARNING",
-    }
+    data = tmp_path_factory.mktemp("replay-authority")
+    workers = Workers.beside(stack, topics, data)
     granted = mine(se.envelope("ApproverUpdated", actor=se.APPROVER, at=ago(120)))
     granted["payload"] = se.approver_updated(BEA)["payload"]
     publish(topics, DIRECTORY, mine(se.company_settings()), granted)
