@@ -9,7 +9,7 @@ from pipeline.replay.audit import AuditRow, row_for, utc
 from pipeline.replay.entries import Entry, merged
 from pipeline.replay.verdicts import RecordedDirectory, Verdicts
 from pipeline.rules.derive import derived_id
-from pipeline.rules.engine import react
+from pipeline.rules.engine import react, recorded_refusal
 from pipeline.rules.machine import REACTIONS, trigger_of
 from pipeline.rules.state import Incoming, ItemState
 from topics.events import (
@@ -64,8 +64,13 @@ class Rebuild:
         for entry in entries:
             self.result.events += 1
             row = row_for(entry, state)
+            incoming = Incoming(entry.event, entry.record)
+            recorded = self.directory.verdicts.of_record(entry.record)
             try:
-                outcome = react(state, Incoming(entry.event, entry.record), self.directory)
+                if recorded is not None:  # refused live: the same here, whatever the merge order
+                    outcome = recorded_refusal(state, incoming, *recorded)
+                else:
+                    outcome = react(state, incoming, self.directory)
             except Exception as exc:  # the live processor dead-letters it and keeps the state
                 if row is not None:
                     rows[row.event_id] = row

@@ -151,6 +151,22 @@ def _react(state: ItemState | None, incoming: Incoming, directory: Directory) ->
     return _keep_unknown(state, outcome)
 
 
+def recorded_refusal(
+    state: ItemState | None, incoming: Incoming, stage: RefusalStage, error: str
+) -> Outcome:
+    """The outcome of a record the live processor refused with `error` at `stage`, for
+    replay (`pipeline.replay.verdicts`): the item's state as `react` leaves it after that
+    refusal (the event remembered, nothing else changed) and the refusal. A duplicate is
+    still a duplicate."""
+    event = incoming.event
+    current = state or ItemState.new(event)
+    if current.known(str(event.event_id)):
+        return Outcome(state, [], duplicate=True)
+    current = current.remember(str(event.event_id))
+    outcome = _keep_unknown(state, _refuse(current, incoming, stage, error))
+    return _remember_input(event, outcome)
+
+
 #: What people send about an item: remembered beyond the recent ids, so that a copy of one
 #: replayed however much later is a duplicate, never applied a second time.
 UPSTREAM = (ItemSubmitted, ItemRetrieved, *DECISIONS)
@@ -177,4 +193,4 @@ def _keep_unknown(before: ItemState | None, outcome: Outcome) -> Outcome:
     return outcome
 
 
-__all__ = ["Outcome", "react"]
+__all__ = ["Outcome", "react", "recorded_refusal"]

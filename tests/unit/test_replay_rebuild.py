@@ -12,8 +12,10 @@ from pipeline.replay.rebuild import Rebuild
 from pipeline.replay.verdicts import Verdicts
 from pipeline.rules.derive import export_id
 from pipeline.rules.machine import Outcome
+from pipeline.rules.refusals import refusal
 from tests.support.rules import at, directory, event, run
 from topics.events import EventRefused, ItemEvent
+from topics.payloads import RefusalStage
 from topics.record import Record
 
 COMMITMENT = ("commitment", "sc-1")
@@ -265,3 +267,49 @@ def test_the_audit_names_the_decider_as_the_directory_does_not_as_the_event_clai
     ]
     (row,) = rebuild(stories).result.rows
     assert (row.outcome, row.decided_by) == ("applied", se.APPROVER["email"])
+
+
+def _refused_live(e: Entry, stage: RefusalStage, reason: str) -> Verdicts:
+    """The dead letter the live processor wrote for the record of `e`, as replay reads it."""
+    verdicts = Verdicts()
+    verdicts.add(refusal(e.record, stage, reason, event=e.event))
+    return verdicts
+
+
+def test_a_decision_live_read_before_its_submission_is_refused_in_replay_too() -> None:
+    """Live, the accept (no submission_version) was read before the submission and refused
+    as for an unknown item; the topics alone would replay it after the submission."""
+    accept = entry(event(se.accepted(*COMMITMENT), 1), "decisions")
+    submitted = entry(event(se.commitment_submitted("sc-1"), 0), "submissions")
+    unknown = "ItemAccepted is not allowed for an item that is unknown"
+    replayed = rebuild([submitted, accept], _refused_live(accept, RefusalStage.TRANSITION, unknown))
+    assert replayed.result.states[KEY].status.value == "ready_to_export"
+    (row,) = replayed.result.rows
+    assert (row.outcome, row.refusal) == ("refused", f"transition: {unknown}")
+    assert rebuild([submitted, accept]).result.states[KEY].status.value == "exporting"
+
+
+def test_of_an_accept_and_a_retrieve_replay_applies_the_one_live_applied() -> None:
+    """Both could follow the submission; live read the retrieve first (whatever the senders'
+    clocks say) and refused the accept."""
+    submitted = entry(event(se.commitment_submitted("sc-1"), 0), "submissions")
+    retrieve = entry(event(se.retrieved(*COMMITMENT), 5), "submissions")
+    accept = entry(event(se.accepted(*COMMITMENT), 1), "decisions")
+    late = "ItemAccepted is not allowed in status retrieved"
+    replayed = rebuild(
+        [submitted, retrieve, accept], _refused_live(accept, RefusalStage.TRANSITION, late)
+    )
+    assert replayed.result.states[KEY].status.value == "retrieved"
+    rows = {row.decision: row for row in replayed.result.rows}
+    assert rows["accepted"].outcome == "refused" and rows["retrieved"].outcome == "applied"
+
+
+def test_a_copy_of_an_applied_decision_refused_live_leaves_the_first_applied() -> None:
+    """Verdicts are by record: the same event published twice met two fates."""
+    submitted = entry(event(se.commitment_submitted("sc-1"), 0), "submissions")
+    reject = event(se.rejected(*COMMITMENT, "no"), 1)
+    first, again = entry(reject, "decisions"), entry(reject, "decisions")
+    replayed = rebuild(
+        [submitted, first, again], _refused_live(again, RefusalStage.TRANSITION, "stale")
+    )
+    assert replayed.result.states[KEY].status.value == "rejected"
