@@ -18,11 +18,12 @@ from pipeline.kafka import (
     publish,
     stop_consumer,
 )
+from pipeline.processor import routing
 from pipeline.settings import Settings
-from topics import ALL_TOPICS, ContractError, TopicSpec, decode, spec_for
+from topics import ALL_TOPICS, ContractError, DecodeError, TopicSpec, decode, spec_for
 from topics.jsonschema import SCHEMA_DIR, stale_files, write_all
 from topics.record import Record, decode_record
-from topics.specs import INTERNAL_TOPICS
+from topics.specs import INTERNAL_TOPICS, ITEM_ROUTES
 
 
 def _spec(name: str) -> TopicSpec:
@@ -160,6 +161,23 @@ def tail_cmd(topic: str, from_beginning: bool, follow: bool, max_events: int | N
     run_async(_tail(load_settings(), spec, from_beginning, follow, max_events))
 
 
+def _decoded(settings: Settings, record: Any, spec: TopicSpec) -> Any:
+    """The event a consumed record holds; a copy on the internal erp.item-routes holds the
+    event of the record it stands for (its origin headers name that record's topic).
+
+    Raises ContractError as `decode_record` does, and DecodeError for a copy without valid
+    origin headers.
+    """
+    read = Record.of(record)
+    if spec is ITEM_ROUTES:
+        try:
+            read = routing.origin_of(read, record.headers)
+            spec = spec_for(read.topic, settings.erp_topic_prefix)
+        except (ValueError, KeyError) as exc:
+            raise DecodeError(f"not a re-routed record of an item topic: {exc}") from None
+    return decode_record(read, spec)
+
+
 async def _tail(
     settings: Settings, spec: TopicSpec, from_beginning: bool, follow: bool, max_events: int | None
 ) -> None:
@@ -186,7 +204,7 @@ async def _tail(
             for records in batch.values():
                 for record in records:
                     try:
-                        event = decode_record(Record.of(record), spec)
+                        event = _decoded(settings, record, spec)
                         click.echo(one_line(event.model_dump_json(exclude_none=True)))
                     except ContractError as exc:
                         click.echo(

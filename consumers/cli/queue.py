@@ -30,6 +30,7 @@ COLUMNS = [
 
 
 HISTORY_COLUMNS = [
+    ("seq", "sequence"),
     ("at", "at"),
     ("status", "status"),
     ("from", "previous_status"),

@@ -20,7 +20,7 @@ QUEUE = (
     " ORDER BY sent_at NULLS LAST, item_id"
 )
 HISTORY = (
-    "SELECT occurred_at AS at, status, previous_status, submission_version AS version,"
+    "SELECT sequence, occurred_at AS at, status, previous_status, submission_version AS version,"
     " actor_email AS by, coalesce(reason, '') AS reason, reasons, erp_reference"
     " FROM item_history WHERE company_id = %s AND item_type = %s AND item_id = %s"
     " ORDER BY sequence NULLS FIRST, occurred_at, source_offset"

@@ -10,10 +10,12 @@ import psycopg
 import pytest
 
 from pipeline.kafka import make_producer
+from pipeline.processor.routing import origin_headers
 from pipeline.settings import Settings
 from tests.support.events import valid_examples
 from tests.support.kafka import end_offsets, isolated
 from tests.support.processes import cli
+from topics.record import Record
 from topics.specs import ITEM_ROUTES, SUBMISSIONS
 
 
@@ -40,6 +42,31 @@ async def test_cli_publish_refuses_the_pipelines_internal_topic(
     result = cli(worker_env, "publish", "erp.item-routes", "-", input_text=json.dumps(event))
     assert result.returncode != 0 and "the pipeline's own" in result.stderr
     assert await end_offsets(settings, ITEM_ROUTES) == before
+
+
+async def test_cli_tail_of_the_internal_topic_shows_the_events_its_copies_stand_for(
+    settings: Settings, worker_env: dict[str, str]
+) -> None:
+    mine = await isolated(settings, f"routes{uuid.uuid4().hex[:6]}")
+    env = {**worker_env, "ERP_TOPIC_PREFIX": mine.erp_topic_prefix}
+    event = valid_examples()["ItemRetrieved"]
+    value = json.dumps(event).encode()
+    original = Record(mine.topic(SUBMISSIONS.name), 4, 17, b"k", value, 1_700_000_000_000)
+    producer = make_producer(mine)
+    await producer.start()
+    try:  # a copy as the processor writes it, and a record that is not one
+        routes = mine.topic(ITEM_ROUTES.name)
+        await producer.send_and_wait(routes, value, key=b"k", headers=origin_headers(original))
+        await producer.send_and_wait(routes, value, key=b"k")
+    finally:
+        await producer.stop()
+    tailed = cli(env, "tail", "erp.item-routes", "--no-follow")
+    assert tailed.returncode == 0, tailed.stderr
+    assert [json.loads(line)["event_id"] for line in tailed.stdout.splitlines()] == [
+        event["event_id"]
+    ]
+    (refused,) = [json.loads(line) for line in tailed.stderr.splitlines() if line.startswith("{")]
+    assert refused["stage"] == "decode" and "not a re-routed record" in refused["error"]
 
 
 def test_cli_publish_to_a_broker_it_cannot_reach_is_one_clear_error(

@@ -101,6 +101,15 @@ def test_status_changes_reach_the_read_model(
         ]
         history = _cli(env, "history", f"{se.COMPANY}:commitment:{item}")
         assert "ready_to_export" in history and "Wrong vendor" in history
+        assert history.splitlines()[0].split()[:2] == ["seq", "at"]
+        key = f"{se.COMPANY}:commitment:{item}"
+        applied = [json.loads(line) for line in _cli(env, "history", key, "--json").splitlines()]
+        # the processor's two changes in the order it applied them, then the late unsequenced one
+        assert [(r["sequence"], r["status"]) for r in applied] == [
+            (None, "ready_to_export"),
+            (1, "ready_to_export"),
+            (2, "rejected"),
+        ]
         assert len(rows(settings, "SELECT 1 FROM item_history WHERE item_id = %s", item)) == 3
     finally:
         stop(projection)
