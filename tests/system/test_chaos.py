@@ -96,7 +96,3 @@ def test_nothing_lost_or_doubled_while_workers_are_killed(system: System) -> Non
     invariants.check_statuses(system, items)
     invariants.check_erp(system, items)
     invariants.check_mail(system, items)
-
-
-def test_replay_verify_agrees_after_the_chaos_run(system: System) -> None:
-    invariants.replay_verify(system, COMPANY)
