@@ -51,6 +51,33 @@ def _ready(item_id: str, **payload: Any) -> tuple[bytes, bytes]:
     return key_of(status).encode(), json.dumps(value).encode()
 
 
+async def _send(mine: Settings, records: list[tuple[bytes, bytes]]) -> None:
+    """Publish (key, value) records in order to partition 0 of `mine`'s erp.status."""
+    producer = make_producer(mine)
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send_and_wait(mine.topic(STATUS.name), value, key=key, partition=0)
+    finally:
+        await producer.stop()
+
+
+async def _project_until_landed(mine: Settings, item_id: str, message: str) -> None:
+    """Run the projection on `mine` until `item_id` is in the read model; it must not stop."""
+    stop = asyncio.Event()
+    projection = asyncio.create_task(serve(Runtime.local(mine, stop)))
+
+    def landed() -> bool:
+        assert not projection.done(), f"the projection stopped: {projection.exception()!r}"
+        return bool(rows(mine, "SELECT 1 FROM items WHERE item_id = %s", item_id))
+
+    try:
+        await eventually_async(landed, timeout=60, message=message)
+    finally:
+        stop.set()
+        await asyncio.wait_for(projection, 30)
+
+
 async def test_values_postgresql_cannot_take_are_dead_lettered_and_the_next_item_lands(
     settings: Settings,
 ) -> None:
@@ -62,26 +89,10 @@ async def test_values_postgresql_cannot_take_are_dead_lettered_and_the_next_item
         big: _ready(big, submission_version=2**31),  # past PostgreSQL's `integer`
         normal: _ready(normal, item_title="Steel frame"),
     }
-    producer = make_producer(mine)
-    await producer.start()
-    try:
-        for key, value in records.values():
-            await producer.send_and_wait(mine.topic(STATUS.name), value, key=key, partition=0)
-    finally:
-        await producer.stop()
-
-    stop = asyncio.Event()
-    projection = asyncio.create_task(serve(Runtime.local(mine, stop)))
-    try:
-        await eventually_async(
-            lambda: rows(mine, "SELECT 1 FROM items WHERE item_id = %s", normal),
-            timeout=60,
-            message=f"{normal}, behind the refused records on its partition, never reached items",
-        )
-        assert not projection.done(), "the projection stopped"
-    finally:
-        stop.set()
-        await asyncio.wait_for(projection, 30)
+    await _send(mine, list(records.values()))
+    await _project_until_landed(
+        mine, normal, f"{normal}, behind the refused records on its partition, never reached items"
+    )
 
     for item_id, field in ((nul, "payload.item_title"), (big, "payload.submission_version")):
         key = records[item_id][0].decode()
@@ -103,31 +114,10 @@ async def test_dead_letters_of_a_value_and_a_key_near_1_mib_fit_and_the_partitio
     huge_key = f"{key}:{'ü' * (MAX_EVENT_BYTES // 2)}"
     normal = f"sc-ok-{uuid.uuid4().hex[:6]}"
     after_key, after_value = _ready(normal, item_title="Steel frame")
-    producer = make_producer(mine)
-    await producer.start()
-    try:
-        for record_key, value in (
-            (key.encode(), near),
-            (huge_key.encode(), b"{"),
-            (after_key, after_value),
-        ):
-            await producer.send_and_wait(
-                mine.topic(STATUS.name), value, key=record_key, partition=0
-            )
-    finally:
-        await producer.stop()
-
-    stop = asyncio.Event()
-    projection = asyncio.create_task(serve(Runtime.local(mine, stop)))
-    try:
-        await eventually_async(
-            lambda: rows(mine, "SELECT 1 FROM items WHERE item_id = %s", normal),
-            timeout=60,
-            message=f"{normal}, behind the two big records on its partition, never reached items",
-        )
-    finally:
-        stop.set()
-        await asyncio.wait_for(projection, 30)
+    await _send(mine, [(key.encode(), near), (huge_key.encode(), b"{"), (after_key, after_value)])
+    await _project_until_landed(
+        mine, normal, f"{normal}, behind the two big records on its partition, never reached items"
+    )
 
     records = await asyncio.to_thread(
         records_where,
@@ -154,27 +144,8 @@ async def test_a_header_name_that_is_not_utf8_is_dead_lettered_and_the_partition
     mine = await isolated(settings, f"hdr{uuid.uuid4().hex[:6]}")
     (key, value), (after_key, after_value) = _ready("sc-hdr"), _ready("sc-after")
     await asyncio.to_thread(publish_with_header_name, mine, STATUS, b"\xff\xfe", key, value)
-    producer = make_producer(mine)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            mine.topic(STATUS.name), after_value, key=after_key, partition=0
-        )
-    finally:
-        await producer.stop()
-
-    stop = asyncio.Event()
-    projection = asyncio.create_task(serve(Runtime.local(mine, stop)))
-
-    def landed() -> bool:
-        assert not projection.done(), f"the projection stopped: {projection.exception()!r}"
-        return bool(rows(mine, "SELECT 1 FROM items WHERE item_id = 'sc-after'"))
-
-    try:
-        await eventually_async(landed, timeout=60, message="the record after it never landed")
-    finally:
-        stop.set()
-        await asyncio.wait([projection], timeout=30)
+    await _send(mine, [(after_key, after_value)])
+    await _project_until_landed(mine, "sc-after", "the record after it never landed")
     (dead,) = await asyncio.to_thread(
         wait_for_events, mine, DEAD_LETTERS, lambda e: e.payload.source.offset == 0
     )
