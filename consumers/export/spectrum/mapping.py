@@ -16,6 +16,7 @@ from topics.payloads import (
     CommitmentSnapshot,
     PrimeContractChangeOrderAcceptFields,
     PrimeContractChangeOrderSnapshot,
+    PrimeLine,
     ProjectAcceptFields,
     ProjectSnapshot,
 )
@@ -60,6 +61,8 @@ class Commitment:
     amount: Decimal
     upstream_id: str
     lines: tuple[Line, ...]
+    #: The approver's accept details, kept as the commitment's notes.
+    notes: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,17 @@ class ChangeOrder:
     amount: Decimal
     upstream_id: str
     lines: tuple[Line, ...]
+    #: The description the approver entered at accept.
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class ArLine:
+    """A line of an AR change request: the prime contract line item it changes."""
+
+    prime_line_item: str
+    description: str
+    amount: Decimal
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,7 @@ class ArChangeRequest:
     transaction_date: dt.date
     amount: Decimal
     upstream_id: str
+    lines: tuple[ArLine, ...] = ()
 
 
 ErpDocument = Job | Commitment | ChangeOrder | ArChangeRequest
@@ -99,6 +114,22 @@ def _lines(items: list[CommitmentLine]) -> tuple[Line, ...]:
         Line(line.erp_cost_code or line.cost_code, line.description, Decimal(line.amount))
         for line in items
     )
+
+
+def _prime_lines(items: list[PrimeLine]) -> tuple[ArLine, ...]:
+    """A PCCO's lines. Each names its associated prime contract line item: the send-time rules
+    refuse a PCCO with a line that does not, so one missing here cannot be exported."""
+    lines = []
+    for line in items:
+        if not line.associated_prime_line_item:
+            raise PermanentErpError(
+                "prime_line_missing",
+                f"line {line.id} has no associated prime contract line item",
+            )
+        lines.append(
+            ArLine(line.associated_prime_line_item, line.description, Decimal(line.amount))
+        )
+    return tuple(lines)
 
 
 def to_document(request: ExportRequested) -> ErpDocument:
@@ -135,6 +166,7 @@ def to_document(request: ExportRequested) -> ErpDocument:
             Decimal(p.amount),
             item_id,
             _lines(snapshot.line_items),
+            accept.details,
         )
     if isinstance(snapshot, CommitmentChangeOrderSnapshot) and isinstance(
         accept, CommitmentChangeOrderAcceptFields
@@ -148,6 +180,7 @@ def to_document(request: ExportRequested) -> ErpDocument:
             Decimal(p.amount),
             item_id,
             _lines(snapshot.line_items),
+            accept.description,
         )
     if isinstance(snapshot, PrimeContractChangeOrderSnapshot) and isinstance(
         accept, PrimeContractChangeOrderAcceptFields
@@ -161,6 +194,7 @@ def to_document(request: ExportRequested) -> ErpDocument:
             accept.transaction_date or snapshot.date or request.occurred_at.date(),
             Decimal(p.amount),
             item_id,
+            _prime_lines(snapshot.line_items),
         )
     raise PermanentErpError(
         "unsupported_item", f"cannot export a {request.item.type.value} with these fields"
