@@ -273,6 +273,12 @@ class ExportRequestedPayload(Frozen):
     project: ProjectRef
     snapshot: Snapshot
     accept_fields: AcceptFields
+    retried_by: Actor | None = Field(
+        default=None,
+        description="Who asked for this attempt with ExportRetryRequested (absent on the "
+        "accept's own attempt). A failure is told to this person and the sender, not to the "
+        "approver who accepted.",
+    )
 
 
 class ItemExportedPayload(Frozen):

@@ -108,7 +108,10 @@ def retry(state: ItemState, event: ItemEvent, directory: Directory, next_: ItemS
     if state.export is None:
         raise Refused(RefusalStage.TRANSITION, "nothing was exported to retry")
     export = derive.export_requested(
-        event, state.export.payload, attempt=state.export.payload.attempt + 1
+        event,
+        state.export.payload,
+        attempt=state.export.payload.attempt + 1,
+        retried_by=event.actor,
     )
     return Change(state.model_copy(update={"status": next_, "export": export, "last_error": None}))
 
