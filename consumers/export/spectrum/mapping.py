@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from consumers.export.port import PermanentErpError
+from consumers.export.catalogue import ErrorCode, erp_error
 from topics.events import ExportRequested
 from topics.payloads import (
     CommitmentAcceptFields,
@@ -122,9 +122,9 @@ def _prime_lines(items: list[PrimeLine]) -> tuple[ArLine, ...]:
     lines = []
     for line in items:
         if not line.associated_prime_line_item:
-            raise PermanentErpError(
-                "prime_line_missing",
-                f"line {line.id} has no associated prime contract line item",
+            raise erp_error(
+                ErrorCode.ERP_REFUSED,
+                f"Line {line.id} has no associated prime contract line item",
             )
         lines.append(
             ArLine(line.associated_prime_line_item, line.description, Decimal(line.amount))
@@ -133,7 +133,8 @@ def _prime_lines(items: list[PrimeLine]) -> tuple[ArLine, ...]:
 
 
 def to_document(request: ExportRequested) -> ErpDocument:
-    """The ERP record an `ExportRequested` asks for; `PermanentErpError` when it cannot be one."""
+    """The ERP record an `ExportRequested` asks for; raises the catalogue's permanent error
+    (`vendor_not_linked`, `erp_refused`) when it cannot be one."""
     p, company, item_id = request.payload, request.company_id, request.item.id
     snapshot, accept = p.snapshot, p.accept_fields
     if isinstance(snapshot, ProjectSnapshot) and isinstance(accept, ProjectAcceptFields):
@@ -152,9 +153,9 @@ def to_document(request: ExportRequested) -> ErpDocument:
         )
     if isinstance(snapshot, CommitmentSnapshot) and isinstance(accept, CommitmentAcceptFields):
         if not snapshot.vendor.erp_vendor_id:
-            raise PermanentErpError(
-                "vendor_not_linked",
-                f"vendor {snapshot.vendor.name!r} is not linked to an ERP vendor",
+            raise erp_error(
+                ErrorCode.VENDOR_NOT_LINKED,
+                f"Vendor {snapshot.vendor.name!r} is not linked to a Spectrum vendor",
             )
         return Commitment(
             company,
@@ -196,6 +197,6 @@ def to_document(request: ExportRequested) -> ErpDocument:
             item_id,
             _prime_lines(snapshot.line_items),
         )
-    raise PermanentErpError(
-        "unsupported_item", f"cannot export a {request.item.type.value} with these fields"
+    raise erp_error(
+        ErrorCode.ERP_REFUSED, f"Cannot export a {request.item.type.value} with these fields"
     )

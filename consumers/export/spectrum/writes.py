@@ -6,7 +6,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from consumers.export.port import PermanentErpError
+from consumers.export.catalogue import ErrorCode, erp_error
 from consumers.export.spectrum.mapping import (
     ArChangeRequest,
     ChangeOrder,
@@ -31,8 +31,9 @@ async def _job_of_project(conn: Conn, company_id: str, project_id: str) -> str:
         (company_id, project_id),
     )
     if row is None:
-        raise PermanentErpError(
-            "job_not_found", f"no job has been exported for project {project_id}"
+        raise erp_error(
+            ErrorCode.JOB_NOT_EXPORTED,
+            f"Project {project_id} has no job in Spectrum yet: its export must come first",
         )
     return str(row[0])
 
@@ -116,9 +117,10 @@ async def _write_change_order(conn: Conn, co: ChangeOrder) -> str:
         (co.company_id, co.upstream_commitment_id),
     )
     if row is None:
-        raise PermanentErpError(
-            "commitment_not_exported",
-            f"commitment {co.upstream_commitment_id} has not been exported to the ERP",
+        raise erp_error(
+            ErrorCode.COMMITMENT_NOT_EXPORTED,
+            f"Commitment {co.upstream_commitment_id} is not in Spectrum yet: its export must "
+            "come first",
         )
     commitment_id, job = str(row[0]), str(row[1])
     await conn.execute(
