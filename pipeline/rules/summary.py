@@ -50,6 +50,8 @@ class Waiting(NamedTuple):
     title: str | None
     submitted_at: dt.datetime
     sent_by: Actor
+    project_name: str | None
+    amount: str | None
 
 
 @dataclass
@@ -86,6 +88,9 @@ class SummaryState:
             event.payload.item_title,
             event.occurred_at,
             self._actors.setdefault(event.actor, event.actor),
+            # one copy of a project's name however many of its items wait
+            sys.intern(project.name) if (project := event.payload.project) else None,
+            str(event.payload.amount) if event.payload.amount is not None else None,
         )
 
     def apply_summary(self, event: DailySummary) -> None:
@@ -107,11 +112,16 @@ def _line(waiting: Waiting) -> SummaryLine:
     title = waiting.title or waiting.item_id
     return SummaryLine(
         item=NoticeItem(
-            type=waiting.item_type, id=waiting.item_id, number=waiting.number, title=title
+            type=waiting.item_type,
+            id=waiting.item_id,
+            number=waiting.number,
+            title=title,
+            project_name=waiting.project_name,
         ),
         title=title,
         submitted_at=waiting.submitted_at,
         sent_by=waiting.sent_by,
+        amount=waiting.amount,
     )
 
 
@@ -178,7 +188,12 @@ def due_summaries(
                 company_id=company_id,
                 actor=SYSTEM_ACTOR,
                 correlation_id=f"daily-summary/{company_id}/{local.date().isoformat()}",
-                payload=DailySummaryPayload(to=approver.email, date=local.date(), items=[]),
+                payload=DailySummaryPayload(
+                    to=approver.email,
+                    date=local.date(),
+                    company_name=settings.company_name,
+                    items=[],
+                ),
             )
             due.append(_capped(summary, lines))
     return due
