@@ -145,6 +145,8 @@ def accept_fields(event: ItemAccepted, settings: CompanySettingsUpdatedPayload) 
       refused when it has them off (Procore shows the Spectrum CCO ID field only with the
       feature on; without it the ERP numbers the change order from its number, so an id given
       anyway would be silently ignored);
+    - a PCCO is exported only while the company has PCCO export on (checked at send time too,
+      but the switch may be turned off while it waits);
     - a PCCO's `transaction_date` defaults to the day the decision was made in the company's
       timezone (`CompanySettingsUpdated.timezone`): an evening accept in Chicago is dated that
       day, not the next UTC day.
@@ -158,8 +160,14 @@ def accept_fields(event: ItemAccepted, settings: CompanySettingsUpdatedPayload) 
                 "erp_change_order_id must not be given: the company has custom CCO ids turned "
                 "off, so the ERP numbers the change order from its number"
             )
-    if isinstance(fields, PrimeContractChangeOrderAcceptFields) and fields.transaction_date is None:
-        return fields.model_copy(update={"transaction_date": local_date(event, settings)})
+    if isinstance(fields, PrimeContractChangeOrderAcceptFields):
+        if not settings.pcco_export_enabled:
+            raise ValueError(
+                "the company has PCCO export turned off: a prime contract change order cannot "
+                "be exported (turn it on, or reject the item)"
+            )
+        if fields.transaction_date is None:
+            return fields.model_copy(update={"transaction_date": local_date(event, settings)})
     return fields
 
 

@@ -190,6 +190,18 @@ def test_a_custom_cco_id_is_exported_when_the_company_has_the_feature_on() -> No
     assert outcome.events[1].payload.accept_fields.erp_change_order_id == "CO-17"
 
 
+def test_a_pcco_is_not_exported_once_the_company_turned_pcco_export_off() -> None:
+    """The switch is honoured at accept, not only at send time (#19)."""
+    d = directory()
+    accept = se.accepted("prime_contract_change_order", "pcco-400")
+    state, outcomes = run([event(se.pcco_submitted(), 0)], d)
+    d.apply(event(se.company_settings(pcco_export_enabled=False), 3))
+    state, outcomes = run([event(accept, 5)], d, state)
+    assert types(outcomes[-1]) == ["EventRefused"]
+    assert "PCCO export turned off" in outcomes[-1].events[0].payload.error
+    assert state is not None and state.status is S.READY_TO_EXPORT
+
+
 def test_pcco_transaction_date_defaults_to_the_decision_date() -> None:
     _, outcome = _accept(se.pcco_submitted(), ("prime_contract_change_order", "pcco-400"), {})
     assert str(outcome.events[1].payload.accept_fields.transaction_date) == "2026-11-21"
