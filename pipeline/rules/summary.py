@@ -108,7 +108,7 @@ def summary_id(company_id: str, to: str, date: dt.date) -> uuid.UUID:
     return PROCESSOR.id(company_id, to, date.isoformat(), "daily-summary")
 
 
-def _line(waiting: Waiting) -> SummaryLine:
+def _line(waiting: Waiting, zone: ZoneInfo) -> SummaryLine:
     title = waiting.title or waiting.item_id
     return SummaryLine(
         item=NoticeItem(
@@ -119,7 +119,8 @@ def _line(waiting: Waiting) -> SummaryLine:
             project_name=waiting.project_name,
         ),
         title=title,
-        submitted_at=waiting.submitted_at,
+        # people read it as local time: in the company's timezone, its offset written
+        submitted_at=waiting.submitted_at.astimezone(zone),
         sent_by=waiting.sent_by,
         amount=waiting.amount,
     )
@@ -128,8 +129,8 @@ def _line(waiting: Waiting) -> SummaryLine:
 Lines = list[tuple[SummaryLine, int]]  # each with the bytes of its encoding
 
 
-def _lines(waiting: list[Waiting]) -> Lines:
-    lines = [_line(w) for w in waiting]
+def _lines(waiting: list[Waiting], zone: ZoneInfo) -> Lines:
+    lines = [_line(w, zone) for w in waiting]
     return [(line, len(line.model_dump_json(exclude_none=True).encode())) for line in lines]
 
 
@@ -171,7 +172,8 @@ def due_summaries(
     due = []
     for company_id in directory.companies():
         settings = directory.settings(company_id)
-        local = now.astimezone(ZoneInfo(settings.timezone))
+        zone = ZoneInfo(settings.timezone)
+        local = now.astimezone(zone)
         waiting = state.waiting(company_id)
         if local.hour < settings.daily_summary_hour or not waiting:
             continue
@@ -181,7 +183,7 @@ def due_summaries(
                 continue
             if (company_id, approver.email, local.date()) in state.sent:
                 continue
-            lines = _lines(waiting) if lines is None else lines
+            lines = _lines(waiting, zone) if lines is None else lines
             summary = DailySummary(
                 event_id=summary_id(company_id, approver.email, local.date()),
                 occurred_at=now,

@@ -135,3 +135,11 @@ def test_a_line_names_the_project_and_the_amount_and_the_summary_the_company() -
     assert line.item.project_name == "Riverside Medical Office"
     assert line.amount is not None and float(line.amount) == 4_500_000
     assert due[0].payload.company_name == "Acme Builders, Inc."
+
+
+def test_a_line_says_when_the_item_was_sent_in_the_company_timezone() -> None:
+    """People read the summary's times as local (#19): 15:00 UTC is 09:00 in Chicago."""
+    (summary,) = due_summaries(_waiting_state(), directory(), CHICAGO_7AM)
+    sent = summary.payload.items[0].submitted_at
+    assert sent.utcoffset() == dt.timedelta(hours=-6)
+    assert (sent.hour, sent.minute) == (9, 0)
