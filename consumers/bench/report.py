@@ -236,7 +236,7 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         ),
         (
             per_item,
-            f"{per_item / 1024:.2f} KiB ({mem['reached'] // 1000}k), soak "
+            f"{per_item / 1024:.2f} KiB ({_count(mem['reached'])}), soak "
             + (
                 "not sampled"
                 if soak.get("flat") is None
@@ -264,6 +264,10 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for (figure, now, target), (value, shown, reached) in zip(TARGETS, measured, strict=True)
     ]
+
+
+def _count(n: int) -> str:
+    return f"{n / 1000:g}k" if n >= 1000 else str(n)
 
 
 def _mark(reached: bool | None) -> str:
