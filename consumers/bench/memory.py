@@ -1,5 +1,4 @@
-"""Resident memory of a worker process (/proc/<pid>/status), sampled over time, and the
-in-memory size of the processor's summary state and directory."""
+"""Processor memory: RSS from /proc (sampled, settled); sizes of its summary state and directory."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The benchmark's phases on one stack: baseline, end to end, foreign partitioner, memory,
-the load run that doubles as the soak, replay, faust reference."""
+"""The benchmark's phases on one stack, in order, and the report they add up to."""
 
 from __future__ import annotations
 
