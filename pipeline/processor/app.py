@@ -32,7 +32,13 @@ import faust
 from faust.types import TP
 
 from pipeline.metrics import Metrics
-from pipeline.processor.config import APP_NAME, INPUT_TOPICS, ITEMS_TABLE, faust_config
+from pipeline.processor.config import (
+    APP_NAME,
+    INPUT_TOPICS,
+    ITEMS_TABLE,
+    faust_config,
+    table_options,
+)
 from pipeline.processor.healing import Healing
 from pipeline.processor.observe import Observer
 from pipeline.processor.ports import (
@@ -190,6 +196,7 @@ def build_app(
             partitions=SUBMISSIONS.partitions,
             key_type=bytes,
             value_type=bytes,
+            options=table_options(settings),
         )
     directory = Directory() if directory is None else directory
     replica = partial(TopicReplica, settings, metrics=metrics) if replica is None else replica
