@@ -66,3 +66,95 @@ def current(database_url: str, company_id: str | None = None) -> list[dict[str, 
     Raises `ReadModelUnavailable`.
     """
     return _rows(database_url, CURRENT, (company_id, company_id))
+
+
+# --- the console: views with counts, filters and sorting, one item -------------------------
+
+COUNTS = (
+    "SELECT item_type, status, count(*) AS count FROM items WHERE company_id = %s"
+    " GROUP BY 1, 2 ORDER BY 1, 2"
+)
+#: How a view may be sorted: the key the console names → the ORDER BY it stands for.
+SORTS: dict[str, str] = {
+    "age": "sent_at NULLS LAST, item_type, item_id",
+    "-age": "sent_at DESC NULLS LAST, item_type, item_id",
+    "project": "project_name NULLS LAST, sent_at, item_type, item_id",
+    "sender": "coalesce(sent_by_name, sent_by_email) NULLS LAST, sent_at, item_type, item_id",
+}
+VIEW = (
+    "SELECT item_type, item_id, number, title, amount, project_id, project_name,"
+    " sent_by_email, sent_by_name, sent_at, decided_by_email, decided_at, status, reason,"
+    " last_error, erp_reference, submission_version, sequence, updated_at FROM items"
+    " WHERE company_id = %(company)s AND status = %(status)s AND item_type = ANY(%(types)s)"
+    " AND (%(project)s::text IS NULL OR project_id = %(project)s OR project_name = %(project)s)"
+    " AND (%(sender)s::text IS NULL OR sent_by_email = %(sender)s"
+    "      OR sent_by_name = %(sender)s)"
+    " AND (%(sent_before)s::timestamptz IS NULL OR sent_at <= %(sent_before)s)"
+    " ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s"
+)
+ITEM = (
+    "SELECT item_type, item_id, number, title, amount, project_id, project_name,"
+    " sent_by_email, sent_by_name, sent_at, decided_by_email, decided_at, status, reason,"
+    " last_error, erp_reference, submission_version, sequence, updated_at FROM items"
+    " WHERE company_id = %s AND item_type = %s AND item_id = %s"
+)
+LATEST_REASONS = (
+    "SELECT reasons FROM item_history WHERE company_id = %s AND item_type = %s AND item_id = %s"
+    " AND status = 'send_refused' ORDER BY sequence DESC NULLS LAST, occurred_at DESC LIMIT 1"
+)
+
+
+def counts(database_url: str, company_id: str) -> list[dict[str, Any]]:
+    """How many items of the company are in each (item_type, status): rows of item_type,
+    status, count. Raises `ReadModelUnavailable`."""
+    return _rows(database_url, COUNTS, (company_id,))
+
+
+def view(
+    database_url: str,
+    company_id: str,
+    status: str,
+    item_types: list[str],
+    *,
+    project: str | None = None,
+    sender: str | None = None,
+    sent_before: Any = None,
+    sort: str = "age",
+    limit: int = 200,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """A company's items of `item_types` in `status`, filtered and sorted (a console view).
+
+    `project` matches the project's id or name, `sender` the sender's e-mail or name,
+    `sent_before` (a datetime) keeps items sent at or before it; `sort` is a key of `SORTS`
+    (KeyError otherwise). Rows carry the `items` columns. Raises `ReadModelUnavailable`.
+    """
+    sql = VIEW.replace("{order}", SORTS[sort])
+    params = {
+        "company": company_id,
+        "status": status,
+        "types": item_types,
+        "project": project,
+        "sender": sender,
+        "sent_before": sent_before,
+        "limit": limit,
+        "offset": offset,
+    }
+    try:
+        with psycopg.connect(database_url, row_factory=dict_row) as conn:
+            return list(conn.execute(sql.encode(), params))
+    except psycopg.Error as exc:
+        raise ReadModelUnavailable(f"could not read the read model: {exc}") from exc
+
+
+def item(database_url: str, company_id: str, item_type: str, item_id: str) -> dict[str, Any] | None:
+    """One item's current row (the `items` columns plus `reasons`, the send-time refusals of
+    its latest refused submission), None when the read model has never heard of it.
+    Raises `ReadModelUnavailable`."""
+    found = _rows(database_url, ITEM, (company_id, item_type, item_id))
+    if not found:
+        return None
+    row = found[0]
+    reasons = _rows(database_url, LATEST_REASONS, (company_id, item_type, item_id))
+    row["reasons"] = reasons[0]["reasons"] if reasons and row["status"] == "send_refused" else []
+    return row

@@ -45,5 +45,10 @@ _IN_ORDER: tuple[Worker, ...] = (
         "consumers.notify.worker:run",
         "Sends erp.notifications e-mails over SMTP, once each",
     ),
+    Worker(
+        "console",
+        "consumers.console.worker:run",
+        "The approver's console: pages and JSON API on CONSOLE_PORT, decisions to erp.decisions",
+    ),
 )
 WORKERS: dict[str, Worker] = {worker.name: worker for worker in _IN_ORDER}
