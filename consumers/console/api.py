@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from consumers.console import erp
-from consumers.console.auth import CSRF_HEADER, Person, check_csrf
+from consumers.console.auth import CSRF_HEADER, Person, check_csrf, csrf_token
 from consumers.console.context import Console, console_of, person_of
 from consumers.console.decisions import Answer
 from consumers.console.views import ACTIONS, TABS, VIEWS, tab_of
@@ -48,6 +48,8 @@ def me(person: Signed, console: Ctx) -> dict[str, Any]:
         "can_push_to_accounting": person.entry.can_push_to_accounting,
         "may_decide": person.may_decide,
         "company": settings.model_dump(mode="json"),
+        # what a cookie session sends back in X-CSRF-Token (None: signed in otherwise)
+        "csrf_token": csrf_token(console.settings, person.session) if person.by_cookie else None,
     }
 
 
