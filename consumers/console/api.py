@@ -14,6 +14,7 @@ from consumers.console import erp
 from consumers.console.auth import CSRF_HEADER, Person, check_csrf, csrf_token
 from consumers.console.context import Console, console_of, person_of
 from consumers.console.decisions import Answer
+from consumers.console.detail import snapshot_and_changes
 from consumers.console.views import ACTIONS, TABS, VIEWS, tab_of
 from consumers.readmodel import queries
 from topics.payloads import ItemStatus
@@ -126,8 +127,11 @@ def list_view(
 
 @router.get("/items/{item_type}/{item_id}")
 def item_detail(person: Signed, console: Ctx, item_type: str, item_id: str) -> dict[str, Any]:
-    """One item: its current row, its history (oldest first) and the decisions it offers
-    the signed-in person. 404 when the company has no such item."""
+    """One item: its current row; `submitted`, the payload of its current submission
+    (snapshot, number, title, amount, project, created_by); `changes` since
+    `previous_version`, the latest earlier version (rejected or retrieved); its history
+    (oldest first, each decision with the fields entered); the refused attempts; and the
+    decisions it offers the signed-in person. 404 when the company has no such item."""
     try:
         tab = tab_of(item_type)
     except ValueError:
@@ -135,12 +139,16 @@ def item_detail(person: Signed, console: Ctx, item_type: str, item_id: str) -> d
     row = queries.item(console.database_url, person.company_id, item_type, item_id)
     if row is None:
         raise HTTPException(404, f"no item {item_type}:{item_id}")
-    history = queries.history(console.database_url, person.company_id, item_type, item_id)
+    url, company = console.database_url, person.company_id
+    history = queries.history_with_decisions(url, company, item_type, item_id)
+    refused = queries.refusals(url, company, item_type, item_id)
     actions = ACTIONS.get(ItemStatus(row["status"]), ()) if person.may_decide else ()
     return {
         "tab": tab.name,
         "item": plain(row),
+        **snapshot_and_changes(url, company, item_type, item_id, row["submission_version"]),
         "history": [plain(entry) for entry in history],
+        "refusals": [plain(entry) for entry in refused],
         "actions": list(actions),
     }
 

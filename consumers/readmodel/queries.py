@@ -158,3 +158,51 @@ def item(database_url: str, company_id: str, item_type: str, item_id: str) -> di
     reasons = _rows(database_url, LATEST_REASONS, (company_id, item_type, item_id))
     row["reasons"] = reasons[0]["reasons"] if reasons and row["status"] == "send_refused" else []
     return row
+
+
+SUBMISSIONS = (
+    "SELECT h.submission_version AS version, s.occurred_at AS sent_at, s.actor_email AS sent_by,"
+    " s.payload, s.event_id FROM item_submissions s"
+    " LEFT JOIN item_history h ON h.event_id = s.status_event_id"
+    " WHERE s.company_id = %s AND s.item_type = %s AND s.item_id = %s"
+    " AND s.event_type = 'ItemSubmitted'"
+    " ORDER BY h.submission_version NULLS LAST, s.source_partition, s.source_offset"
+)
+DECIDED = (
+    "SELECT h.sequence, h.occurred_at AS at, h.status, h.previous_status,"
+    " h.submission_version AS version, h.actor_email AS by, coalesce(h.reason, '') AS reason,"
+    " h.reasons, h.erp_reference, d.event_type AS decision, d.payload AS decision_payload"
+    " FROM item_history h LEFT JOIN item_decisions d ON d.status_event_id = h.event_id"
+    " WHERE h.company_id = %s AND h.item_type = %s AND h.item_id = %s"
+    " ORDER BY h.sequence NULLS FIRST, h.occurred_at, h.source_offset"
+)
+REFUSED = (
+    "SELECT occurred_at AS at, refused_event_type AS event_type, stage, error, actor_email AS by"
+    " FROM item_refusals WHERE company_id = %s AND item_type = %s AND item_id = %s"
+    " ORDER BY occurred_at, event_id"
+)
+
+
+def submissions(
+    database_url: str, company_id: str, item_type: str, item_id: str
+) -> list[dict[str, Any]]:
+    """Every submission of one item with its snapshot: version (None until the processor has
+    applied it), sent_at, sent_by, payload (the ItemSubmitted payload as JSON), oldest version
+    first. Raises `ReadModelUnavailable`."""
+    return _rows(database_url, SUBMISSIONS, (company_id, item_type, item_id))
+
+
+def history_with_decisions(
+    database_url: str, company_id: str, item_type: str, item_id: str
+) -> list[dict[str, Any]]:
+    """`history`, each status change with the decision that made it when one did (`decision`,
+    the event type; `decision_payload`, the fields entered). Raises `ReadModelUnavailable`."""
+    return _rows(database_url, DECIDED, (company_id, item_type, item_id))
+
+
+def refusals(
+    database_url: str, company_id: str, item_type: str, item_id: str
+) -> list[dict[str, Any]]:
+    """Every refused submission or decision of one item (at, event_type, stage, error, by),
+    oldest first. Raises `ReadModelUnavailable`."""
+    return _rows(database_url, REFUSED, (company_id, item_type, item_id))

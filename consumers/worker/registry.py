@@ -32,6 +32,11 @@ _IN_ORDER: tuple[Worker, ...] = (
         "projection", "consumers.readmodel.projection:run", "Writes erp.status into the read model"
     ),
     Worker(
+        "catalog",
+        "consumers.readmodel.catalog:run",
+        "Writes submissions, decisions and refusals into the read model (the console's detail)",
+    ),
+    Worker(
         "exporter", "consumers.export.worker:run", "Exports accepted items into the ERP, once each"
     ),
     Worker(

@@ -25,7 +25,7 @@ from tests.support.events import for_company
 from tests.support.kafka import isolated, publish
 from tests.support.waiting import eventually
 from tests.support.workers import Workers
-from topics.specs import DIRECTORY, SUBMISSIONS
+from topics.specs import DECISIONS, DIRECTORY, SUBMISSIONS
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -67,7 +67,7 @@ def live(
     console = ConsoleSettings(user_header="X-Auth-User", company_header="X-Auth-Company")
     app = build_app(mine, console, registry=CollectorRegistry())
     try:
-        for name in ("processor", "projection", "exporter"):
+        for name in ("processor", "projection", "catalog", "exporter"):
             workers.start_worker(name)
         with TestClient(app) as client:
             eventually(
@@ -122,8 +122,20 @@ def test_a_project_accepted_with_a_template_and_job_id_is_shown_synced(live: Liv
     assert answer.status_code == 202, answer.text
     synced = _status(live, "project", item, "synced")
     assert synced["item"]["erp_reference"] == job
-    by = [(h["status"], h["by"]) for h in synced["history"]]
-    assert ("exporting", se.APPROVER["email"]) in by
+    # the catalog (snapshots, decisions) is written beside the status: wait for it too
+    synced = eventually(
+        lambda: (
+            (found := _item(live, "project", item))
+            and found["submitted"]
+            and any(h["decision_payload"] for h in found["history"])
+            and found
+        ),
+        timeout=60,
+        message="the item page never showed the snapshot and the accept fields",
+    )
+    by = [(h["status"], h["by"], h["decision_payload"]) for h in synced["history"]]
+    assert ("exporting", se.APPROVER["email"], {**fields, "submission_version": 1}) in by
+    assert synced["submitted"]["snapshot"]["customer"] == "Riverside Health"
     listed = live.client.get("/api/v1/tabs/jobs/synced", headers=APPROVER).json()
     assert item in [row["item_id"] for row in listed["items"]]
 
@@ -177,7 +189,9 @@ def test_a_stale_version_is_refused_on_the_spot_with_the_pipelines_reason(live: 
         == 202
     )
     _status(live, "commitment", item, "rejected")
-    _submit(live, se.commitment_submitted(item))  # re-sent: version 2
+    resent = se.commitment_submitted(item)
+    resent["payload"]["snapshot"]["description"] = "Foundations only"
+    _submit(live, resent)  # version 2
     stale = _decide(live, "commitment", item, "accept", APPROVER, submission_version=1)
     assert stale.status_code == 409
     assert stale.json() == {
@@ -185,7 +199,19 @@ def test_a_stale_version_is_refused_on_the_spot_with_the_pipelines_reason(live: 
         "stage": "transition",
         "reason": "ItemAccepted for stale submission version 1 (current is 2)",
     }
-    assert _item(live, "commitment", item)["item"]["submission_version"] == 2  # type: ignore[index]
+    shown = eventually(
+        lambda: (found := _item(live, "commitment", item)) and found["changes"] and found,
+        timeout=60,
+        message="the item page never showed what changed since version 1",
+    )
+    assert shown["item"]["submission_version"] == 2 and shown["previous_version"] == 1
+    assert shown["changes"] == [
+        {
+            "field": "snapshot.description",
+            "before": "Foundations and slab",
+            "after": "Foundations only",
+        }
+    ]
 
 
 def test_a_read_only_user_sees_the_views_but_gets_403_with_the_reason(live: Live) -> None:
@@ -199,6 +225,21 @@ def test_a_read_only_user_sees_the_views_but_gets_403_with_the_reason(live: Live
         "user u-vic may not push to accounting (ERP permission read_only, "
         "can_push_to_accounting=false)"
     )
+    # sent behind the console's back, the pipeline refuses it: the item page shows why
+    publish(
+        live.settings,
+        DECISIONS,
+        for_company(COMPANY, se.accepted("commitment", item, actor=se.VIEWER)),
+    )
+    refused = eventually(
+        lambda: (_item(live, "commitment", item) or {}).get("refusals"),
+        timeout=60,
+        message="the refused decision never showed on the item",
+    )
+    assert [(r["event_type"], r["stage"], r["by"]) for r in refused] == [
+        ("ItemAccepted", "authorize", se.VIEWER["email"])
+    ]
+    assert refused[0]["error"].startswith(answer.json()["reason"])
     other = live.client.get(f"/api/v1/items/commitment/{item}", headers=as_user(se.APPROVER, OTHER))
     assert other.status_code == 404  # another company's person never sees it
     stranger = {"X-Auth-User": "u-nobody", "X-Auth-Company": COMPANY}
