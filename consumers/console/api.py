@@ -50,7 +50,7 @@ def me(person: Signed, console: Ctx) -> dict[str, Any]:
         "may_decide": person.may_decide,
         "company": settings.model_dump(mode="json"),
         # what a cookie session sends back in X-CSRF-Token (None: signed in otherwise)
-        "csrf_token": csrf_token(console.settings, person.session) if person.by_cookie else None,
+        "csrf_token": csrf_token(console.settings, person) if person.by_cookie else None,
     }
 
 

@@ -60,10 +60,12 @@ def sign_session(console: ConsoleSettings, company_id: str, user_id: str) -> str
     return jwt.encode(claims, console.secret.get_secret_value(), algorithm="HS256")
 
 
-def csrf_token(console: ConsoleSettings, session: str) -> str:
-    """The CSRF token of a cookie session (an HMAC of it with the console's secret)."""
+def csrf_token(console: ConsoleSettings, person: Person) -> str:
+    """The person's CSRF token: an HMAC, with the console's secret, of who they are and of
+    their sign-in cookie when they have one."""
     key = console.secret.get_secret_value().encode()
-    return hmac.new(key, session.encode(), hashlib.sha256).hexdigest()
+    signed = "\x00".join((person.company_id, person.user_id, person.session)).encode()
+    return hmac.new(key, signed, hashlib.sha256).hexdigest()
 
 
 def _claimed(request: Request, console: ConsoleSettings) -> tuple[str, str, bool, str]:
@@ -117,9 +119,13 @@ def identify(request: Request, console: ConsoleSettings, directory: Directory) -
     return Person(company, user, entry, by_cookie, session)
 
 
-def check_csrf(person: Person, console: ConsoleSettings, token: str | None) -> None:
-    """Forbidden unless a cookie session's unsafe request carries its CSRF token."""
-    if not person.by_cookie:
+def check_csrf(
+    person: Person, console: ConsoleSettings, token: str | None, *, form: bool = False
+) -> None:
+    """Forbidden unless the request carries the person's CSRF token: always for a form (a
+    proxy that signs people in keeps its own cookie, which a browser sends along), and for
+    the API when signed in by the dev cookie."""
+    if not (form or person.by_cookie):
         return
-    if token is None or not hmac.compare_digest(token, csrf_token(console, person.session)):
+    if token is None or not hmac.compare_digest(token, csrf_token(console, person)):
         raise Forbidden("missing or wrong CSRF token")

@@ -4,6 +4,7 @@ and exporter: decisions made through it reach the ERP, refusals come back on the
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -310,3 +311,68 @@ def test_counts_and_metrics(live: Live) -> None:
     metrics = live.client.get("/metrics").text
     assert 'erp_pipeline_console_refusals_total{stage="authorize"}' in metrics
     assert 'erp_pipeline_console_decisions_total{decision="ItemAccepted"}' in metrics
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
+    assert found, page[:2000]
+    return found.group(1)
+
+
+def test_every_view_and_the_item_page_render_for_each_type(live: Live) -> None:
+    items = {
+        "project": _submit(live, se.project_submitted(f"prj-{uuid.uuid4().hex[:6]}")),
+        "commitment": _submit(live, se.commitment_submitted(f"sc-{uuid.uuid4().hex[:6]}")),
+        "commitment_change_order": _submit(live, se.cco_submitted(f"cco-{uuid.uuid4().hex[:6]}")),
+        "prime_contract_change_order": _submit(
+            live, se.pcco_submitted(f"pcco-{uuid.uuid4().hex[:6]}")
+        ),
+    }
+    for tab in ("jobs", "commitments", "change-orders"):
+        for view in (
+            "ready-to-export",
+            "failed-to-export",
+            "exporting",
+            "synced",
+            "rejected",
+            "retrieved",
+            "send-refused",
+        ):
+            page = live.client.get(f"/tabs/{tab}/{view}", headers=APPROVER)
+            assert page.status_code == 200, (tab, view, page.text[:500])
+    ready = live.client.get("/tabs/change-orders/ready-to-export", headers=APPROVER).text
+    assert (
+        items["commitment_change_order"] in ready and items["prime_contract_change_order"] in ready
+    )
+    for kind, item in items.items():
+        page = live.client.get(f"/items/{kind}/{item}", headers=APPROVER)
+        assert page.status_code == 200 and "Accept" in page.text and "Reject" in page.text
+    project = live.client.get(f"/items/project/{items['project']}", headers=APPROVER).text
+    assert '<option value="COMM">' in project  # the ERP's templates
+    pcco = live.client.get(
+        f"/items/prime_contract_change_order/{items['prime_contract_change_order']}",
+        headers=APPROVER,
+    ).text
+    assert re.search(r'name="transaction_date" value="\d{4}-\d\d-\d\d"', pcco)
+    viewer = live.client.get(f"/items/commitment/{items['commitment']}", headers=VIEWER).text
+    assert "Reject" not in viewer and "read-only" in viewer
+
+
+def test_a_rejection_through_the_item_page_form_needs_its_csrf_token(live: Live) -> None:
+    item = _submit(live, se.commitment_submitted(f"sc-{uuid.uuid4().hex[:6]}"))
+    page = live.client.get(f"/items/commitment/{item}", headers=APPROVER).text
+    form = {"submission_version": "1", "reason": "Missing retention terms"}
+    forged = live.client.post(f"/items/commitment/{item}/reject", data=form, headers=APPROVER)
+    assert forged.status_code == 403
+    sent = live.client.post(
+        f"/items/commitment/{item}/reject",
+        data={**form, "csrf_token": _csrf(page)},
+        headers=APPROVER,
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303 and "after=" in sent.headers["location"]
+    assert _status(live, "commitment", item, "rejected")["item"]["reason"] == (
+        "Missing retention terms"
+    )
+    following = live.client.get(sent.headers["location"], headers=APPROVER).text
+    assert "Missing retention terms" in following and 'http-equiv="refresh"' not in following
