@@ -21,8 +21,6 @@ class ConsoleSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8090, ge=0, le=65535)
-    #: Base URL people reach the console at (links in e-mails; unset: no links).
-    public_url: str | None = None
     #: Header naming the signed-in user id, set by a trusted authenticating proxy.
     user_header: str | None = None
     #: Header naming the user's company, set by the same proxy.
