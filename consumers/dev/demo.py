@@ -109,9 +109,13 @@ class Story:
     async def decide(self, event: dict[str, Any], shown: str, decision: str, **body: Any) -> None:
         """Ana's decision: through the console (once it shows the item `shown`) when there
         is one, else `event` published to erp.decisions."""
-        if self._ana is None:
+        if self.console_url is None:
             await self.send(DECISIONS, event)
             return
+        if self._ana is None:  # signed in at her first decision: the directory knows her
+            self.say(f"Ana signs in to the console at {self.console_url} and decides there.")
+            ana = ConsoleClient(self.console_url, COMPANY, se.APPROVER["user_id"])
+            self._ana = await ana.__aenter__()
         item_type, item_id = event["item"]["type"], event["item"]["id"]
         await self._ana.shown(item_type, item_id, shown)
         await self._ana.decide(item_type, item_id, decision, **body)
@@ -134,27 +138,24 @@ class Story:
     async def play(self, watcher: Watcher) -> dict[str, str]:
         """Every step; returns the item keys it used, by role. With a console, Ana decides
         through its API."""
+        try:
+            return await self._play(watcher)
+        finally:
+            if self._ana is not None:
+                await self._ana.__aexit__(None, None, None)
+                self._ana = None
+
+    async def _play(self, watcher: Watcher) -> dict[str, str]:
+        t, say = self.tag, self.say
         erp_seed.seed(self.settings.require_erp_database_url(), COMPANY)
-        self.say("The ERP knows the demo company: job templates, cost codes, vendors.")
+        say("The ERP knows the demo company: job templates, cost codes, vendors.")
         await self.send(
             DIRECTORY,
             se.company_settings(daily_summary_hour=23, timezone="UTC"),
             se.approver_updated(se.APPROVER, digest_subscribed=False),
             se.approver_updated(se.VIEWER, privileged=False),
         )
-        self.say("Directory: Ana may push to accounting; Vic may only look.")
-        if self.console_url is None:
-            return await self._play(watcher)
-        self.say(f"Ana signs in to the console at {self.console_url} and decides there.")
-        async with ConsoleClient(self.console_url, COMPANY, se.APPROVER["user_id"]) as ana:
-            self._ana = ana
-            try:
-                return await self._play(watcher)
-            finally:
-                self._ana = None
-
-    async def _play(self, watcher: Watcher) -> dict[str, str]:
-        t, say = self.tag, self.say
+        say("Directory: Ana may push to accounting; Vic may only look.")
 
         prj = self.project()
         project = se.project_submitted(prj["id"])
