@@ -273,6 +273,12 @@ class Story:
         say("Ana subscribes to the digest: she gets the ERP Integrations Daily Summary.")
         return self.keys
 
+    def _commitment(self, item_id: str, number: str, vendor: str = "V1001") -> dict[str, Any]:
+        event = se.commitment_submitted(
+            item_id, erp_vendor_id=vendor, number=number, project=self.project()
+        )
+        return event
+
     async def _console_refuses_vic(self, item_id: str) -> None:
         """Vic, read-only, tries the console: it refuses on the spot with the reason."""
         assert self.console_url is not None
@@ -284,12 +290,6 @@ class Story:
                 self.say(f"Vic tries to reject it in the console → {refused.status}: {refused}")
                 return
         raise StoryFailed("the console let a read-only user reject")
-
-    def _commitment(self, item_id: str, number: str, vendor: str = "V1001") -> dict[str, Any]:
-        event = se.commitment_submitted(
-            item_id, erp_vendor_id=vendor, number=number, project=self.project()
-        )
-        return event
 
 
 def _json(event: dict[str, Any]) -> str:
