@@ -235,7 +235,11 @@ class Story:
         await self.send(SUBMISSIONS, pcco)
         key = self.keys["pcco"] = self.key("prime_contract_change_order", pcco["item"]["id"])
         await watcher.status(key, "ready_to_export")
-        await self.send(DECISIONS, se.accepted("prime_contract_change_order", pcco["item"]["id"]))
+        await self.decide(
+            se.accepted("prime_contract_change_order", pcco["item"]["id"]),
+            "ready_to_export",
+            "accept",
+        )
         synced = await watcher.status(key, "synced")
         say(
             f"A PCCO accepted (transaction date: today in the company's timezone) → synced as "
