@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     #: prove an unexpected error is dead-lettered and the partition keeps flowing. Never set
     #: it in a deployment.
     processor_poison_item_id: str | None = None
+    #: Test-only fault injection: the processor exits at once (code 70, nothing flushed, as a
+    #: SIGKILL would leave it) at this point of the first batch of more than one record that
+    #: reaches it (see the crash table in docs/reliability.md). Never set it in a deployment.
+    processor_crash_at: Literal["", "stored", "durable", "sent", "cleared", "checkpointed"] = ""
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     metrics_sample_interval_s: float = Field(default=5.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

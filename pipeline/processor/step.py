@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,9 @@ from topics.specs import DECISIONS, ITEM_ROUTES
 Headers = Iterable[tuple[str, Any]] | Mapping[str, Any] | None
 
 log = logging.getLogger(__name__)
+
+#: The exit code of a processor stopped by `PROCESSOR_CRASH_AT` (fault injection).
+CRASH_EXIT_CODE = 70
 
 
 def no_scope(event: Any) -> contextlib.AbstractContextManager[object]:
@@ -78,6 +82,8 @@ class Batch:
     #: (partition, origin topic, origin partition) -> next original offset expected
     routed: dict[tuple[int, str, int], int] = field(default_factory=dict)
     directory_synced: bool = False
+    #: records fetched in the batch (skipped ones included)
+    records: int = 0
 
     @property
     def empty(self) -> bool:
@@ -137,7 +143,7 @@ class Step:
         Raises what the broker raises when a flush or a send fails for good: nothing past
         the failure counts as applied, the batch is applied again from its checkpoints.
         """
-        batch = Batch()
+        batch = Batch(records=len(inputs))
         for one in inputs:
             record = one.record
             tp = (record.topic, record.partition)
@@ -328,14 +334,18 @@ class Step:
         for key, state in batch.states.items():
             with self.scope(batch.scopes[key]):
                 self.store.put_state(key, state)  # 1
+        self._crash_point("stored", batch)
         if batch.fresh:
             await self.durable()  # 2
+        self._crash_point("durable", batch)
         events = [e for outbox in batch.outboxes.values() for e in outbox]
         if events or batch.loose or batch.copies:
             await self.send([*events, *batch.loose], batch.copies)  # 3
+        self._crash_point("sent", batch)
         for key in batch.outboxes:
             with self.scope(batch.scopes[key]):
                 self.store.clear_outbox(key)  # 4
+        self._crash_point("cleared", batch)
         finals: dict[int, bytes] = {}
         if self.seal:
             finals = {partition: mark for mark, (_, partition, _) in batch.marks.items()}
@@ -344,6 +354,7 @@ class Step:
             if mark not in last:
                 with self.scope(event):
                     self.store.put_mark(mark, value)  # 5
+        self._crash_point("checkpointed", batch)
         if finals:
             await self.durable()
             for mark in finals.values():
@@ -359,6 +370,17 @@ class Step:
             return True
         return isinstance(event, ItemSubmitted) and state is not None and bool(state.held)
 
+    def _crash_point(self, point: str, batch: Batch) -> None:
+        """Exit at once at `point` of a batch of several records when PROCESSOR_CRASH_AT names
+        it (fault injection for the chaos run: nothing is flushed, as after a SIGKILL)."""
+        if self.settings.processor_crash_at == point and batch.records > 1:
+            log.error(
+                "PROCESSOR_CRASH_AT=%s: exiting in a batch of %d records (fault injection)",
+                point,
+                batch.records,
+            )
+            os._exit(CRASH_EXIT_CODE)
+
     def _inject_fault(self, key: str) -> None:
         """Fail the rules on the item PROCESSOR_POISON_ITEM_ID names (fault injection)."""
         poison = self.settings.processor_poison_item_id
@@ -369,4 +391,4 @@ class Step:
         self.metrics.events_consumed.labels(spec.name, result).inc()
 
 
-__all__ = ["Step"]
+__all__ = ["CRASH_EXIT_CODE", "Batch", "Input", "Step", "no_scope"]
