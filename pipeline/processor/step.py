@@ -84,6 +84,9 @@ class Batch:
     directory_synced: bool = False
     #: records fetched in the batch (skipped ones included)
     records: int = 0
+    #: (topic, outcome) of each record handled, counted once the batch is committed; the
+    #: outcome "rerouted" counts in `processor_reroutes` instead
+    counts: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -176,12 +179,12 @@ class Step:
             error = f"not a re-routed record of an item topic: {exc}"
             batch.loose.append(refusal(record, RefusalStage.DECODE, error))
             self._advance(batch, record, record, one.event)
-            self._count(ITEM_ROUTES, "refused")
+            self._count(batch, ITEM_ROUTES, "refused")
             return
         if self._routed_before(batch, record.partition, origin):
             # a second copy of an original re-routed again after a crash: applied already
             self._advance(batch, record, record, one.event)
-            self._count(ITEM_ROUTES, "duplicate")
+            self._count(batch, ITEM_ROUTES, "duplicate")
             return
         await self._handle(batch, origin, record, None, one.event)
 
@@ -204,14 +207,14 @@ class Step:
         except ContractError as exc:
             batch.loose.append(refusal_for_contract_error(record, exc))
             self._advance(batch, at, record, event)
-            self._count(spec, "refused")
+            self._count(batch, spec, "refused")
             return
         wrong_key = key_refusal(spec, record, decoded)
         if wrong_key is not None:
             # its item's state lives where the right key hashes to: never apply it here
             batch.loose.append(wrong_key)
             self._advance(batch, at, record, event)
-            self._count(spec, "refused")
+            self._count(batch, spec, "refused")
             return
         if reroute is not None:
             self._reroute(batch, spec, record, decoded, reroute, event)
@@ -233,7 +236,7 @@ class Step:
             outcome = react(state, Incoming(decoded, record), self.directory)
         except Exception as exc:
             log.exception("rules failed on %s offset %s", record.topic, record.offset)
-            self._count(spec, "refused")
+            self._count(batch, spec, "refused")
             error = f"unexpected error: {type(exc).__name__}: {exc}"
             batch.loose.append(refusal(record, RefusalStage.BUSINESS_RULE, error, event=decoded))
             self._advance(batch, at, record, event)
@@ -249,7 +252,7 @@ class Step:
         self._advance(batch, at, record, event)
         refused = any(isinstance(e, EventRefused) for e in outcome.events)
         result = "duplicate" if outcome.duplicate else "refused" if refused else "processed"
-        self._count(spec, result)
+        self._count(batch, spec, result)
 
     def _state(self, batch: Batch, key: str, event: Any) -> ItemState | None:
         """The item's state as the batch has left it; the first time the batch touches the
@@ -296,10 +299,10 @@ class Step:
                 f"its key's murmur2 hash names"
             )
             batch.loose.append(refusal(record, RefusalStage.BUSINESS_RULE, error, event=event))
-            self._count(spec, "refused")
+            self._count(batch, spec, "refused")
         else:
             batch.copies.append((record, to))
-            self.metrics.processor_reroutes.labels(spec.name).inc()
+            batch.counts.append((spec.name, "rerouted"))
         self._advance(batch, record, record, scope)
 
     async def commit(self, batch: Batch) -> None:
@@ -362,6 +365,11 @@ class Step:
                 with self.scope(event):
                     self.store.put_mark(mark, value)  # 5, alone in its batch
             await self.durable()
+        for topic, outcome in batch.counts:
+            if outcome == "rerouted":
+                self.metrics.processor_reroutes.labels(topic).inc()
+            else:
+                self.metrics.events_consumed.labels(topic, outcome).inc()
 
     def _judges(self, spec: TopicSpec, event: Envelope, state: ItemState | None) -> bool:
         """Whether the rules will judge who may act on this record: a decision, a retrieve, or
@@ -387,8 +395,11 @@ class Step:
         if poison and key.rpartition(":")[2] == poison:
             raise RuntimeError("PROCESSOR_POISON_ITEM_ID names this item (fault injection)")
 
-    def _count(self, spec: TopicSpec, result: str) -> None:
-        self.metrics.events_consumed.labels(spec.name, result).inc()
+    @staticmethod
+    def _count(batch: Batch, spec: TopicSpec, result: str) -> None:
+        """Count a record's outcome once the batch is committed (a batch that fails is
+        applied again, and counted then)."""
+        batch.counts.append((spec.name, result))
 
 
 __all__ = ["CRASH_EXIT_CODE", "Batch", "Input", "Step", "no_scope"]

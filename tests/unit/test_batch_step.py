@@ -216,3 +216,14 @@ async def test_copies_of_one_original_in_one_batch_are_applied_once() -> None:
     )
     assert len(harness.published) == 1
     assert harness.items[checkpoints.key(ITEM_ROUTES.name, 4)] == checkpoints.encode(2)
+
+
+async def test_a_batch_that_fails_counts_none_of_its_records() -> None:
+    harness = Harness(publish_failures=1)
+    record = _record(SUBMISSIONS.name, 0, se.project_submitted("prj-n1"))
+    with pytest.raises(ConnectionError):
+        await _apply(harness, record)
+    consumed = harness.processor.step.metrics.events_consumed
+    assert consumed.labels(SUBMISSIONS.name, "processed")._value.get() == 0
+    await _apply(harness, record)  # applied again: its outcome is counted now, once
+    assert consumed.labels(SUBMISSIONS.name, "duplicate")._value.get() == 1
