@@ -70,6 +70,8 @@ class Batch:
     fresh: set[str] = field(default_factory=set)
     #: item key -> the faust event the item's table writes are scoped to
     scopes: dict[str, Any] = field(default_factory=dict)
+    #: item key -> its table (changelog) partition, for items with a new state
+    partitions: dict[str, int] = field(default_factory=dict)
     loose: list[Envelope] = field(default_factory=list)
     copies: list[tuple[Record, int]] = field(default_factory=list)
     #: (topic, partition) -> next offset expected, as this batch has moved it
@@ -244,6 +246,7 @@ class Step:
         if not outcome.duplicate and outcome.state is not None:
             batch.states[key] = outcome.state
             batch.scopes[key] = event
+            batch.partitions[key] = at.partition
             if outcome.events:
                 batch.outboxes.setdefault(key, []).extend(outcome.events)
                 batch.fresh.add(key)
@@ -316,7 +319,10 @@ class Step:
         1. store each item's new state and, beside it, its outbox: what a crash left there
            and what the batch derived, in order;
         2. make them durable: one producer flush, until the changelog acknowledged every write
-           (skipped when no item has new events: nothing leaves that could be answered);
+           (skipped when no item has new events: nothing leaves that could be answered). With
+           `seal`, the last state written per changelog partition is then written again,
+           alone in its batch, and flushed: the broker's reported end covers every state
+           before anything derived from them is published;
         3. only then send every outbox, the dead letters and the re-routed copies, without
            waiting for each, and wait once until the broker acknowledged them all (an
            item's events go in order to one partition of each topic, which Kafka keeps);
@@ -340,6 +346,12 @@ class Step:
         self._crash_point("stored", batch)
         if batch.fresh:
             await self.durable()  # 2
+            if self.seal:  # 2, the changelog's ends exact before anything derived leaves
+                sealing = {batch.partitions[key]: key for key in batch.states}
+                for key in sealing.values():
+                    with self.scope(batch.scopes[key]):
+                        self.store.put_state(key, batch.states[key])
+                await self.durable()
         self._crash_point("durable", batch)
         events = [e for outbox in batch.outboxes.values() for e in outbox]
         if events or batch.loose or batch.copies:

@@ -197,6 +197,16 @@ async def test_sealed_each_changelog_partition_ends_with_one_checkpoint_alone_af
     await _apply(
         harness, _record(SUBMISSIONS.name, 0, submitted), _record(DECISIONS.name, 0, accepted)
     )
+    key = _key(submitted)
+    first_publish = next(n for n, (call, _) in enumerate(harness.calls) if call == "publish")
+    # the state is written again alone and flushed before anything derived leaves
+    assert harness.calls[:first_publish] == [
+        ("put", outbox.key(key.decode())),
+        ("put", key),
+        ("durable", None),
+        ("put", key),
+        ("durable", None),
+    ]
     last = checkpoints.key(DECISIONS.name, partition)
     assert harness.calls[-4:] == [
         ("put", checkpoints.key(SUBMISSIONS.name, partition)),
