@@ -59,12 +59,32 @@ def run_faust_worker(processor: Processor, loglevel: str = "info") -> None:
     # every log call spins it: each of aiokafka's per-request debug calls then builds a record
     # (~7 % of the processor's CPU). A worker has no terminal to spin for.
     worker.spinner = None
+    quiet_buffer_warnings()
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
         if not exc.code:
             mark_clean_shutdown(processor.settings)
         raise
+
+
+class _BufferFullWarnings(logging.Filter):
+    """Drops faust's "producer buffer full size N" warnings (see `quiet_buffer_warnings`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("producer buffer full size")
+
+
+def quiet_buffer_warnings() -> None:
+    """Drop faust's "producer buffer full size N" warnings, once per process.
+
+    faust's producer logs one whenever more than 100 table writes wait to be sent, which every
+    batch of more than 100 records does by design (the step flushes them itself): thousands of
+    lines a minute under load, about nothing an operator can act on.
+    """
+    logger = logging.getLogger("faust.transport.producer")
+    if not any(isinstance(f, _BufferFullWarnings) for f in logger.filters):
+        logger.addFilter(_BufferFullWarnings())
 
 
 def run(settings: Settings) -> None:
@@ -96,4 +116,4 @@ async def _prepare(settings: Settings) -> None:
     await drop_unbacked_state(settings)
 
 
-__all__ = ["STORE_PACKAGES", "check_store", "run", "run_faust_worker"]
+__all__ = ["STORE_PACKAGES", "check_store", "quiet_buffer_warnings", "run", "run_faust_worker"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import sys
 
 import pytest
@@ -48,3 +49,19 @@ def test_the_memory_store_needs_no_package(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_the_installed_rocksdb_store_is_accepted() -> None:
     check_store(Settings(kafka_bootstrap_servers="127.0.0.1:1", processor_store="rocksdb"))
+
+
+def test_fausts_producer_buffer_warnings_are_dropped_and_nothing_else(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every batch of more than 100 records made faust warn "producer buffer full size N"."""
+    from pipeline.processor.worker import quiet_buffer_warnings
+
+    quiet_buffer_warnings()
+    quiet_buffer_warnings()  # once is enough, twice changes nothing
+    logger = logging.getLogger("faust.transport.producer")
+    with caplog.at_level(logging.WARNING, logger="faust.transport.producer"):
+        logger.warning("producer buffer full size 268")
+        logger.warning("something else")
+    assert [r.getMessage() for r in caplog.records] == ["something else"]
+    assert len(logger.filters) == 1
