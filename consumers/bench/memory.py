@@ -17,7 +17,8 @@ from pipeline.rules.summary import SummaryState
 from pipeline.settings import Settings
 from topics.specs import DIRECTORY, NOTIFICATIONS, STATUS
 
-#: A soak is "flat" when its fitted growth over the whole soak stays under both of these.
+#: A soak is "flat" when RSS rose by less than both of these above its first sample, at the end
+#: and at its highest.
 FLAT_GROWTH_BYTES = 4 * 2**20
 FLAT_GROWTH_FRACTION = 0.03
 
@@ -76,8 +77,10 @@ class RssSampler:
     def summary(self) -> dict[str, Any]:
         """first / last / max RSS (bytes), the fitted slope (KiB/min) and the verdict.
 
-        Flat: the fitted growth over the sampled span is under `FLAT_GROWTH_BYTES` and under
-        `FLAT_GROWTH_FRACTION` of the first sample.
+        Flat: RSS at the end and at its highest rose above the first sample by less than
+        `FLAT_GROWTH_BYTES` and less than `FLAT_GROWTH_FRACTION` of it. (A least-squares fit
+        is reported but does not judge: RSS that dips while the allocator returns memory and
+        climbs back to where it started fits a rising line, as a leak would.)
         """
         if not self.samples:
             return {"samples": 0, "flat": None}
@@ -85,7 +88,8 @@ class RssSampler:
         span_s = self.samples[-1][0] - self.samples[0][0]
         slope = slope_per_min(self.samples)
         growth = slope * span_s / 60
-        flat = growth < FLAT_GROWTH_BYTES and growth < FLAT_GROWTH_FRACTION * values[0]
+        rise = max(values[-1], max(values)) - values[0]
+        flat = rise < FLAT_GROWTH_BYTES and rise < FLAT_GROWTH_FRACTION * values[0]
         return {
             "samples": len(values),
             "seconds": span_s,

@@ -30,6 +30,19 @@ def test_a_soak_that_grows_is_not_flat_and_one_that_wanders_is() -> None:
     assert RssSampler(pid=0).summary() == {"samples": 0, "flat": None}
 
 
+def test_a_soak_that_dips_and_climbs_back_to_where_it_started_is_flat() -> None:
+    """As the acceptance run's soak did: RSS drops early (the allocator returns memory), then
+    climbs back to 0.4 MiB above its start. A fitted line rises ~10 MiB; RSS did not."""
+
+    def rss(t: int) -> int:
+        return 100 * MIB if t < 30 else 90 * MIB + (t - 30) * int(10.4 * MIB) // 569
+
+    summary = RssSampler(pid=0, samples=[(float(t), rss(t)) for t in range(600)]).summary()
+    assert summary["fitted_growth_bytes"] > 4 * MIB
+    assert summary["rss_last"] - summary["rss_first"] < MIB
+    assert summary["flat"] is True
+
+
 def test_deep_size_counts_shared_objects_once() -> None:
     shared = "x" * 1000
     once = deep_size({"a": shared})
