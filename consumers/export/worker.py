@@ -1,20 +1,28 @@
 """The export worker: `ExportRequested` into the ERP exactly once, retried, or Failed to Export.
 
-The exporter is the handler of the consume loop (`consumers.worker.loop`), which reads
-erp.exports with `EXPORTER_CONCURRENCY` records in flight, records of one item (one key) in
-order, dead-letters what cannot be decoded and commits each partition only up to the lowest
-record not finished. A transient ERP error is retried *in process*, per item, with exponential
-backoff and jitter: a slow or failing item sleeps in its own task, so the items behind it keep
-flowing, and its partition's offset simply stays behind it. A retry topic was not used: it would
+The exporter is the batch handler of the consume loop (`consumers.worker.loop`), which reads
+erp.exports, hands over what one fetch returned (up to `EXPORTER_BATCH_MAX` records) once
+the previous batch is done,
+dead-letters what cannot be decoded and commits each partition only up to the lowest record
+not finished, after the handler returned.
+
+Per batch: one ERP transaction (`ErpPort.export_batch`) in which each export's ERP write and
+ledger row go together (a savepoint each: a failing export rolls back its own writes only),
+then every result event sent without waiting for each and one producer flush, then (later,
+in order) the offsets. An export the batch could not do (an ERP error), and the later exports
+of its item, are then done one at a time as before batching: a transient ERP error is retried
+*in process*, per item, with exponential backoff and jitter, items concurrently
+(`EXPORTER_CONCURRENCY`); a permanent one is recorded in the ledger and published as a
+failure. The next batch waits for them: a failing item delays its batch's offsets and the
+next fetch, never the order of another item's exports. A retry topic was not used: it would
 let later events of the same item overtake the one being retried, and it adds a second
 produce-then-commit hop to get right; the price of in-process retries is that a crash restarts
 the count of tries, which the idempotent ledger makes harmless.
 
-Per record: ERP write + ledger row in one transaction (`ErpPort.export`), then the result
-events, then (later, in order) the offset. A redelivery finds the ledger row and re-emits the
-same result with the same event ids. An error publishing the results stops the worker (the
-offset stays put and a restart redelivers); a rebalance cancels exports of revoked partitions
-at once, which the transaction and the ledger make harmless.
+A redelivery (a crash after the transaction, before the offsets) finds the ledger rows and
+re-emits the same results with the same event ids. An error publishing the results is an
+outage for the loop: the batch is handed over again, with the same effect. A rebalance
+cancels a batch at once, which the transaction and the ledger make harmless.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import asyncio
 import datetime as dt
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaProducer
 
@@ -38,8 +46,8 @@ from consumers.export.port import (
 from consumers.worker.backoff import backoff_delay
 from consumers.worker.loop import consume
 from consumers.worker.runtime import Runtime, run_worker
-from consumers.worker.subscriber import Outcome, Subscriber
-from pipeline.kafka import make_producer, publish
+from consumers.worker.subscriber import Consumed, Outcome, Subscriber, send
+from pipeline.kafka import make_producer
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from topics import Envelope, TopicSpec
@@ -49,6 +57,11 @@ from topics.record import Record
 from topics.specs import EXPORT_RESULTS, EXPORTS, FAILED_TO_EXPORT, NOTIFICATIONS
 
 log = logging.getLogger(__name__)
+
+#: An event to publish: its topic, the event, extra headers.
+Output = tuple[TopicSpec, Envelope, list[tuple[str, bytes]] | None]
+#: A request a batch could not export, and the error of its try in the batch (None: not tried).
+Alone = tuple[Consumed[ExportRequested], ErpError | None]
 
 GROUP = "erp-exporter"
 
@@ -70,24 +83,83 @@ class Exporter:
         self._producer, self._rand = producer, rand
 
     def subscriber(self) -> Subscriber[ExportRequested]:
-        """How the consume loop runs it: concurrent items, revoked exports cancelled at once."""
+        """How the consume loop runs it: all of a fetch at once, revoked exports cancelled."""
         return Subscriber(
             EXPORTS,
             GROUP,
-            handle=self.handle,
-            concurrency=self._settings.exporter_concurrency,
+            handle_batch=self.handle_batch,
+            max_batch=self._settings.exporter_batch_max,
             retry_base_s=self._settings.exporter_retry_base_s,
             retry_max_s=self._settings.exporter_retry_max_s,
             revoke_grace_s=0.0,
         )
 
-    async def handle(self, request: ExportRequested, record: Record) -> Outcome:
-        """Export one accepted item (retrying transient errors), then publish the results."""
+    async def handle_batch(self, batch: Sequence[Consumed[ExportRequested]]) -> Outcome:
+        """Export a fetched batch in one ERP transaction, publish every result, flush once.
+
+        What the batch could not export (an ERP error, and the item's later exports behind
+        it; or everything, when the transaction itself failed) is then exported one request at
+        a time, as `handle` does, the batch's error counting as its first try: items
+        concurrently (`EXPORTER_CONCURRENCY`), each item's requests in order.
+        Raises what publishing raises (a `KafkaError`: the loop retries the batch, and the
+        ledger turns the repeat into the same results again).
+        """
+        requests = [(c.event, c.record.source()) for c in batch]
+        results: list[ExportOutcome | ErpError | None]
+        try:
+            with self.metrics.erp_call.time():
+                results = await asyncio.wait_for(
+                    self._erp.export_batch(requests), self._settings.exporter_timeout_s
+                )
+        except (TransientErpError, TimeoutError) as exc:
+            error = exc if isinstance(exc, ErpError) else self._timeout()
+            log.warning("export batch of %d failed (%s); one at a time", len(batch), error.code)
+            results = [error] * len(batch)
+        outputs: list[Output] = []
+        alone: dict[str, list[Alone]] = {}
+        for consumed, (request, source), result in zip(batch, requests, results, strict=True):
+            if isinstance(result, ExportOutcome):
+                self._count_outcome(result)
+                outputs += self._outputs(request, source, result, tries=1, error_class="")
+            else:
+                alone.setdefault(request.item_key, []).append((consumed, result))
+        await self._publish(outputs)
+        if alone:
+            slots = asyncio.Semaphore(self._settings.exporter_concurrency)
+
+            async def in_order(
+                item: list[tuple[Consumed[ExportRequested], ErpError | None]],
+            ) -> None:
+                async with slots:
+                    for consumed, failed in item:
+                        await self.handle(consumed.event, consumed.record, failed=failed)
+
+            await asyncio.gather(*(in_order(item) for item in alone.values()))
+        return Outcome.PROCESSED
+
+    async def handle(
+        self, request: ExportRequested, record: Record, *, failed: ErpError | None = None
+    ) -> Outcome:
+        """Export one accepted item (retrying transient errors), then publish the results.
+
+        `failed`: the error of a try already made (in a batch), counted as the first.
+        """
         source = record.source()
-        outcome, tries, error_class = await self._export(request, source)
+        outcome, tries, error_class = await self._export(request, source, failed)
+        await self._publish(self._outputs(request, source, outcome, tries, error_class))
+        return Outcome.PROCESSED
+
+    def _outputs(
+        self,
+        request: ExportRequested,
+        source: KafkaSource,
+        outcome: ExportOutcome,
+        tries: int,
+        error_class: str,
+    ) -> list[Output]:
+        """The events an export's outcome is published as: its result, or its failure's."""
         if outcome.exported:
-            await self._send(EXPORT_RESULTS, events.item_exported(request, outcome))
-            return Outcome.PROCESSED
+            return [(EXPORT_RESULTS, events.item_exported(request, outcome), None)]
         headers = events.dead_letter_headers(outcome, source, error_class=error_class, tries=tries)
         notices = events.failure_notices(request, outcome)
         for role in notices.unaddressable:
@@ -97,40 +169,34 @@ class Exporter:
                 role,
             )
             self.metrics.notifications.labels("ExportFailureNotice", "unaddressable").inc()
-        await asyncio.gather(
-            self._send(EXPORT_RESULTS, events.attempt_failed(request, outcome)),
-            self._send(FAILED_TO_EXPORT, events.export_failed(request, outcome, source), headers),
-            *(self._send(NOTIFICATIONS, n) for n in notices.notices),
-        )
-        return Outcome.PROCESSED
+        return [
+            (EXPORT_RESULTS, events.attempt_failed(request, outcome), None),
+            (FAILED_TO_EXPORT, events.export_failed(request, outcome, source), headers),
+            *((NOTIFICATIONS, n, None) for n in notices.notices),
+        ]
 
     async def _export(
-        self, request: ExportRequested, source: KafkaSource
+        self, request: ExportRequested, source: KafkaSource, failed: ErpError | None = None
     ) -> tuple[ExportOutcome, int, str]:
         settings, tries = self._settings, 0
         while True:
             tries += 1
             try:
+                if failed is not None:  # the first try was made already
+                    made, failed = failed, None
+                    raise made
                 with self.metrics.erp_call.time():
                     outcome = await asyncio.wait_for(
                         self._erp.export(request, source), settings.exporter_timeout_s
                     )
-                self.metrics.export_attempts.labels(
-                    "exported" if outcome.exported else "recorded_failure"
-                ).inc()
+                self._count_outcome(outcome)
                 return outcome, tries, ""
             except PermanentErpError as exc:
                 self._count_failure("permanent", exc)
                 return await self._fail(request, source, exc), tries, type(exc).__name__
             except (TransientErpError, TimeoutError) as exc:
                 self._count_failure("transient", exc)
-                error = (
-                    exc
-                    if isinstance(exc, ErpError)
-                    else TransientErpError(
-                        "timeout", f"the ERP did not answer within {settings.exporter_timeout_s}s"
-                    )
-                )
+                error = exc if isinstance(exc, ErpError) else self._timeout()
                 if tries >= settings.exporter_max_attempts:
                     final = TransientErpError(
                         error.code,
@@ -152,6 +218,15 @@ class Exporter:
                     delay,
                 )
                 await asyncio.sleep(delay)
+
+    def _timeout(self) -> TransientErpError:
+        seconds = self._settings.exporter_timeout_s
+        return TransientErpError("timeout", f"the ERP did not answer within {seconds}s")
+
+    def _count_outcome(self, outcome: ExportOutcome) -> None:
+        self.metrics.export_attempts.labels(
+            "exported" if outcome.exported else "recorded_failure"
+        ).inc()
 
     async def _fail(
         self, request: ExportRequested, source: KafkaSource, error: ErpError
@@ -176,12 +251,24 @@ class Exporter:
         self.metrics.export_attempts.labels(outcome).inc()
         self.metrics.export_failures.labels(type(error).__name__).inc()
 
-    async def _send(
-        self, spec: TopicSpec, event: Envelope, headers: list[tuple[str, bytes]] | None = None
-    ) -> None:
-        await publish(
-            self._producer, self._settings, spec, event, headers=headers or (), metrics=self.metrics
-        )
+    async def _publish(self, outputs: list[Output]) -> None:
+        """Send every event without waiting for each, flush once, then await every ack.
+
+        Events of one item keep their order (one key, one partition, one producer). Raises
+        the first send's error (a `KafkaError`) once all are settled.
+        """
+        if not outputs:
+            return
+        acks = [
+            await send(self._producer, self._settings, spec, event, headers=headers or ())
+            for spec, event, headers in outputs
+        ]
+        await self._producer.flush()
+        results = await asyncio.gather(*acks, return_exceptions=True)
+        for (spec, event, _), result in zip(outputs, results, strict=True):
+            if isinstance(result, BaseException):
+                raise result
+            self.metrics.published(spec.name, event)
 
 
 async def serve(runtime: Runtime, *, erp: ErpPort | None = None) -> None:

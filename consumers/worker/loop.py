@@ -5,7 +5,8 @@ for every worker, so a fix to how input is handled reaches all of them at once:
 
 - fetched records become units of work: one record each, records of one key (or, for a
   subscriber ordered by partition, of one partition) one after another, up to `concurrency`
-  units (partitions) at a time; or, for a batch handler, all of a fetch as one unit. A
+  units (partitions) at a time; or, for a batch handler, all of a fetch (up to `max_batch`
+  records) as one unit. A
   partition ordered as a whole is paused while it has a unit, so a record being retried
   holds its own partition and one slot, never the others;
 - each record is decoded with the topic's spec; one that breaks the contract is dead-lettered
@@ -106,7 +107,7 @@ class ConsumeLoop:
                 if self.sub.order is Order.PARTITION:  # a partition's queue takes one slot
                     room = self.sub.concurrency - len(self._tails)
                 if self.sub.handle_batch is not None:  # one batch at a time, all of a fetch
-                    room = 0 if self._units else None
+                    room = 0 if self._units else self.sub.max_batch
                 if room is None or room > 0:
                     self.dispatch(
                         await self._consumer.getmany(timeout_ms=_FETCH_MS, max_records=room)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -14,10 +15,10 @@ from aiokafka.errors import KafkaError
 from pipeline.kafka import publish
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
-from topics import TopicSpec
+from topics import Envelope, TopicSpec, encode, headers_for
 from topics.events import EventRefused
 from topics.record import Record
-from topics.specs import DEAD_LETTERS
+from topics.specs import DEAD_LETTERS, key_of
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,15 @@ class Subscriber(Generic[E]):
     Exactly one handler: `handle` gets one record at a time, in `order` (by default records of
     one key in order, up to `concurrency` records at once; with `Order.PARTITION`, one record
     per partition at a time, up to `concurrency` partitions at once); `handle_batch` gets
-    everything one fetch returned, once the previous batch is done. After a RETRY the record is
+    everything one fetch returned (at most `max_batch` records, None: no bound), once the
+    previous batch is done. After a RETRY the record is
     handed over again after `retry_base_s`, doubling up to `retry_max_s`. A rebalance lets a
     record that is being handled finish for `revoke_grace_s` (0: cancel it at once); stopping,
     `drain_grace_s`.
     `group` is the consumer group before the deployment prefix, and the metrics' label.
-    A batch handler must be all-or-nothing (one transaction): when it raises anything but an
-    outage, the loop hands it the batch's records one at a time to find the one to dead-letter.
+    A batch handler must be all-or-nothing (one transaction), or make a repeat of what it did
+    harmless (a ledger): when it raises anything but an outage, the loop hands it the batch's
+    records one at a time to find the one to dead-letter; after an outage, the whole batch again.
     """
 
     spec: TopicSpec
@@ -83,12 +86,15 @@ class Subscriber(Generic[E]):
     retry_max_s: float = 30.0
     revoke_grace_s: float = 5.0
     drain_grace_s: float = 5.0
+    max_batch: int | None = None
 
     def __post_init__(self) -> None:
         if (self.handle is None) == (self.handle_batch is None):
             raise ValueError("a subscriber has either `handle` or `handle_batch`")
         if self.concurrency < 1:
             raise ValueError("concurrency counts from 1")
+        if self.max_batch is not None and self.max_batch < 1:
+            raise ValueError("max_batch counts from 1")
 
     async def hand_over(self, ready: Sequence[Consumed[E]]) -> Outcome:
         """Call the handler: with the batch, or with its one record."""
@@ -109,3 +115,25 @@ async def dead_letter(
         log.warning("cannot publish a dead letter, will retry: %r", exc)
         return Outcome.RETRY
     return Outcome.REFUSED
+
+
+async def send(
+    producer: AIOKafkaProducer,
+    settings: Settings,
+    spec: TopicSpec,
+    event: Envelope,
+    *,
+    headers: Sequence[tuple[str, bytes]] = (),
+) -> asyncio.Future[object]:
+    """Queue one event for its topic as `pipeline.kafka.publish` writes it, without waiting.
+
+    Returns the future of its acknowledgement: the caller flushes the producer, awaits the
+    futures, and counts what was acknowledged (`Metrics.published`).
+    """
+    future: asyncio.Future[object] = await producer.send(
+        spec.full_name(settings.erp_topic_prefix),
+        encode(event),
+        key=key_of(event).encode("utf-8"),
+        headers=[*headers_for(event), *headers],
+    )
+    return future

@@ -285,6 +285,19 @@ async def test_a_batch_is_handed_over_again_after_a_retry_and_counted_once() -> 
     assert consumed(loop, "processed") == 3 and consumed(loop, "refused") == 1
 
 
+async def test_a_batch_holds_at_most_max_batch_records_in_offset_order() -> None:
+    batches: list[list[int]] = []
+
+    async def write(batch: Sequence[Consumed[Any]]) -> Outcome:
+        batches.append([c.record.offset for c in batch])
+        return Outcome.PROCESSED
+
+    records = [export_record(n, f"k{n % 3}") for n in range(7)]
+    loop, consumer, _, stop = make_loop(records, handle_batch=write, max_batch=3)
+    await run_until(loop, stop, lambda: commits(consumer) == (7, None))
+    assert batches == [[0, 1, 2], [3, 4, 5], [6]]
+
+
 async def test_a_rebalance_cancels_waiting_work_and_commits_what_finished() -> None:
     gate = asyncio.Event()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from consumers.dev import samples as se
@@ -41,6 +42,22 @@ class FakeErp:
         return ExportOutcome(
             request.payload.export_id, request.payload.attempt, True, AT, erp_reference="SC-200"
         )
+
+    async def export_batch(
+        self, requests: Sequence[tuple[ExportRequested, KafkaSource]]
+    ) -> list[ExportOutcome | ErpError | None]:
+        results: list[ExportOutcome | ErpError | None] = []
+        stopped: set[str] = set()
+        for request, source in requests:
+            if request.item_key in stopped:
+                results.append(None)
+                continue
+            try:
+                results.append(await self.export(request, source))
+            except ErpError as exc:
+                results.append(exc)
+                stopped.add(request.item_key)
+        return results
 
     async def record_failure(
         self, request: ExportRequested, source: KafkaSource, error: ErpError

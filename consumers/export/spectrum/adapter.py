@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import psycopg
@@ -13,7 +13,7 @@ from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
 
 from consumers.export.port import ErpError, ExportOutcome, PermanentErpError, TransientErpError
-from consumers.export.spectrum.mapping import to_document
+from consumers.export.spectrum.mapping import ErpDocument, to_document
 from consumers.export.spectrum.writes import write_document
 from topics.events import ExportRequested
 from topics.limits import MESSAGE_CHARS, truncate
@@ -104,25 +104,61 @@ class SpectrumErp:
     async def export(self, request: ExportRequested, source: KafkaSource) -> ExportOutcome:
         """Write the item and its ledger row in one transaction (see `ErpPort.export`)."""
         document = to_document(request)
-        export_id = request.payload.export_id
         try:
             async with self._connection() as conn, conn.transaction():
-                # Two deliveries of one export_id (a redelivery racing a slow first try) queue
-                # here, so the second sees the first's ledger row instead of a duplicate key.
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (export_id,)
-                )
-                row = await (await conn.execute(_SELECT, (export_id,))).fetchone()
-                if row is not None:
-                    prior = _outcome(row)
-                    if prior.exported or prior.attempt >= request.payload.attempt:
-                        return prior
-                reference = await write_document(conn, document)
-                return await self._record(conn, request, source, reference=reference)
+                return await self._export_in(conn, request, source, document)
         except ErpError:
             raise
         except (psycopg.Error, OSError) as exc:
             raise classify(exc) from exc
+
+    async def export_batch(
+        self, requests: Sequence[tuple[ExportRequested, KafkaSource]]
+    ) -> list[ExportOutcome | ErpError | None]:
+        """Every request in one transaction, a savepoint each (see `ErpPort.export_batch`)."""
+        results: list[ExportOutcome | ErpError | None] = []
+        stopped: set[str] = set()  # items with an export not done: the rest of them waits
+        try:
+            async with self._connection() as conn, conn.transaction():
+                for request, source in requests:
+                    if request.item_key in stopped:
+                        results.append(None)
+                        continue
+                    try:
+                        document = to_document(request)
+                        async with conn.transaction():  # a savepoint: this export, or nothing
+                            results.append(await self._export_in(conn, request, source, document))
+                    except ErpError as exc:
+                        results.append(exc)
+                        stopped.add(request.item_key)
+                    except (psycopg.Error, OSError) as exc:
+                        if conn.broken or conn.closed:
+                            raise  # the transaction is gone, and every export with it
+                        results.append(classify(exc))
+                        stopped.add(request.item_key)
+        except (psycopg.Error, OSError) as exc:
+            raise classify(exc) from exc
+        return results
+
+    async def _export_in(
+        self,
+        conn: AsyncConnection[Any],
+        request: ExportRequested,
+        source: KafkaSource,
+        document: ErpDocument,
+    ) -> ExportOutcome:
+        """Export one request inside the caller's transaction: its ERP rows and ledger row."""
+        export_id = request.payload.export_id
+        # Two deliveries of one export_id (a redelivery racing a slow first try) queue here, so
+        # the second sees the first's ledger row instead of a duplicate key.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (export_id,))
+        row = await (await conn.execute(_SELECT, (export_id,))).fetchone()
+        if row is not None:
+            prior = _outcome(row)
+            if prior.exported or prior.attempt >= request.payload.attempt:
+                return prior
+        reference = await write_document(conn, document)
+        return await self._record(conn, request, source, reference=reference)
 
     async def record_failure(
         self, request: ExportRequested, source: KafkaSource, error: ErpError
