@@ -99,7 +99,8 @@ class Exporter:
 
         What the batch could not export (an ERP error, and the item's later exports behind
         it; or everything, when the transaction itself failed) is then exported one request at
-        a time, as `handle` does, the batch's error counting as its first try: items
+        a time, as `handle` does, the batch's error (if it is the export's own, or transient)
+        counting as its first try: items
         concurrently (`EXPORTER_CONCURRENCY`), each item's requests in order.
         Raises what publishing raises (a `KafkaError`: the loop retries the batch, and the
         ledger turns the repeat into the same results again).
@@ -111,10 +112,13 @@ class Exporter:
                 results = await asyncio.wait_for(
                     self._erp.export_batch(requests), self._settings.exporter_timeout_s
                 )
-        except (TransientErpError, TimeoutError) as exc:
+        except (ErpError, TimeoutError) as exc:
+            # The transaction failed as a whole: nothing was written. A transient error counts
+            # as each export's first try; a permanent one (a commit refused) names no export,
+            # so each is tried again alone, and only the one at fault fails.
             error = exc if isinstance(exc, ErpError) else self._timeout()
             log.warning("export batch of %d failed (%s); one at a time", len(batch), error.code)
-            results = [error] * len(batch)
+            results = [error if error.retryable else None] * len(batch)
         outputs: list[Output] = []
         alone: dict[str, list[Alone]] = {}
         for consumed, (request, source), result in zip(batch, requests, results, strict=True):

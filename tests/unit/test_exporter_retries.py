@@ -140,6 +140,36 @@ async def test_a_permanent_error_is_not_retried_and_notifies_sender_and_approver
     ]
 
 
+class RefusedCommitErp(FakeErp):
+    """Its batches fail as a whole with a permanent error (the commit refused); single
+    exports succeed."""
+
+    async def export_batch(
+        self, requests: Sequence[tuple[ExportRequested, KafkaSource]]
+    ) -> list[ExportOutcome | ErpError | None]:
+        raise PermanentErpError("integrity_error", "commit refused")
+
+
+async def test_a_batch_refused_as_a_whole_is_exported_one_at_a_time() -> None:
+    erp = RefusedCommitErp()
+    exporter, producer = _exporter(erp, exporter_max_attempts=5)
+    await _consumed(exporter, producer, _record())
+    assert erp.exports == 1 and erp.failures == []
+    assert [event.event_type for _, event, _ in producer.sent] == ["ItemExported"]
+
+
+async def test_a_batch_failing_transiently_counts_as_each_exports_first_try() -> None:
+    class Down(FakeErp):
+        async def export_batch(self, requests: Any) -> list[ExportOutcome | ErpError | None]:
+            raise TransientErpError("operational_error", "connection refused")
+
+    erp = Down(*[TransientErpError("operational_error", "connection refused")] * 5)
+    exporter, producer = _exporter(erp, exporter_max_attempts=3)
+    await _consumed(exporter, producer, _record())
+    assert erp.exports == 2  # the batch was the first of the three tries
+    assert "gave up after 3 tries" in erp.failures[0].message
+
+
 async def test_an_undecodable_record_is_dead_lettered_without_asking_the_erp() -> None:
     erp = FakeErp()
     exporter, producer = _exporter(erp)
