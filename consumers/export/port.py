@@ -65,8 +65,8 @@ class ErpPort(Protocol):
     ) -> list[ExportOutcome | ErpError | None]:
         """Export each request, in order, in one transaction of the ERP; one entry per request.
 
-        Each export's ERP records and ledger row are written together or not at all (as
-        `export` does, a savepoint each): an export that fails leaves the others written. Its
+        Each export's ERP records and ledger row are written together or not at all, as by
+        `export`: an export that fails leaves the others written. Its
         entry is the `ErpError` (nothing of it written, no failure recorded: the caller retries
         it or records the failure), and every later request of the same item is not tried
         (None), so that none overtakes it. An `ExportOutcome` is written once the call returns.

@@ -100,8 +100,8 @@ class Exporter:
         What the batch could not export (an ERP error, and the item's later exports behind
         it; or everything, when the transaction itself failed) is then exported one request at
         a time, as `handle` does, the batch's error (if it is the export's own, or transient)
-        counting as its first try: items
-        concurrently (`EXPORTER_CONCURRENCY`), each item's requests in order.
+        counting as its first try: items concurrently (`EXPORTER_CONCURRENCY`), each item's
+        requests in order.
         Raises what publishing raises (a `KafkaError`: the loop retries the batch, and the
         ledger turns the repeat into the same results again).
         """
@@ -131,9 +131,7 @@ class Exporter:
         if alone:
             slots = asyncio.Semaphore(self._settings.exporter_concurrency)
 
-            async def in_order(
-                item: list[tuple[Consumed[ExportRequested], ErpError | None]],
-            ) -> None:
+            async def in_order(item: list[Alone]) -> None:
                 async with slots:
                     for consumed, failed in item:
                         await self.handle(consumed.event, consumed.record, failed=failed)
