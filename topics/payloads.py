@@ -103,6 +103,10 @@ class CompanySettingsUpdatedPayload(Frozen):
     daily_summary_hour: Annotated[int, Field(ge=0, le=23)] = 7
     custom_cco_id_enabled: bool = False
     pcco_export_enabled: bool = True
+    company_name: Text | None = Field(
+        default=None,
+        description="The company's display name, for e-mails and the console (absent: its id).",
+    )
 
 
 # --- submissions: type-specific snapshots ----------------------------------------------------
@@ -273,6 +277,12 @@ class ExportRequestedPayload(Frozen):
     project: ProjectRef
     snapshot: Snapshot
     accept_fields: AcceptFields
+    retried_by: Actor | None = Field(
+        default=None,
+        description="Who asked for this attempt with ExportRetryRequested (absent on the "
+        "accept's own attempt). A failure is told to this person and the sender, not to the "
+        "approver who accepted.",
+    )
 
 
 class ItemExportedPayload(Frozen):
@@ -364,11 +374,16 @@ class SummaryLine(Frozen):
     title: Text
     submitted_at: Timestamp
     sent_by: Actor
+    amount: Money | None = Field(default=None, description="The item's amount as submitted.")
 
 
 class DailySummaryPayload(Frozen):
     to: Email
     date: Date
+    company_name: Text | None = Field(
+        default=None,
+        description="The company's display name (`CompanySettingsUpdated.company_name`).",
+    )
     items: list[SummaryLine] = Field(
         description="The items waiting longest, as many as fit in one record (oldest first)."
     )

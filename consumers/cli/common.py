@@ -12,6 +12,7 @@ import click
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from pipeline.kafka import KafkaUnavailable
 from pipeline.settings import Settings
 
 T = TypeVar("T")
@@ -30,15 +31,32 @@ def load_settings() -> Settings:
 
 def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion, turning configuration errors and an unreachable broker
-    into CLI errors (exit 1, one message, no traceback)."""
+    into CLI errors (exit 1, one message, no traceback).
+
+    aiokafka logs every failed connection attempt at ERROR (hundreds of identical lines
+    before it gives up); a one-shot command reports the outcome once instead, so those
+    per-attempt records are dropped while the coroutine runs.
+    """
+    client_log = logging.getLogger("aiokafka")
+    quiet = _DropConnectionAttempts()
+    client_log.addFilter(quiet)
     try:
         return asyncio.run(coroutine)
-    except KafkaError as exc:
+    except (KafkaError, KafkaUnavailable) as exc:
         raise broker_error(exc) from None
     except RuntimeError as exc:
         if "is not set" in str(exc):
             raise click.ClickException(str(exc)) from None
         raise
+    finally:
+        client_log.removeFilter(quiet)
+
+
+class _DropConnectionAttempts(logging.Filter):
+    """Drops aiokafka's per-attempt "Unable connect to ..." records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Unable connect to")
 
 
 def broker_error(exc: Exception) -> click.ClickException:

@@ -24,6 +24,7 @@ from consumers.cli.run import (
 from consumers.dev.demo import COMPANY, Story, StoryFailed, Watcher
 from consumers.dev.stack import Stack, running_stack
 from consumers.dev.supervise import Supervisor, WorkerFailed
+from consumers.notify.emails import DAILY_SUMMARY_SUBJECT
 from consumers.readmodel import queries
 from pipeline.settings import Settings
 
@@ -83,7 +84,7 @@ def _emails(maildrop: Path, want_summary: bool, timeout_s: float = 60) -> list[A
             for path in sorted(maildrop.glob("*.eml"))
         ]
         subjects = [str(m["Subject"]) for m in messages]
-        if not want_summary or "ERP Integrations Daily Summary" in subjects:
+        if not want_summary or DAILY_SUMMARY_SUBJECT in subjects:
             return messages
         if time.monotonic() > deadline:
             raise StoryFailed("the daily summary e-mail did not arrive")
@@ -99,9 +100,14 @@ def _finale(stack: Stack, story: Story) -> None:
         table = Table(title=f"E-mails in {stack.maildrop}", title_justify="left")
         table.add_column("to")
         table.add_column("subject")
-        for message in _emails(stack.maildrop, want_summary=True):
+        messages = _emails(stack.maildrop, want_summary=True)
+        for message in messages:
             table.add_row(str(message["To"]), str(message["Subject"]))
         console.print(table)
+        summary = next(m for m in messages if str(m["Subject"]) == DAILY_SUMMARY_SUBJECT)
+        text = summary.get_body(preferencelist=("plain",))
+        console.print(f"\n[bold]{DAILY_SUMMARY_SUBJECT}[/] to {escape(str(summary['To']))}:")
+        console.print(escape(text.get_content() if text is not None else ""))
     for name, port in stack.metrics_ports.items():
         console.print(f"[bold]/metrics[/] of {name}: http://127.0.0.1:{port}/metrics")
     console.print(

@@ -20,6 +20,8 @@ from topics import ContractError, TopicSpec, decode, spec_for
 from topics.specs import DEAD_LETTERS, DECISIONS, DIRECTORY, STATUS, SUBMISSIONS
 
 COMPANY = se.COMPANY
+#: The demo company's display name (`CompanySettingsUpdated.company_name`).
+COMPANY_NAME = "Acme Builders"
 Say = Callable[[str], None]
 
 
@@ -124,7 +126,7 @@ class Story:
         say("The ERP knows the demo company: job templates, cost codes, vendors.")
         await self.send(
             DIRECTORY,
-            se.company_settings(daily_summary_hour=23, timezone="UTC"),
+            se.company_settings(daily_summary_hour=23, timezone="UTC", company_name=COMPANY_NAME),
             se.approver_updated(se.APPROVER, digest_subscribed=False),
             se.approver_updated(se.VIEWER, privileged=False),
         )
@@ -185,9 +187,35 @@ class Story:
         await watcher.status(key, "synced")
         say("A CCO accepted with a change order date → synced.")
 
-        pcco = se.pcco_submitted(f"pcco-{t.lower()}", billing_item_code="BILL-000011", project=prj)
+        pcco = se.pcco_submitted(f"pcco-{t.lower()}", project=prj)
+        pcco["payload"]["number"] = f"PCCO{t}"
+        pcco["payload"]["snapshot"]["line_items"].append(
+            {
+                "id": "pli-2",
+                "description": "Lobby lighting allowance",
+                "amount": "-1500.00",
+                "associated_prime_line_item": "PL-9",
+            }
+        )
+        pcco["payload"]["amount"] = "46500.00"
         await self.send(SUBMISSIONS, pcco)
         key = self.keys["pcco"] = self.key("prime_contract_change_order", pcco["item"]["id"])
+        await watcher.status(key, "ready_to_export")
+        await self.send(DECISIONS, se.accepted("prime_contract_change_order", pcco["item"]["id"]))
+        synced = await watcher.status(key, "synced")
+        say(
+            f"A PCCO accepted (transaction date: today in the company's timezone) → synced as "
+            f"AR change request {synced.payload.erp_reference} with its lines: "
+            + "; ".join(self._pcco_lines(pcco["item"]["id"]))
+        )
+
+        pcco = se.pcco_submitted(
+            f"pcco-r-{t.lower()}", billing_item_code="BILL-000011", project=prj
+        )
+        await self.send(SUBMISSIONS, pcco)
+        key = self.keys["pcco_refused"] = self.key(
+            "prime_contract_change_order", pcco["item"]["id"]
+        )
         refused = await watcher.status(key, "send_refused")
         say(
             f"A PCCO with an 11-character billing item code is refused at send time: "
@@ -225,11 +253,23 @@ class Story:
 
         await self.send(
             DIRECTORY,
-            se.company_settings(daily_summary_hour=0, timezone="UTC"),
+            se.company_settings(daily_summary_hour=0, timezone="UTC", company_name=COMPANY_NAME),
             se.approver_updated(se.APPROVER, digest_subscribed=True),
         )
         say("Ana subscribes to the digest: she gets the ERP Integrations Daily Summary.")
         return self.keys
+
+    def _pcco_lines(self, item_id: str) -> list[str]:
+        """The PCCO's lines as the reference ERP holds them."""
+        with psycopg.connect(self.settings.require_erp_database_url()) as conn:
+            rows = conn.execute(
+                "SELECT l.prime_line_item, l.description, l.amount"
+                " FROM spectrum.ar_change_request_lines l JOIN spectrum.ar_change_requests r"
+                " USING (company_id, job_number, request_number)"
+                " WHERE r.company_id = %s AND r.upstream_id = %s ORDER BY l.line_number",
+                (COMPANY, item_id),
+            ).fetchall()
+        return [f"{line} {description} {amount:,.2f}" for line, description, amount in rows]
 
     def _commitment(self, item_id: str, number: str, vendor: str = "V1001") -> dict[str, Any]:
         event = se.commitment_submitted(

@@ -139,7 +139,10 @@ class FailureNotices(NamedTuple):
 
 
 def failure_notices(request: ExportRequested, outcome: ExportOutcome) -> FailureNotices:
-    """One `ExportFailureNotice` to the sender and one to the approver who accepted (once each).
+    """One `ExportFailureNotice` to the sender and one to the person who acted last on the
+    export (once each): whoever asked for this attempt with a Retry (`retried_by`), else the
+    approver who accepted. The approver of an earlier attempt is not told about a retry they
+    did not ask for (and may no longer be entitled to hear about).
 
     Addresses are lowercased, so one person is told once whatever the case of each copy.
     """
@@ -152,7 +155,8 @@ def failure_notices(request: ExportRequested, outcome: ExportOutcome) -> Failure
         project_name=p.project.name,
     )
     recipients: dict[str, str] = {}
-    for role, person in (("sender", p.sent_by), ("approver", p.accepted_by)):
+    last = p.retried_by or p.accepted_by
+    for role, person in (("sender", p.sent_by), ("approver", last)):
         recipients.setdefault(person.email.lower(), role)
     found = FailureNotices([], [])
     for email, role in recipients.items():

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -141,6 +143,17 @@ def _export_failure(event: ExportFailureNotice, mail: MailSettings) -> tuple[str
     return subject, text, body
 
 
+def _days_waiting(event: DailySummary, submitted_at: dt.datetime) -> str:
+    """Whole days between the item's submission and the summary: "today", "1 day", "3 days"."""
+    days = max(0, (event.occurred_at - submitted_at).days)
+    return "today" if days == 0 else f"{days} day{'s' if days != 1 else ''}"
+
+
+def _amount(amount: str | None) -> str:
+    """`48,000.00`; blank when the item has none."""
+    return f"{Decimal(amount):,.2f}" if amount is not None else ""
+
+
 def _summary(event: DailySummary, mail: MailSettings) -> tuple[str, str, str]:
     p = event.payload
     lines = sorted(
@@ -148,7 +161,8 @@ def _summary(event: DailySummary, mail: MailSettings) -> tuple[str, str, str]:
     )
     total = len(lines) + p.more_items
     count = f"{total} item{'s' if total != 1 else ''}"
-    intro = f"{count} of {event.company_id} awaiting acceptance in ERP Integrations on {p.date}."
+    company = one_line(p.company_name or event.company_id)
+    intro = f"{count} of {company} awaiting acceptance in ERP Integrations on {p.date}."
     # a summary lists the items waiting longest, as many as fit in one event; the rest count
     more = f"… and {p.more_items} more not listed here." if p.more_items else ""
     text_rows, html_rows = [], []
@@ -158,21 +172,26 @@ def _summary(event: DailySummary, mail: MailSettings) -> tuple[str, str, str]:
         project = one_line(line.item.project_name or "")
         sent_by = _person(line.sent_by.name, line.sent_by.email)
         sent_at = line.submitted_at.strftime("%Y-%m-%d %H:%M %Z").strip()
+        amount, waiting = _amount(line.amount), _days_waiting(event, line.submitted_at)
         text_rows.append(
             f"- {label}"
             + (f" (project {project})" if project else "")
-            + f"\n  sent by {sent_by} at {sent_at}"
+            + (f", {amount}" if amount else "")
+            + f"\n  sent by {sent_by} at {sent_at}, waiting {waiting}"
             + (f"\n  {url}" if url else "")
         )
         html_rows.append(
             f"<tr><td>{_link_html(url, label)}</td><td>{html.escape(project)}</td>"
-            f"<td>{html.escape(sent_by)}</td><td>{html.escape(sent_at)}</td></tr>"
+            f'<td style="text-align: right">{html.escape(amount)}</td>'
+            f"<td>{html.escape(sent_by)}</td><td>{html.escape(sent_at)}</td>"
+            f"<td>{html.escape(waiting)}</td></tr>"
         )
     text = f"{intro}\n\n" + "\n".join(text_rows) + "\n" + (f"\n{more}\n" if more else "")
     body = (
         f"<p>{html.escape(intro)}</p>"
         '<table border="1" cellpadding="4" cellspacing="0">'
-        "<tr><th>Item</th><th>Project</th><th>Sent by</th><th>Sent at</th></tr>"
+        "<tr><th>Item</th><th>Project</th><th>Amount</th><th>Sent by</th><th>Sent at</th>"
+        "<th>Waiting</th></tr>"
         + "".join(html_rows)
         + "</table>"
         + (f"<p>{html.escape(more)}</p>" if more else "")

@@ -108,9 +108,16 @@ def retry(state: ItemState, event: ItemEvent, directory: Directory, next_: ItemS
     if state.export is None:
         raise Refused(RefusalStage.TRANSITION, "nothing was exported to retry")
     export = derive.export_requested(
-        event, state.export.payload, attempt=state.export.payload.attempt + 1
+        event,
+        state.export.payload,
+        attempt=state.export.payload.attempt + 1,
+        retried_by=event.actor,
     )
     return Change(state.model_copy(update={"status": next_, "export": export, "last_error": None}))
+
+
+#: The reason on the status change of a failure the ERP's ledger later showed to be a success.
+LATE_SUCCESS = "exported after all: the ERP confirmed the export after its failure was reported"
 
 
 def export_result(
@@ -124,8 +131,16 @@ def export_result(
             f"result for export {event.payload.export_id}, the item awaits {expected}",
         )
     if isinstance(event, ItemExported):
+        late = state.status is ItemStatus.FAILED_TO_EXPORT
         return Change(
-            state.model_copy(update={"status": next_, "erp_reference": event.payload.erp_reference})
+            state.model_copy(
+                update={
+                    "status": next_,
+                    "erp_reference": event.payload.erp_reference,
+                    "last_error": None,
+                }
+            ),
+            reason=LATE_SUCCESS if late else None,
         )
     error = f"{event.payload.error_code}: {event.payload.error_message}"
     return Change(

@@ -66,6 +66,9 @@ REACTIONS: dict[tuple[ItemStatus | None, Trigger], Reaction] = {
     (S.EXPORTING, T.EXPORTED): Reaction(S.SYNCED, (E.STATUS,)),
     (S.EXPORTING, T.ATTEMPT_FAILED): Reaction(S.EXPORTING),  # recorded, nothing announced
     (S.EXPORTING, T.EXPORT_FAILED): Reaction(S.FAILED_TO_EXPORT, (E.STATUS,)),
+    # a success the ERP confirmed after its failure was published (the ledger decides): the
+    # item is in the ERP, so it is synced, never exported twice
+    (S.FAILED_TO_EXPORT, T.EXPORTED): Reaction(S.SYNCED, (E.STATUS,)),
 }
 DECISIONS = (ItemAccepted, ItemRejected, ExportRetryRequested)
 

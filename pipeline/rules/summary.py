@@ -50,6 +50,8 @@ class Waiting(NamedTuple):
     title: str | None
     submitted_at: dt.datetime
     sent_by: Actor
+    project_name: str | None
+    amount: str | None
 
 
 @dataclass
@@ -86,6 +88,9 @@ class SummaryState:
             event.payload.item_title,
             event.occurred_at,
             self._actors.setdefault(event.actor, event.actor),
+            # one copy of a project's name however many of its items wait
+            sys.intern(project.name) if (project := event.payload.project) else None,
+            str(event.payload.amount) if event.payload.amount is not None else None,
         )
 
     def apply_summary(self, event: DailySummary) -> None:
@@ -103,23 +108,29 @@ def summary_id(company_id: str, to: str, date: dt.date) -> uuid.UUID:
     return PROCESSOR.id(company_id, to, date.isoformat(), "daily-summary")
 
 
-def _line(waiting: Waiting) -> SummaryLine:
+def _line(waiting: Waiting, zone: ZoneInfo) -> SummaryLine:
     title = waiting.title or waiting.item_id
     return SummaryLine(
         item=NoticeItem(
-            type=waiting.item_type, id=waiting.item_id, number=waiting.number, title=title
+            type=waiting.item_type,
+            id=waiting.item_id,
+            number=waiting.number,
+            title=title,
+            project_name=waiting.project_name,
         ),
         title=title,
-        submitted_at=waiting.submitted_at,
+        # people read it as local time: in the company's timezone, its offset written
+        submitted_at=waiting.submitted_at.astimezone(zone),
         sent_by=waiting.sent_by,
+        amount=waiting.amount,
     )
 
 
 Lines = list[tuple[SummaryLine, int]]  # each with the bytes of its encoding
 
 
-def _lines(waiting: list[Waiting]) -> Lines:
-    lines = [_line(w) for w in waiting]
+def _lines(waiting: list[Waiting], zone: ZoneInfo) -> Lines:
+    lines = [_line(w, zone) for w in waiting]
     return [(line, len(line.model_dump_json(exclude_none=True).encode())) for line in lines]
 
 
@@ -161,7 +172,8 @@ def due_summaries(
     due = []
     for company_id in directory.companies():
         settings = directory.settings(company_id)
-        local = now.astimezone(ZoneInfo(settings.timezone))
+        zone = ZoneInfo(settings.timezone)
+        local = now.astimezone(zone)
         waiting = state.waiting(company_id)
         if local.hour < settings.daily_summary_hour or not waiting:
             continue
@@ -171,14 +183,19 @@ def due_summaries(
                 continue
             if (company_id, approver.email, local.date()) in state.sent:
                 continue
-            lines = _lines(waiting) if lines is None else lines
+            lines = _lines(waiting, zone) if lines is None else lines
             summary = DailySummary(
                 event_id=summary_id(company_id, approver.email, local.date()),
                 occurred_at=now,
                 company_id=company_id,
                 actor=SYSTEM_ACTOR,
                 correlation_id=f"daily-summary/{company_id}/{local.date().isoformat()}",
-                payload=DailySummaryPayload(to=approver.email, date=local.date(), items=[]),
+                payload=DailySummaryPayload(
+                    to=approver.email,
+                    date=local.date(),
+                    company_name=settings.company_name,
+                    items=[],
+                ),
             )
             due.append(_capped(summary, lines))
     return due

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
+from topics import Envelope
 from topics.events import ItemAccepted, ItemSubmitted
 from topics.limits import REASON_CHARS, listing, truncate
 from topics.payloads import (
@@ -136,13 +139,38 @@ def accept_fields(event: ItemAccepted, settings: CompanySettingsUpdatedPayload) 
     """The accept fields to export, with defaults filled in; ValueError names a broken rule.
 
     The schema already requires the project's Job ID and template and the CCO's change order
-    date; what depends on the company or on the event's time is decided here.
+    date; what depends on the company or on the event's time is decided here:
+
+    - a CCO's `erp_change_order_id` is required when the company has custom CCO ids on, and
+      refused when it has them off (Procore shows the Spectrum CCO ID field only with the
+      feature on; without it the ERP numbers the change order from its number, so an id given
+      anyway would be silently ignored);
+    - a PCCO is exported only while the company has PCCO export on (checked at send time too,
+      but the switch may be turned off while it waits);
+    - a PCCO's `transaction_date` defaults to the day the decision was made in the company's
+      timezone (`CompanySettingsUpdated.timezone`): an evening accept in Chicago is dated that
+      day, not the next UTC day.
     """
     fields = event.payload
-    if isinstance(fields, CommitmentChangeOrderAcceptFields) and (
-        settings.custom_cco_id_enabled and not fields.erp_change_order_id
-    ):
-        raise ValueError("erp_change_order_id is required: the company uses custom CCO ids")
-    if isinstance(fields, PrimeContractChangeOrderAcceptFields) and fields.transaction_date is None:
-        return fields.model_copy(update={"transaction_date": event.occurred_at.date()})
+    if isinstance(fields, CommitmentChangeOrderAcceptFields):
+        if settings.custom_cco_id_enabled and not fields.erp_change_order_id:
+            raise ValueError("erp_change_order_id is required: the company uses custom CCO ids")
+        if not settings.custom_cco_id_enabled and fields.erp_change_order_id:
+            raise ValueError(
+                "erp_change_order_id must not be given: the company has custom CCO ids turned "
+                "off, so the ERP numbers the change order from its number"
+            )
+    if isinstance(fields, PrimeContractChangeOrderAcceptFields):
+        if not settings.pcco_export_enabled:
+            raise ValueError(
+                "the company has PCCO export turned off: a prime contract change order cannot "
+                "be exported (turn it on, or reject the item)"
+            )
+        if fields.transaction_date is None:
+            return fields.model_copy(update={"transaction_date": local_date(event, settings)})
     return fields
+
+
+def local_date(event: Envelope, settings: CompanySettingsUpdatedPayload) -> dt.date:
+    """The calendar day of the event's `occurred_at` in the company's timezone."""
+    return event.occurred_at.astimezone(ZoneInfo(settings.timezone)).date()

@@ -69,15 +69,22 @@ async def test_cli_tail_of_the_internal_topic_shows_the_events_its_copies_stand_
     assert refused["stage"] == "decode" and "not a re-routed record" in refused["error"]
 
 
-def test_cli_publish_to_a_broker_it_cannot_reach_is_one_clear_error(
-    worker_env: dict[str, str],
+@pytest.mark.parametrize(
+    "command", [("publish", "erp.submissions", "-"), ("topics", "create")], ids=" ".join
+)
+def test_cli_command_on_a_broker_it_cannot_reach_is_one_clear_error(
+    worker_env: dict[str, str], command: tuple[str, ...]
 ) -> None:
+    """One line saying which broker cannot be used: no traceback, and none of the client's
+    per-attempt connection errors (`topics create` printed ~200 of them and a traceback)."""
     event = valid_examples()["ItemRetrieved"]
     env = {**worker_env, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
-    result = cli(env, "publish", "erp.submissions", "-", input_text=json.dumps(event))
+    result = cli(env, *command, input_text=json.dumps(event))
     assert result.returncode == 1, result.stderr[-2000:]
     assert "the Kafka broker at 127.0.0.1:1 cannot be used" in result.stderr
     assert "Traceback" not in result.stderr and "Unclosed" not in result.stderr, result.stderr
+    assert "Unable connect" not in result.stderr, result.stderr[-2000:]
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
 
 
 async def test_cli_publish_takes_a_file_that_starts_with_a_byte_order_mark_and_tail_keeps_lines(

@@ -38,7 +38,7 @@ def test_demo_plays_every_step_of_the_story(stack: Stack, tmp_path: Path) -> Non
     final = {e.item_key: e.payload.status.value for e in statuses}
     reached = Counter((e.item.type.value, e.payload.status.value) for e in statuses)
     assert Counter(final.values()) == {
-        "synced": 4,
+        "synced": 5,
         "rejected": 1,
         "send_refused": 1,
         "ready_to_export": 1,
@@ -47,6 +47,7 @@ def test_demo_plays_every_step_of_the_story(stack: Stack, tmp_path: Path) -> Non
         "project",
         "commitment",
         "commitment_change_order",
+        "prime_contract_change_order",
     }
     assert reached[("commitment", "failed_to_export")] == 1
     refused = next(e for e in statuses if e.payload.status.value == "send_refused")
@@ -61,6 +62,24 @@ def test_demo_plays_every_step_of_the_story(stack: Stack, tmp_path: Path) -> Non
             (project,),
         ).fetchall()
     assert len(jobs) == 1 and jobs[0][1] == "COMM"
+    pcco = next(
+        k.split(":")[2]
+        for k, v in final.items()
+        if ":prime_contract_change_order:" in k and v == "synced"
+    )
+    with psycopg.connect(stack.settings.require_erp_database_url()) as conn:
+        lines = conn.execute(
+            "SELECT l.prime_line_item FROM spectrum.ar_change_request_lines l"
+            " JOIN spectrum.ar_change_requests r USING (company_id, job_number, request_number)"
+            " WHERE r.upstream_id = %s ORDER BY l.line_number",
+            (pcco,),
+        ).fetchall()
+    assert lines == [("PL-7",), ("PL-9",)]  # the PCCO reached the ERP with its lines
+    # the demo shows them, and the daily summary names the company and each item's project
+    shown = " ".join(result.stdout.split())  # as printed, whatever the terminal's width
+    assert "with its lines: PL-7 Lobby stone 48,000.00; PL-9" in shown, shown
+    assert "of Acme Builders awaiting acceptance" in shown, shown
+    assert "(project Riverside Medical Office)" in shown, shown
 
     mails = [
         email.message_from_bytes(p.read_bytes(), policy=email.policy.default)

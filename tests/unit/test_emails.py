@@ -88,6 +88,20 @@ def test_daily_summary_lists_every_item() -> None:
     assert "3 items" in text
 
 
+def test_daily_summary_shows_project_amount_days_waiting_and_the_company_name() -> None:
+    """What an approver needs to choose what to do first (#19)."""
+    summary = daily_summary(titles=("Concrete",))
+    summary["occurred_at"] = "2026-11-23T13:00:00Z"  # three days after the submission
+    summary["payload"]["company_name"] = "Acme Builders, Inc."
+    summary["payload"]["items"][0]["amount"] = "48000.50"
+    text, body = parts(sent(summary))
+    assert "1 item of Acme Builders, Inc. awaiting acceptance" in text
+    assert "(project Riverside Medical Office), 48,000.50" in text
+    assert "waiting 3 days" in text
+    assert "<td>Riverside Medical Office</td>" in body and "48,000.50" in body
+    assert "<td>3 days</td>" in body
+
+
 def test_a_capped_daily_summary_says_how_many_more_wait() -> None:
     message = sent(daily_summary(titles=("Concrete", "Steel"), more_items=4321))
     text, body = parts(message)

@@ -119,3 +119,17 @@ def test_an_erp_error_with_control_characters_is_carried_as_text_the_contract_ta
     assert failed.payload.error_message == "row 1:\ufffd\n\tvendor"
     notice = events.failure_notices(request, outcome).notices[0]
     assert notice.payload.error_message == "row 1:\ufffd\n\tvendor"
+
+
+def test_a_failure_after_a_retry_is_told_to_whoever_retried_and_the_sender() -> None:
+    """Not to the approver who accepted, who did not ask for this attempt and may since have
+    lost the privilege (#19)."""
+    request = export_model(commitment_export("sc-1", "prj-1", export_id="exp-1", attempt=2))
+    retrier = Actor(user_id="u-rob", email="rob.retrier@acme.example", name="Rob Retrier")
+    retried = request.model_copy(
+        update={"payload": request.payload.model_copy(update={"retried_by": retrier})}
+    )
+    notices = events.failure_notices(retried, _failure(2)).notices
+    assert sorted(n.payload.to for n in notices) == sorted(
+        [se.SENDER["email"], "rob.retrier@acme.example"]
+    )

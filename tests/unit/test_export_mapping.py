@@ -11,6 +11,7 @@ from consumers.dev import samples as se
 from consumers.export.port import PermanentErpError
 from consumers.export.spectrum.mapping import (
     ArChangeRequest,
+    ArLine,
     ChangeOrder,
     Commitment,
     Job,
@@ -76,3 +77,48 @@ def test_a_pcco_becomes_an_ar_change_request_dated_by_the_accept_fields() -> Non
     assert dated.transaction_date == dt.date(2026, 11, 22)
     assert undated.transaction_date == dt.date(2026, 11, 19)  # the PCCO's own date
     assert (dated.billing_item_code, dated.upstream_project_id) == ("BI-010", "prj-100")
+
+
+def test_what_the_approver_entered_at_accept_reaches_the_erp_document() -> None:
+    """A CCO's description and a commitment's details were accepted, then dropped (#19)."""
+    cco = to_document(
+        export_model(
+            export_requested(
+                se.cco_submitted("cco-1"),
+                {"change_order_date": "2026-11-21", "description": "Footings 600 mm deeper"},
+            )
+        )
+    )
+    commitment = export_model(commitment_export("sc-1", "prj-1"))
+    detailed = commitment.model_copy(
+        update={
+            "payload": commitment.payload.model_copy(
+                update={
+                    "accept_fields": commitment.payload.accept_fields.model_copy(
+                        update={"details": "Retainage 10 %, pay when paid"}
+                    )
+                }
+            )
+        }
+    )
+    assert isinstance(cco, ChangeOrder) and cco.description == "Footings 600 mm deeper"
+    assert to_document(detailed).notes == "Retainage 10 %, pay when paid"  # type: ignore[union-attr]
+
+
+def test_a_pcco_goes_to_the_erp_with_its_lines_and_their_prime_contract_line_items() -> None:
+    """The export wrote the PCCO without its lines (#19)."""
+    submitted = se.pcco_submitted("pcco-1")
+    submitted["payload"]["snapshot"]["line_items"].append(
+        {
+            "id": "pli-2",
+            "description": "Lobby lighting",
+            "amount": "-1500.50",
+            "associated_prime_line_item": "PL-9",
+        }
+    )
+    pcco = to_document(export_model(export_requested(submitted, {})))
+    assert isinstance(pcco, ArChangeRequest)
+    assert pcco.lines == (
+        ArLine("PL-7", "Lobby stone", Decimal("48000.00")),
+        ArLine("PL-9", "Lobby lighting", Decimal("-1500.50")),
+    )

@@ -147,3 +147,29 @@ def test_reject_without_reason_is_refused_by_the_schema() -> None:
 
     with pytest.raises(SchemaError):
         event(se.rejected(*PROJECT, "   "))
+
+
+def test_a_retry_names_who_asked_for_it_in_the_export_it_requests() -> None:
+    """The exporter tells whoever retried about the attempt's failure (#19)."""
+    d = directory()
+    other = {"user_id": "u-rob", "email": "rob.retrier@acme.example", "name": "Rob Retrier"}
+    d.apply(event(se.approver_updated(other), -100))
+    item = ("project", "prj-100")
+    accepted = se.accepted(*item, erp_job_id="J-1", job_template="T")
+    state, outcomes = run([event(se.project_submitted(), 0), event(accepted, 1)], d)
+    assert state is not None and state.export is not None
+    failed = se.envelope(
+        "ExportAttemptFailed",
+        item=item,
+        export_id=state.export.payload.export_id,
+        attempt=1,
+        retryable=False,
+        error_code="job_exists",
+        error_message="job J-1 already exists",
+    )
+    retry = se.envelope("ExportRetryRequested", item=item, actor=other)
+    _, outcomes = run([event(failed, 2), event(retry, 3)], d, state)
+    export = next(e for e in outcomes[-1].events if e.event_type == "ExportRequested")
+    assert export.payload.retried_by.email == "rob.retrier@acme.example"
+    assert export.payload.accepted_by.email == se.APPROVER["email"]
+    assert export.payload.attempt == 2

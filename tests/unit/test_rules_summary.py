@@ -109,6 +109,8 @@ def test_thousands_of_waiting_items_list_the_oldest_that_fit_and_count_the_rest(
             title,
             CHICAGO_7AM - dt.timedelta(days=30) + dt.timedelta(minutes=n),
             sender,
+            "Riverside Medical Office — " * 20,
+            "1234567.89",
         )
     (summary,) = due_summaries(state, directory(), CHICAGO_7AM)
     assert record_size(summary) <= MAX_RECORD_BYTES
@@ -123,3 +125,21 @@ def test_thousands_of_waiting_items_list_the_oldest_that_fit_and_count_the_rest(
 def test_a_short_list_is_whole() -> None:
     (summary,) = due_summaries(_waiting_state(), directory(), CHICAGO_7AM)
     assert summary.payload.more_items == 0 and len(summary.payload.items) == 1
+
+
+def test_a_line_names_the_project_and_the_amount_and_the_summary_the_company() -> None:
+    """The summary showed an empty project name, no amount, and the company's id (#19)."""
+    d = directory(company_name="Acme Builders, Inc.")
+    due = due_summaries(_waiting_state(), d, CHICAGO_7AM)
+    (line,) = due[0].payload.items
+    assert line.item.project_name == "Riverside Medical Office"
+    assert line.amount is not None and float(line.amount) == 4_500_000
+    assert due[0].payload.company_name == "Acme Builders, Inc."
+
+
+def test_a_line_says_when_the_item_was_sent_in_the_company_timezone() -> None:
+    """People read the summary's times as local (#19): 15:00 UTC is 09:00 in Chicago."""
+    (summary,) = due_summaries(_waiting_state(), directory(), CHICAGO_7AM)
+    sent = summary.payload.items[0].submitted_at
+    assert sent.utcoffset() == dt.timedelta(hours=-6)
+    assert (sent.hour, sent.minute) == (9, 0)

@@ -173,3 +173,15 @@ def test_synced_status_carries_the_erp_reference() -> None:
 def test_unknown_item_decision_is_refused_and_nothing_stored() -> None:
     state, (outcome,) = run([trigger_event(Trigger.ACCEPTED, None)])
     assert state is None and types(outcome) == ["EventRefused"]
+
+
+def test_a_success_confirmed_after_the_failure_was_reported_makes_the_item_synced() -> None:
+    """The ERP had the item although its failure was published (a write that succeeded, its
+    answer lost): the ledger's late success turns Failed to Export into synced (#19)."""
+    failed = into(S.FAILED_TO_EXPORT)
+    state, (outcome,) = run([trigger_event(Trigger.EXPORTED, failed)], state=failed)
+    assert state is not None and state.status is S.SYNCED and state.last_error is None
+    (status,) = outcome.events
+    assert status.payload.previous_status is S.FAILED_TO_EXPORT
+    assert status.payload.erp_reference == "JOB-1"
+    assert status.payload.reason is not None and "exported after all" in status.payload.reason

@@ -165,9 +165,61 @@ def test_custom_cco_id_not_needed_when_disabled() -> None:
     assert types(outcome) == ["ItemStatusChanged", "ExportRequested"]
 
 
+def test_a_custom_cco_id_is_refused_when_the_company_has_the_feature_off() -> None:
+    """Otherwise the ERP would number the change order from its number and the id the
+    approver typed would be silently ignored (#19)."""
+    state, outcome = _accept(
+        se.cco_submitted(),
+        ("commitment_change_order", "cco-300"),
+        {"change_order_date": "2026-11-21", "erp_change_order_id": "CO-17"},
+    )
+    assert types(outcome) == ["EventRefused"]
+    assert outcome.events[0].payload.stage == "business_rule"
+    assert "custom CCO ids turned off" in outcome.events[0].payload.error
+    assert state.status is S.READY_TO_EXPORT
+
+
+def test_a_custom_cco_id_is_exported_when_the_company_has_the_feature_on() -> None:
+    _, outcome = _accept(
+        se.cco_submitted(),
+        ("commitment_change_order", "cco-300"),
+        {"change_order_date": "2026-11-21", "erp_change_order_id": "CO-17"},
+        custom_cco_id_enabled=True,
+    )
+    assert types(outcome) == ["ItemStatusChanged", "ExportRequested"]
+    assert outcome.events[1].payload.accept_fields.erp_change_order_id == "CO-17"
+
+
+def test_a_pcco_is_not_exported_once_the_company_turned_pcco_export_off() -> None:
+    """The switch is honoured at accept, not only at send time (#19)."""
+    d = directory()
+    accept = se.accepted("prime_contract_change_order", "pcco-400")
+    state, outcomes = run([event(se.pcco_submitted(), 0)], d)
+    d.apply(event(se.company_settings(pcco_export_enabled=False), 3))
+    state, outcomes = run([event(accept, 5)], d, state)
+    assert types(outcomes[-1]) == ["EventRefused"]
+    assert "PCCO export turned off" in outcomes[-1].events[0].payload.error
+    assert state is not None and state.status is S.READY_TO_EXPORT
+
+
 def test_pcco_transaction_date_defaults_to_the_decision_date() -> None:
     _, outcome = _accept(se.pcco_submitted(), ("prime_contract_change_order", "pcco-400"), {})
     assert str(outcome.events[1].payload.accept_fields.transaction_date) == "2026-11-21"
+
+
+@pytest.mark.parametrize(
+    ("timezone", "day"),
+    [("America/Chicago", "2026-11-21"), ("UTC", "2026-11-22"), ("Asia/Tokyo", "2026-11-22")],
+)
+def test_pcco_transaction_date_is_the_decision_day_in_the_company_timezone(
+    timezone: str, day: str
+) -> None:
+    """An accept at 18:30 in Chicago (00:30 UTC the next day) is dated that evening's day,
+    not the next UTC day (#19)."""
+    d = directory(timezone=timezone)
+    accept = se.accepted("prime_contract_change_order", "pcco-400")
+    _, outcomes = run([event(se.pcco_submitted(), 0), event(accept, 9 * 60 + 30)], d)
+    assert str(outcomes[-1].events[1].payload.accept_fields.transaction_date) == day
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -12,12 +12,15 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
 
-from consumers.export.port import ErpError, ExportOutcome, PermanentErpError, TransientErpError
+from consumers.export.port import ErpError, ExportOutcome
+from consumers.export.spectrum.errors import describe
 from consumers.export.spectrum.mapping import ErpDocument, to_document
 from consumers.export.spectrum.writes import write_document
 from topics.events import ExportRequested
 from topics.limits import MESSAGE_CHARS, truncate
 from topics.payloads import KafkaSource
+
+log = logging.getLogger(__name__)
 
 _SELECT = (
     "SELECT export_id, attempt, outcome, recorded_at, erp_reference, error_code, error_message"
@@ -53,21 +56,10 @@ class _Isolate(Exception):
     """An export failed in a batch written without savepoints: write it again with them."""
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def classify(exc: BaseException) -> ErpError:
-    """Wrap a driver error: a refused write is permanent, anything about reaching the ERP is not."""
-    if isinstance(exc, psycopg.IntegrityError | psycopg.DataError):
-        diag = exc.diag
-        message = diag.message_primary or str(exc)
-        if diag.message_detail:
-            message = f"{message}. {diag.message_detail}"
-        return PermanentErpError(_snake(type(exc).__name__), message, response=str(exc))
-    # Connection loss, timeouts, serialization failures and deadlocks are all worth another try;
-    # so is a missing table (the ERP being set up), within the attempt limit.
-    return TransientErpError(_snake(type(exc).__name__), str(exc).strip() or type(exc).__name__)
+def classify(exc: BaseException, document: ErpDocument | None = None) -> ErpError:
+    """A driver error in the catalogue's words (`consumers.export.spectrum.errors.describe`):
+    a refused write is permanent, anything about reaching the ERP is not."""
+    return describe(exc, document)
 
 
 def _outcome(row: tuple[Any, ...]) -> ExportOutcome:
@@ -125,7 +117,14 @@ class SpectrumErp:
         except ErpError:
             raise
         except (psycopg.Error, OSError) as exc:
-            raise classify(exc) from exc
+            error = classify(exc, document)
+            log.info(
+                "export %s: %s (the ERP said: %s)",
+                request.payload.export_id,
+                error.code,
+                error.response,
+            )
+            raise error from exc
 
     async def export_batch(
         self, requests: Sequence[tuple[ExportRequested, KafkaSource]]
@@ -201,7 +200,7 @@ class SpectrumErp:
                 except (psycopg.Error, OSError) as exc:
                     if conn.broken or conn.closed:
                         raise  # the transaction is gone, and every export with it
-                    results.append(classify(exc))
+                    results.append(classify(exc, document))
                     stopped.add(request.item_key)
                     continue
             priors[export_id] = outcome  # a second copy in the batch finds it

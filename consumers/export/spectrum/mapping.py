@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from consumers.export.port import PermanentErpError
+from consumers.export.catalogue import ErrorCode, erp_error
 from topics.events import ExportRequested
 from topics.payloads import (
     CommitmentAcceptFields,
@@ -16,6 +16,7 @@ from topics.payloads import (
     CommitmentSnapshot,
     PrimeContractChangeOrderAcceptFields,
     PrimeContractChangeOrderSnapshot,
+    PrimeLine,
     ProjectAcceptFields,
     ProjectSnapshot,
 )
@@ -60,6 +61,8 @@ class Commitment:
     amount: Decimal
     upstream_id: str
     lines: tuple[Line, ...]
+    #: The approver's accept details, kept as the commitment's notes.
+    notes: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,17 @@ class ChangeOrder:
     amount: Decimal
     upstream_id: str
     lines: tuple[Line, ...]
+    #: The description the approver entered at accept.
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class ArLine:
+    """A line of an AR change request: the prime contract line item it changes."""
+
+    prime_line_item: str
+    description: str
+    amount: Decimal
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,7 @@ class ArChangeRequest:
     transaction_date: dt.date
     amount: Decimal
     upstream_id: str
+    lines: tuple[ArLine, ...] = ()
 
 
 ErpDocument = Job | Commitment | ChangeOrder | ArChangeRequest
@@ -101,8 +116,25 @@ def _lines(items: list[CommitmentLine]) -> tuple[Line, ...]:
     )
 
 
+def _prime_lines(items: list[PrimeLine]) -> tuple[ArLine, ...]:
+    """A PCCO's lines. Each names its associated prime contract line item: the send-time rules
+    refuse a PCCO with a line that does not, so one missing here cannot be exported."""
+    lines = []
+    for line in items:
+        if not line.associated_prime_line_item:
+            raise erp_error(
+                ErrorCode.ERP_REFUSED,
+                f"Line {line.id} has no associated prime contract line item",
+            )
+        lines.append(
+            ArLine(line.associated_prime_line_item, line.description, Decimal(line.amount))
+        )
+    return tuple(lines)
+
+
 def to_document(request: ExportRequested) -> ErpDocument:
-    """The ERP record an `ExportRequested` asks for; `PermanentErpError` when it cannot be one."""
+    """The ERP record an `ExportRequested` asks for; raises the catalogue's permanent error
+    (`vendor_not_linked`, `erp_refused`) when it cannot be one."""
     p, company, item_id = request.payload, request.company_id, request.item.id
     snapshot, accept = p.snapshot, p.accept_fields
     if isinstance(snapshot, ProjectSnapshot) and isinstance(accept, ProjectAcceptFields):
@@ -121,9 +153,9 @@ def to_document(request: ExportRequested) -> ErpDocument:
         )
     if isinstance(snapshot, CommitmentSnapshot) and isinstance(accept, CommitmentAcceptFields):
         if not snapshot.vendor.erp_vendor_id:
-            raise PermanentErpError(
-                "vendor_not_linked",
-                f"vendor {snapshot.vendor.name!r} is not linked to an ERP vendor",
+            raise erp_error(
+                ErrorCode.VENDOR_NOT_LINKED,
+                f"Vendor {snapshot.vendor.name!r} is not linked to a Spectrum vendor",
             )
         return Commitment(
             company,
@@ -135,6 +167,7 @@ def to_document(request: ExportRequested) -> ErpDocument:
             Decimal(p.amount),
             item_id,
             _lines(snapshot.line_items),
+            accept.details,
         )
     if isinstance(snapshot, CommitmentChangeOrderSnapshot) and isinstance(
         accept, CommitmentChangeOrderAcceptFields
@@ -148,6 +181,7 @@ def to_document(request: ExportRequested) -> ErpDocument:
             Decimal(p.amount),
             item_id,
             _lines(snapshot.line_items),
+            accept.description,
         )
     if isinstance(snapshot, PrimeContractChangeOrderSnapshot) and isinstance(
         accept, PrimeContractChangeOrderAcceptFields
@@ -161,7 +195,8 @@ def to_document(request: ExportRequested) -> ErpDocument:
             accept.transaction_date or snapshot.date or request.occurred_at.date(),
             Decimal(p.amount),
             item_id,
+            _prime_lines(snapshot.line_items),
         )
-    raise PermanentErpError(
-        "unsupported_item", f"cannot export a {request.item.type.value} with these fields"
+    raise erp_error(
+        ErrorCode.ERP_REFUSED, f"Cannot export a {request.item.type.value} with these fields"
     )

@@ -6,7 +6,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from consumers.export.port import PermanentErpError
+from consumers.export.catalogue import ErrorCode, erp_error
 from consumers.export.spectrum.mapping import (
     ArChangeRequest,
     ChangeOrder,
@@ -31,8 +31,9 @@ async def _job_of_project(conn: Conn, company_id: str, project_id: str) -> str:
         (company_id, project_id),
     )
     if row is None:
-        raise PermanentErpError(
-            "job_not_found", f"no job has been exported for project {project_id}"
+        raise erp_error(
+            ErrorCode.JOB_NOT_EXPORTED,
+            f"Project {project_id} has no job in Spectrum yet: its export must come first",
         )
     return str(row[0])
 
@@ -90,7 +91,8 @@ async def _write_commitment(conn: Conn, c: Commitment) -> str:
     job = await _job_of_project(conn, c.company_id, c.upstream_project_id)
     await conn.execute(
         "INSERT INTO spectrum.commitments (company_id, commitment_id, commitment_type, job_number,"
-        " vendor_code, description, amount, upstream_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        " vendor_code, description, amount, upstream_id, notes)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             c.company_id,
             c.commitment_id,
@@ -100,6 +102,7 @@ async def _write_commitment(conn: Conn, c: Commitment) -> str:
             c.description[:120],
             c.amount,
             c.upstream_id,
+            c.notes,
         ),
     )
     await _write_lines(conn, "commitment_lines", (c.company_id, c.commitment_id), job, c.lines)
@@ -114,14 +117,16 @@ async def _write_change_order(conn: Conn, co: ChangeOrder) -> str:
         (co.company_id, co.upstream_commitment_id),
     )
     if row is None:
-        raise PermanentErpError(
-            "commitment_not_exported",
-            f"commitment {co.upstream_commitment_id} has not been exported to the ERP",
+        raise erp_error(
+            ErrorCode.COMMITMENT_NOT_EXPORTED,
+            f"Commitment {co.upstream_commitment_id} is not in Spectrum yet: its export must "
+            "come first",
         )
     commitment_id, job = str(row[0]), str(row[1])
     await conn.execute(
         "INSERT INTO spectrum.change_orders (company_id, commitment_id, change_order_id, title,"
-        " change_order_date, amount, upstream_id) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        " change_order_date, amount, upstream_id, description)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
         (
             co.company_id,
             commitment_id,
@@ -130,6 +135,7 @@ async def _write_change_order(conn: Conn, co: ChangeOrder) -> str:
             co.change_order_date,
             co.amount,
             co.upstream_id,
+            co.description,
         ),
     )
     await _write_lines(
@@ -159,6 +165,24 @@ async def _write_ar_change_request(conn: Conn, ar: ArChangeRequest) -> str:
             ar.upstream_id,
         ),
     )
+    async with conn.cursor() as cursor:
+        await cursor.executemany(
+            "INSERT INTO spectrum.ar_change_request_lines (company_id, job_number,"
+            " request_number, line_number, prime_line_item, description, amount)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [
+                (
+                    ar.company_id,
+                    job,
+                    ar.request_number,
+                    number,
+                    line.prime_line_item,
+                    line.description[:120],
+                    line.amount,
+                )
+                for number, line in enumerate(ar.lines, start=1)
+            ],
+        )
     return f"{job}/{ar.request_number}"
 
 
