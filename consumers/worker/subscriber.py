@@ -58,15 +58,23 @@ class Consumed(Generic[E]):
     record: Record
 
 
+#: A batch handler: the records of a fetch in, one outcome for all or one per record out.
+BatchHandler = Callable[[Sequence[Consumed[E]]], Awaitable[Outcome | Sequence[Outcome]]]
+
+
 @dataclass(frozen=True)
 class Subscriber(Generic[E]):
     """A worker as the consume loop sees it: where it reads, and what it does with an event.
 
-    Exactly one handler: `handle` gets one record at a time, in `order` (by default records of
+    `handle` gets one record at a time, in `order` (by default records of
     one key in order, up to `concurrency` records at once; with `Order.PARTITION`, one record
     per partition at a time, up to `concurrency` partitions at once); `handle_batch` gets
     everything one fetch returned (at most `max_batch` records, None: no bound), once the
-    previous batch is done. After a RETRY the record is
+    previous batch is done. A subscriber with both hands each fetch to `handle_batch`, which
+    may answer one outcome per record: a record answered RETRY is then handed to `handle`
+    alone after the backoff, again until final, holding only its key (later records of that
+    key wait behind it, in this and later fetches; other keys and the next fetch go on, while
+    fewer than `concurrency` such records are in flight). After a RETRY the record is
     handed over again after `retry_base_s`, doubling up to `retry_max_s`. A rebalance lets a
     record that is being handled finish for `revoke_grace_s` (0: cancel it at once); stopping,
     `drain_grace_s`.
@@ -79,7 +87,7 @@ class Subscriber(Generic[E]):
     spec: TopicSpec
     group: str
     handle: Callable[[E, Record], Awaitable[Outcome]] | None = None
-    handle_batch: Callable[[Sequence[Consumed[E]]], Awaitable[Outcome]] | None = None
+    handle_batch: BatchHandler[E] | None = None
     concurrency: int = 1
     order: Order = Order.KEY
     retry_base_s: float = 0.5
@@ -89,16 +97,21 @@ class Subscriber(Generic[E]):
     max_batch: int | None = None
 
     def __post_init__(self) -> None:
-        if (self.handle is None) == (self.handle_batch is None):
-            raise ValueError("a subscriber has either `handle` or `handle_batch`")
+        if self.handle is None and self.handle_batch is None:
+            raise ValueError("a subscriber has `handle`, `handle_batch` or both")
         if self.concurrency < 1:
             raise ValueError("concurrency counts from 1")
         if self.max_batch is not None and self.max_batch < 1:
             raise ValueError("max_batch counts from 1")
 
-    async def hand_over(self, ready: Sequence[Consumed[E]]) -> Outcome:
-        """Call the handler: with the batch, or with its one record."""
-        if self.handle_batch is not None:
+    async def hand_over(
+        self, ready: Sequence[Consumed[E]], *, alone: bool = False
+    ) -> Outcome | Sequence[Outcome]:
+        """Call the handler: with the batch, or its one record (`alone`: `handle` if there is one).
+
+        A batch handler's answer is one outcome for all, or one per record in `ready`'s order.
+        """
+        if self.handle_batch is not None and (self.handle is None or not alone):
             return await self.handle_batch(ready)
         assert self.handle is not None
         [one] = ready
