@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from consumers.dev import samples as se
+from consumers.export.catalogue import ErrorCode, erp_error
 from consumers.export.port import ErpError, ExportOutcome, PermanentErpError, TransientErpError
 from consumers.export.worker import Exporter
 from consumers.worker.loop import ConsumeLoop
@@ -200,3 +201,24 @@ async def test_a_recipient_that_cannot_be_addressed_does_not_stop_the_failure() 
         {"kind": "ExportFailureNotice", "outcome": "unaddressable"},
     )
     assert skipped == 1
+
+
+async def test_failed_tries_are_counted_by_the_catalogue_code() -> None:
+    erp = FakeErp(
+        erp_error(ErrorCode.JOB_NOT_EXPORTED, "Project prj-1 has no job in Spectrum yet"),
+        TransientErpError("operational_error", "connection refused"),
+        PermanentErpError("foreign_key_violation", "vendor V1001 is not present"),
+    )
+    exporter, producer = _exporter(erp, exporter_max_attempts=5)
+    await _consumed(exporter, producer, _record())
+    counted = {
+        s.labels["error_class"]: s.value
+        for metric in exporter.metrics.registry.collect()
+        if metric.name == "erp_pipeline_export_failures"
+        for s in metric.samples
+        if s.name.endswith("_total")
+    }
+    assert counted == {"job_not_exported": 1, "erp_unavailable": 1, "erp_refused": 1}
+    # the dead letter's exception class header stays the port's error class
+    headers = dict(next(h for topic, _, h in producer.sent if topic == "erp.failed-to-export"))
+    assert headers["__connect.errors.exception.class.name"] == b"PermanentErpError"

@@ -52,6 +52,30 @@ _SELECT_ALL = (
 )
 
 
+#: The ERP reference of items the ledger shows exported, under any export id: (company,
+#: item type, item id) arrays in, one row per item exported.
+_EXPORTED_ITEMS = (
+    "SELECT DISTINCT ON (company_id, item_type, item_id) company_id, item_type, item_id,"
+    " erp_reference FROM exporter.export_ledger"
+    " WHERE outcome = 'exported' AND (company_id, item_type, item_id) IN"
+    " (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))"
+    " ORDER BY company_id, item_type, item_id, recorded_at"
+)
+
+Item = tuple[str, str, str]
+
+
+def _item(request: ExportRequested) -> Item:
+    return (request.company_id, request.item.type.value, request.item.id)
+
+
+async def _exported_items(conn: AsyncConnection[Any], items: Sequence[Item]) -> dict[Item, str]:
+    """The ledger's ERP reference of each of `items` exported before (by any export id)."""
+    columns = [list(c) for c in zip(*items, strict=True)] if items else [[], [], []]
+    rows = await (await conn.execute(_EXPORTED_ITEMS, columns)).fetchall()
+    return {(r[0], r[1], r[2]): r[3] for r in rows}
+
+
 class _Isolate(Exception):
     """An export failed in a batch written without savepoints: write it again with them."""
 
@@ -165,6 +189,9 @@ class SpectrumErp:
             row[0]: _outcome(row)
             for row in await (await conn.execute(_SELECT_ALL, (ids,))).fetchall()
         }
+        # An item re-sent (a new export id) after an export the ledger shows done: the ERP
+        # has it already, so that export's reference is the answer, nothing written twice.
+        exported = await _exported_items(conn, sorted({_item(r) for r, _ in requests}))
         results: list[ExportOutcome | ErpError | None] = []
         stopped: set[str] = set()  # items with an export not done: the rest of them waits
         for request, source in requests:
@@ -175,6 +202,11 @@ class SpectrumErp:
             prior = priors.get(export_id)
             if prior is not None and (prior.exported or prior.attempt >= request.payload.attempt):
                 results.append(prior)
+                continue
+            if (reference := exported.get(_item(request))) is not None:
+                outcome = await self._record(conn, request, source, reference=reference)
+                priors[export_id] = outcome
+                results.append(outcome)
                 continue
             try:
                 document = to_document(request)  # pure: nothing written yet
@@ -235,6 +267,9 @@ class SpectrumErp:
             prior = _outcome(row)
             if prior.exported or prior.attempt >= request.payload.attempt:
                 return prior
+        # re-sent after an export the ledger shows done: that export's reference, no write
+        if reference := (await _exported_items(conn, [_item(request)])).get(_item(request)):
+            return await self._record(conn, request, source, reference=reference)
         return await self._write(conn, request, source, document)
 
     async def record_failure(
