@@ -122,6 +122,13 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.processor_batch_records = Histogram(
+            "erp_pipeline_processor_batch_records",
+            "Records per batch the processor's items agent applied together (one changelog "
+            "flush and one publish flush per batch).",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
+            registry=r,
+        )
         self.broker_call_retries = Counter(
             "erp_pipeline_broker_call_retries_total",
             "Broker calls retried because they did not answer in time (reason timeout) or "

@@ -66,10 +66,19 @@ class Settings(BaseSettings):
     processor_store: Literal["rocksdb", "memory"] = "rocksdb"
     processor_web_port: int = Field(default=0, ge=0, le=65535)  # 0: no faust web server
     processor_summary_interval_s: float = Field(default=60.0, gt=0)
+    #: The items agent applies records in batches: at most this many per batch, and a batch
+    #: is handed over once this many milliseconds passed since the last one (it takes what
+    #: has arrived by then, however few).
+    processor_batch_max: int = Field(default=500, ge=1, le=10_000)
+    processor_batch_within_ms: int = Field(default=5, ge=1, le=10_000)
     #: Test-only fault injection: the rules raise on every event of the item with this id, to
     #: prove an unexpected error is dead-lettered and the partition keeps flowing. Never set
     #: it in a deployment.
     processor_poison_item_id: str | None = None
+    #: Test-only fault injection: the processor exits at once (code 70, nothing flushed, as a
+    #: SIGKILL would leave it) at this point of the first batch of more than one record that
+    #: reaches it (see the crash table in docs/reliability.md). Never set it in a deployment.
+    processor_crash_at: Literal["", "stored", "durable", "sent", "cleared", "checkpointed"] = ""
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     metrics_sample_interval_s: float = Field(default=5.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -52,12 +52,39 @@ class Run:
         span_ms = max(self.ready_ms.values()) - min(self.submitted_ms.values())
         return len(self.ready_ms) / max(span_ms / 1000, 1e-3)
 
-    def items_per_s(self) -> float:
-        """Items from the first submission's timestamp to the last terminal status's."""
+    def span_s(self) -> float:
+        """Seconds from the first submission's timestamp to the last terminal status's."""
         if not self.done_ms or not self.submitted_ms:
             return 0.0
         span_ms = max(self.done_ms.values()) - min(self.submitted_ms.values())
-        return len(self.done_ms) / max(span_ms / 1000, 1e-3)
+        return max(span_ms / 1000, 1e-3)
+
+    def items_per_s(self) -> float:
+        """Terminal items (any terminal status) per second of `span_s`."""
+        return len(self.done_ms) / self.span_s() if self.span_s() else 0.0
+
+    def synced(self) -> int:
+        """Items whose terminal status is `synced` (exported into the ERP)."""
+        return sum(1 for status in self.final.values() if status == "synced")
+
+    def synced_per_s(self) -> float:
+        """Synced items per second, from the first submission to the last synced status."""
+        synced = [self.done_ms[i] for i, status in self.final.items() if status == "synced"]
+        if not synced or not self.submitted_ms:
+            return 0.0
+        return len(synced) / max((max(synced) - min(self.submitted_ms.values())) / 1000, 1e-3)
+
+    def processor_events(self) -> int:
+        """Records the processor consumed for these items: each submission and decision, and
+        the export result of each accepted item that ended synced or failed to export."""
+        exported = sum(
+            1 for i in self.accepted if self.final.get(i) in ("synced", "failed_to_export")
+        )
+        return len(self.submitted_ms) + len(self.decided_ms) + exported
+
+    def processor_events_per_s(self) -> float:
+        """`processor_events` per second of `span_s` (comparable to the faust reference)."""
+        return self.processor_events() / self.span_s() if self.span_s() else 0.0
 
 
 def foreign_partitioner(key: bytes, all_partitions: list[int], available: list[int]) -> int:

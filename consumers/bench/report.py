@@ -38,8 +38,13 @@ def run_section(run: Run, items: int) -> dict[str, Any]:
         "accepted": len(run.accepted),
         "rejected_by_approver": len(run.decided_ms) - len(run.accepted),
         "terminal": len(run.final),
+        "synced": run.synced(),
         "final_statuses": finals,
+        "seconds": run.span_s(),
         "items_per_s": run.items_per_s(),
+        "synced_per_s": run.synced_per_s(),
+        "processor_events": run.processor_events(),
+        "processor_events_per_s": run.processor_events_per_s(),
         "submit_to_ready_ms": latency(run.ready_latencies_ms()),
         "accept_to_synced_ms": latency(run.synced_latencies_ms()),
     }
@@ -55,6 +60,7 @@ def machine() -> dict[str, Any]:
             versions[name] = None
     return {
         "cpu_count": os.cpu_count(),
+        "load_average": " ".join(f"{v:.1f}" for v in os.getloadavg()),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": versions,
@@ -65,36 +71,48 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _pcts(section: dict[str, Any], name: str) -> str:
+    figures = section[name]
+    return "/".join(_ms(figures[f"p{q}"]) for q in (50, 95, 99)) + f" (n={figures['count']:.0f})"
+
+
 def rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     """(measure, figure) lines of the report, in reading order."""
     base = report["baseline"]
     out = [
         (
             "machine",
-            f"{report['machine']['cpu_count']} cores, Python {report['machine']['python']}",
+            f"{report['machine']['cpu_count']} cores, Python {report['machine']['python']}, "
+            f"load average {report['machine'].get('load_average', '-')}",
         ),
         ("baseline consume-only", f"{base['consume_events_per_s']:.0f} events/s"),
-        ("baseline consume→decode→produce", f"{base['hop_events_per_s']:.0f} events/s"),
+        ("baseline hop, raw producer defaults", f"{base['hop_events_per_s']:.0f} events/s"),
+        (
+            "baseline hop, one record per batch",
+            f"{base['hop_one_record_events_per_s']:.0f} events/s",
+        ),
     ]
     for name in ("max", "load"):
         section = report[name]
         label = "end-to-end" if name == "max" else f"at {section.get('rate_per_s', 0):.1f} items/s"
         out += [
-            (f"{label}: items/s", f"{section['items_per_s']:.1f}"),
             (
-                f"{label}: terminal",
-                f"{section['terminal']}/{section['items']} {section['final_statuses']}",
+                f"{label}: terminal items/s, synced/s",
+                f"{section['items_per_s']:.1f}, {section['synced_per_s']:.1f}",
             ),
             (
-                f"{label}: submit→ready p50/p95/p99 ms",
-                "/".join(_ms(section["submit_to_ready_ms"][f"p{q}"]) for q in (50, 95, 99)),
+                f"{label}: terminal, synced",
+                f"{section['terminal']}/{section['items']}, {section['synced']} "
+                f"{section['final_statuses']}",
             ),
-            (
-                f"{label}: accept→synced p50/p95/p99 ms",
-                "/".join(_ms(section["accept_to_synced_ms"][f"p{q}"]) for q in (50, 95, 99)),
-            ),
+            (f"{label}: submit→ready p50/p95/p99 ms", _pcts(section, "submit_to_ready_ms")),
+            (f"{label}: accept→synced p50/p95/p99 ms", _pcts(section, "accept_to_synced_ms")),
         ]
-    out.append(("end-to-end ÷ baseline hop", f"{report['ratio_to_hop']:.3f}"))
+    out += [
+        ("end-to-end: processor input events/s", f"{report['max']['processor_events_per_s']:.1f}"),
+        ("end-to-end ÷ honest hop", f"{report['ratio_to_hop']:.4f}"),
+        ("end-to-end ÷ one-record hop", f"{report['ratio_to_one_record_hop']:.4f}"),
+    ]
     foreign = report.get("foreign_partitioner")
     if foreign is not None:
         out += [
@@ -105,7 +123,7 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             ),
             (
                 "foreign partitioner: submit→ready p50/p95/p99 ms",
-                "/".join(_ms(foreign["submit_to_ready_ms"][f"p{q}"]) for q in (50, 95, 99)),
+                _pcts(foreign, "submit_to_ready_ms"),
             ),
             ("foreign partitioner ÷ native items/s", f"{foreign['ratio_to_native']:.3f}"),
         ]
@@ -118,18 +136,40 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             ("processor alone: re-routed ÷ native", f"{alone['ratio_to_native']:.3f}"),
         ]
     mem = report["memory"]
-    out.append(
+    out += [
         (
             f"processor memory, {mem['reached']}/{mem['pending']} pending",
-            f"RSS {mem['rss_before'] / 2**20:.0f}→{mem['rss_after'] / 2**20:.0f} MiB, "
+            f"RSS {mem['rss_before'] / 2**20:.0f}→{mem['rss_after'] / 2**20:.0f} MiB "
+            f"({'settled' if mem['settled'] else 'NOT settled'} "
+            f"after {mem['settle_seconds']:.0f}s), "
             f"peak {mem['peak_after'] / 2**20:.0f} MiB, {mem['bytes_per_item']:.0f} B/item",
+        ),
+        ("pending fill: submissions ready/s", f"{mem['fill']['ready_per_s']:.0f}"),
+        (
+            "summary state",
+            f"{mem['summary_items']} items ({mem['summary_ready_items']} waiting), "
+            f"{mem['summary_bytes'] / 2**20:.1f} MiB, "
+            f"{mem['summary_bytes'] / max(mem['summary_items'], 1):.0f} B/item",
+        ),
+        ("directory", f"{mem['directory_entries']} entries, {mem['directory_bytes']} B"),
+    ]
+    soak = report["soak"]
+    if soak.get("samples"):
+        out.append(
+            (
+                f"soak: processor RSS over {soak['seconds']:.0f}s ({soak['samples']} samples)",
+                f"first {soak['rss_first'] / 2**20:.1f}, last {soak['rss_last'] / 2**20:.1f}, "
+                f"max {soak['rss_max'] / 2**20:.1f} MiB; slope {soak['slope_kib_per_min']:.0f} "
+                f"KiB/min: {'flat' if soak['flat'] else 'NOT flat'}",
+            )
         )
-    )
     replay = report["replay"]
     out.append(
         (
             "replay",
-            f"{replay['events_per_s']:.0f} events/s" if replay["measured"] else replay["note"],
+            f"{replay['events']} events, {replay['events_per_s']:.0f} events/s ({replay['timing']})"
+            if replay["measured"]
+            else replay["note"],
         )
     )
     ref = report["faust_reference"]
@@ -139,7 +179,110 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             f"{ref['events_per_s']:.0f} events/s" if ref.get("measured") else ref.get("note", "-"),
         )
     )
+    out.append(
+        (
+            "phases (s)",
+            ", ".join(f"{name} {sec:.0f}" for name, sec in report["phase_seconds"].items()),
+        )
+    )
     return out
+
+
+#: The issue's Targets table: figure, where it stood, the target.
+TARGETS = (
+    ("end to end ÷ honest raw hop", "~0.002 (0.0066 against the one-record hop)", "≥ 0.03"),
+    ("end to end ÷ faust reference (events/s, same run)", "~0.06", "≥ 0.5"),
+    ("p99 submit → ready_to_export at 20 % load", "784 ms", "≤ 50 ms"),
+    ("p99 accept → synced at 20 % load", "1,592 ms", "≤ 150 ms"),
+    (
+        "processor memory per pending item (100k pending)",
+        "4.2 KiB (5k)",
+        "≤ 1 KiB, RSS flat in the soak",
+    ),
+    ("replay ÷ consume-only", "~0.15", "≥ 0.3"),
+)
+
+
+def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per TARGETS line: `value` (the number compared, None when not measured),
+    `measured` (as printed) and `reached` (None when not measured)."""
+    load = report["load"]
+    mem, soak = report["memory"], report["soak"]
+    ref_ratio = report["faust_reference"].get("ratio")
+    replay_ratio = report["replay"].get("ratio_to_consume_only")
+    ready_p99 = load["submit_to_ready_ms"]["p99"]
+    synced_p99 = load["accept_to_synced_ms"]["p99"]
+    per_item = mem["bytes_per_item"]
+
+    def ms(value: float | None, n: float) -> str:
+        return "-" if value is None else f"{value:,.0f} ms (n={n:.0f})"
+
+    measured = [
+        (report["ratio_to_hop"], f"{report['ratio_to_hop']:.4f}", report["ratio_to_hop"] >= 0.03),
+        (
+            ref_ratio,
+            "-" if ref_ratio is None else f"{ref_ratio:.3f}",
+            None if ref_ratio is None else ref_ratio >= 0.5,
+        ),
+        (
+            ready_p99,
+            ms(ready_p99, load["submit_to_ready_ms"]["count"]),
+            None if ready_p99 is None else ready_p99 <= 50,
+        ),
+        (
+            synced_p99,
+            ms(synced_p99, load["accept_to_synced_ms"]["count"]),
+            None if synced_p99 is None else synced_p99 <= 150,
+        ),
+        (
+            per_item,
+            f"{per_item / 1024:.2f} KiB ({_count(mem['reached'])}), soak "
+            + (
+                "not sampled"
+                if soak.get("flat") is None
+                else "flat"
+                if soak["flat"]
+                else "NOT flat"
+            )
+            + f" ({soak.get('slope_kib_per_min', 0):.0f} KiB/min)",
+            per_item <= 1024 and bool(soak.get("flat")),
+        ),
+        (
+            replay_ratio,
+            "-" if replay_ratio is None else f"{replay_ratio:.3f}",
+            None if replay_ratio is None else replay_ratio >= 0.3,
+        ),
+    ]
+    return [
+        {
+            "figure": figure,
+            "now": now,
+            "target": target,
+            "value": value,
+            "measured": shown,
+            "reached": reached,
+        }
+        for (figure, now, target), (value, shown, reached) in zip(TARGETS, measured, strict=True)
+    ]
+
+
+def _count(n: int) -> str:
+    return f"{n / 1000:g}k" if n >= 1000 else str(n)
+
+
+def _mark(reached: bool | None) -> str:
+    return "not measured" if reached is None else "reached" if reached else "**not reached**"
+
+
+def targets_markdown(report: dict[str, Any]) -> str:
+    """The Targets table as in the issue, with the measured column and a mark per row."""
+    lines = ["| figure | now | target | measured | |", "|---|---|---|---|---|"]
+    for row in report["targets"]:
+        lines.append(
+            f"| {row['figure']} | {row['now']} | {row['target']} | {row['measured']} "
+            f"| {_mark(row['reached'])} |"
+        )
+    return "\n".join(lines)
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -150,10 +293,15 @@ def print_table(report: dict[str, Any]) -> None:
     except ImportError:
         for name, value in rows(report):
             print(f"{name:<45} {value}")
+        print(f"\nTargets\n\n{targets_markdown(report)}")
         return
     table = Table(title="erp-pipeline bench")
     table.add_column("measure")
     table.add_column("figure", justify="right")
     for name, value in rows(report):
         table.add_row(name, value)
-    Console(width=140).print(table)
+    Console(width=160).print(table)
+    print()
+    print("Targets")
+    print()
+    print(targets_markdown(report))

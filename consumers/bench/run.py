@@ -1,10 +1,13 @@
-"""The benchmark's phases on one stack: baseline, end-to-end, under load, memory, replay."""
+"""The benchmark's phases on one stack, in order, and the report they add up to."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,28 +15,36 @@ from pathlib import Path
 from typing import Any
 
 from consumers.bench import baseline, faust_reference, report, workload
-from consumers.bench.driver import Driver, Run
-from consumers.bench.memory import PendingMemory, read_rss
+from consumers.bench.driver import Driver, Run, status_consumer
+from consumers.bench.memory import PendingMemory, RssSampler, read_rss, settle, state_sizes
 from consumers.bench.replay import measure_replay
 from consumers.dev import erp_seed
 from consumers.dev.stack import Stack
 from pipeline.kafka import make_consumer, partitions_of, stop_consumer
-from topics.specs import DIRECTORY, ITEM_ROUTES, TopicSpec
+from topics.specs import DIRECTORY, ITEM_ROUTES, SUBMISSIONS, TopicSpec
 
 WORKER_NAMES = ("processor", "exporter", "projection")
+#: The pending fill gives up after this many seconds plus one per PENDING_MIN_RATE items.
+PENDING_FIXED_S = 120.0
+PENDING_MIN_RATE = 20.0
 
 
 @dataclass(frozen=True)
 class Options:
-    """What to run: item counts, item types, the load fraction and how long to hold it."""
+    """What to run: item counts, item types, the load fraction and how long to hold it (the
+    load run lasts `load_seconds` and takes at least `min_samples` items), the RSS sampling
+    interval of the soak, and which optional phases run."""
 
     items: int = 2000
     types: tuple[str, ...] = workload.TYPES
     pending: int = 100_000
     load_fraction: float = 0.2
-    load_seconds: float = 20.0
+    load_seconds: float = 600.0
+    min_samples: int = 200
+    rss_interval_s: float = 2.0
     baseline_events: int = 0
     faust_reference: bool = True
+    foreign: bool = True
 
     def baseline_count(self) -> int:
         return self.baseline_events or max(5_000, min(50_000, 10 * self.items))
@@ -75,105 +86,202 @@ async def _setup(stack: Stack, company: str) -> None:
 
 
 def run_all(stack: Stack, options: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Every phase in order on `stack`; returns the report (a JSON-ready dict)."""
+    """Every phase in order on `stack`; returns the report (a JSON-ready dict).
+
+    Order: baseline, end to end, foreign partitioner, the pending fill (memory), the load run
+    that doubles as the soak, replay, faust reference. `say` gets one progress line per phase
+    (and more within the long ones), each with the seconds since the start.
+    """
     settings = stack.settings
     company = f"bench-{uuid.uuid4().hex[:8]}"
     types = options.types
-    say(f"baseline: raw hop over {options.baseline_count()} events")
+    clock = _Phases(say)
+    clock.start("baseline", f"baseline: raw hops over {options.baseline_count()} events")
     base = asyncio.run(baseline.measure(settings, options.baseline_count(), types))
 
-    say("seeding the ERP, starting processor, exporter and projection")
+    clock.start("start", "seeding the ERP, starting processor, exporter and projection")
     erp_seed.seed(settings.require_erp_database_url(), company)
     worker_dir = Path(settings.data_dir) / "bench" / company
     _start_workers(stack, worker_dir)
     asyncio.run(_setup(stack, company))
-    say("warm-up: the anchor project, end to end (waits for the workers to join)")
+    clock.start(
+        "warm_up", "warm-up: the anchor project, end to end (waits for the workers to join)"
+    )
     warm = asyncio.run(
         _drive(stack, company, [workload.ANCHOR_PROJECT], [workload.anchor(company)], timeout_s=180)
     )
     if warm.final.get(workload.ANCHOR_PROJECT) != "synced":
         raise RuntimeError(f"warm-up item never synced: {warm.final or 'no terminal status'}")
 
-    say(f"end-to-end: {options.items} items as fast as they go")
+    clock.start("max", f"end-to-end: {options.items} items as fast as they go")
     idents, events = _batch(company, 0, options.items, types)
     top = asyncio.run(_drive(stack, company, idents, events, timeout_s=120 + options.items * 0.2))
     maximum = report.run_section(top, options.items)
+    say(f"  {maximum['items_per_s']:.1f} items/s, {maximum['synced_per_s']:.1f} synced/s")
 
-    say(f"foreign partitioner: the same {options.items} items, every record re-routed")
-    idents, events = _batch(company, options.items, options.items, types)
-    rerouted = asyncio.run(
-        _drive(stack, company, idents, events, timeout_s=120 + options.items * 0.2, foreign=True)
+    foreign: dict[str, Any] | None = None
+    first = options.items
+    if options.foreign:
+        clock.start(
+            "foreign",
+            f"foreign partitioner: the same {options.items} items, every record re-routed",
+        )
+        idents, events = _batch(company, first, options.items, types)
+        rerouted = asyncio.run(
+            _drive(
+                stack, company, idents, events, timeout_s=120 + options.items * 0.2, foreign=True
+            )
+        )
+        foreign = report.run_section(rerouted, options.items)
+        foreign["rerouted_records"] = asyncio.run(_records_on(stack, ITEM_ROUTES))
+        foreign["ratio_to_native"] = foreign["items_per_s"] / max(maximum["items_per_s"], 1e-9)
+        # end to end, the exporter bounds throughput; submit → ready_to_export is the processor
+        # alone, where re-routing costs: the same submissions native, then all re-routed
+        clock.start(
+            "foreign_alone",
+            f"foreign partitioner, processor alone: {options.items} submissions, native then"
+            " re-routed",
+        )
+        first += options.items
+        native_ready = asyncio.run(
+            _ready(stack, company, first, options.items, types, foreign=False)
+        )
+        first += options.items
+        foreign_ready = asyncio.run(
+            _ready(stack, company, first, options.items, types, foreign=True)
+        )
+        foreign["processor_alone"] = {
+            "native_ready_per_s": native_ready.ready_per_s(),
+            "foreign_ready_per_s": foreign_ready.ready_per_s(),
+            "ratio_to_native": foreign_ready.ready_per_s() / max(native_ready.ready_per_s(), 1e-9),
+            "native_submit_to_ready_ms": report.latency(native_ready.ready_latencies_ms()),
+            "foreign_submit_to_ready_ms": report.latency(foreign_ready.ready_latencies_ms()),
+        }
+        first += options.items
+
+    clock.start("pending", f"memory: {options.pending} submissions left pending in ready_to_export")
+    memory, fill = asyncio.run(_pending(stack, company, first, options.pending, types, say))
+    first += options.pending
+    say(
+        f"  {memory.reached}/{memory.pending} ready at {fill['ready_per_s']:.0f}/s; RSS "
+        f"{memory.before.rss / 2**20:.0f} → {memory.after.rss / 2**20:.0f} MiB "
+        f"({'settled' if memory.settled else 'not settled'} after {memory.settle_s:.0f}s), "
+        f"{memory.bytes_per_item:.0f} B per pending item"
     )
-    foreign = report.run_section(rerouted, options.items)
-    foreign["rerouted_records"] = asyncio.run(_records_on(stack, ITEM_ROUTES))
-    foreign["ratio_to_native"] = foreign["items_per_s"] / max(maximum["items_per_s"], 1e-9)
-    # end to end, the exporter bounds throughput; submit → ready_to_export is the processor
-    # alone, where re-routing costs: the same submissions native, then all re-routed
-    say(f"foreign partitioner, processor alone: {options.items} submissions, native then re-routed")
-    first = 2 * options.items
-    native_ready = asyncio.run(_ready(stack, company, first, options.items, types, foreign=False))
-    first += options.items
-    foreign_ready = asyncio.run(_ready(stack, company, first, options.items, types, foreign=True))
-    foreign["processor_alone"] = {
-        "native_ready_per_s": native_ready.ready_per_s(),
-        "foreign_ready_per_s": foreign_ready.ready_per_s(),
-        "ratio_to_native": foreign_ready.ready_per_s() / max(native_ready.ready_per_s(), 1e-9),
-        "native_submit_to_ready_ms": report.latency(native_ready.ready_latencies_ms()),
-        "foreign_submit_to_ready_ms": report.latency(foreign_ready.ready_latencies_ms()),
-    }
-    first += options.items
+    clock.start(
+        "state_sizes",
+        "memory: the summary state and the directory, rebuilt by the processor's code",
+    )
+    sizes = asyncio.run(state_sizes(settings))
 
     rate = max(options.load_fraction * maximum["items_per_s"], 0.5)
-    load_items = max(20, min(options.items, int(rate * options.load_seconds)))
-    say(f"under load: {load_items} items at {rate:.1f}/s")
-    idents, events = _batch(company, first, load_items, types)
-    loaded = asyncio.run(
-        _drive(stack, company, idents, events, rate=rate, timeout_s=120 + load_items / rate)
+    load_items = max(options.min_samples, int(rate * options.load_seconds))
+    clock.start(
+        "load",
+        f"under load (soak): {load_items} items at {rate:.1f}/s, "
+        f"~{load_items / rate:.0f}s, processor RSS sampled",
     )
+    idents, events = _batch(company, first, load_items, types)
+    sampler = RssSampler(stack.workers["processor"].pid, interval_s=options.rss_interval_s)
+    loaded = asyncio.run(_soak(stack, company, idents, events, rate, sampler))
     load = report.run_section(loaded, load_items) | {"rate_per_s": rate}
+    soak = sampler.summary()
+    say(
+        f"  soak: RSS {soak.get('rss_first', 0) / 2**20:.0f} → "
+        f"{soak.get('rss_last', 0) / 2**20:.0f} MiB, "
+        f"slope {soak.get('slope_kib_per_min', 0):.0f} KiB/min, "
+        f"{'flat' if soak['flat'] else 'not flat'}"
+    )
 
-    say(f"memory: {options.pending} items left pending in the processor")
-    memory = asyncio.run(_pending(stack, company, first + load_items, options.pending, types))
-
-    say("replay")
+    clock.start("replay", "replay")
     replay = measure_replay(settings)
     stack.stop_workers()
     shutil.rmtree(worker_dir, ignore_errors=True)
     ref: dict[str, Any] = {"measured": False, "note": "faust reference: skipped"}
     if options.faust_reference:
-        say("faust reference agent")
+        clock.start("faust_reference", "faust reference agent")
         ref = faust_reference.measure(stack, options.baseline_count())
-    return {
+    clock.stop()
+    out: dict[str, Any] = {
         "parameters": {
             "items": options.items,
             "types": list(types),
             "pending": options.pending,
             "load_fraction": options.load_fraction,
+            "load_seconds": options.load_seconds,
             "load_items": load_items,
+            "min_samples": options.min_samples,
             "baseline_events": options.baseline_count(),
             "topic_prefix": settings.erp_topic_prefix,
         },
         "machine": report.machine(),
+        "phase_seconds": clock.seconds,
         "baseline": {
             "events": base.events,
             "hop_events_per_s": base.hop_events_per_s,
+            "hop_one_record_events_per_s": base.hop_one_record_events_per_s,
             "consume_events_per_s": base.consume_events_per_s,
         },
         "max": maximum,
-        "foreign_partitioner": foreign,
         "load": load,
+        "soak": soak,
+        # items/s end to end against the honest hop's events/s (and the one-record hop's)
         "ratio_to_hop": maximum["items_per_s"] / base.hop_events_per_s,
+        "ratio_to_one_record_hop": maximum["items_per_s"] / base.hop_one_record_events_per_s,
         "memory": {
             "pending": memory.pending,
             "reached": memory.reached,
             "rss_before": memory.before.rss,
             "rss_after": memory.after.rss,
             "peak_after": memory.after.peak,
+            "settled": memory.settled,
+            "settle_seconds": memory.settle_s,
             "bytes_per_item": memory.bytes_per_item,
+            "fill": fill,
+            **sizes,
         },
-        "replay": replay | {"consume_only_events_per_s": base.consume_events_per_s},
-        "faust_reference": ref,
+        "replay": replay
+        | {
+            "consume_only_events_per_s": base.consume_events_per_s,
+            "ratio_to_consume_only": (
+                replay["events_per_s"] / base.consume_events_per_s if replay["measured"] else None
+            ),
+        },
+        "faust_reference": ref
+        | {
+            "ratio": (
+                maximum["processor_events_per_s"] / ref["events_per_s"]
+                if ref.get("measured")
+                else None
+            )
+        },
     }
+    if foreign is not None:
+        out["foreign_partitioner"] = foreign
+    out["targets"] = report.targets(out)
+    return out
+
+
+class _Phases:
+    """Names the phase under way, with the seconds since the run started; keeps each
+    phase's duration."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self.started = self.phase_started = time.monotonic()
+        self.current: str | None = None
+        self.seconds: dict[str, float] = {}
+
+    def start(self, name: str, text: str) -> None:
+        self.stop()
+        self.current, self.phase_started = name, time.monotonic()
+        self.say(f"[{self.phase_started - self.started:5.0f}s] {text}")
+
+    def stop(self) -> None:
+        if self.current is not None:
+            spent = time.monotonic() - self.phase_started
+            self.seconds[self.current] = self.seconds.get(self.current, 0.0) + spent
+            self.current = None
 
 
 async def _records_on(stack: Stack, spec: TopicSpec) -> int:
@@ -227,12 +335,73 @@ async def _ready(
 
 
 async def _pending(
-    stack: Stack, company: str, first: int, count: int, types: tuple[str, ...]
-) -> PendingMemory:
+    stack: Stack,
+    company: str,
+    first: int,
+    count: int,
+    types: tuple[str, ...],
+    say: Callable[[str], None],
+) -> tuple[PendingMemory, dict[str, Any]]:
+    """`count` submissions published by a batching raw producer, waited for until each is
+    ready_to_export (counted on erp.status, not decoded), then the processor's RSS once it
+    settled. Returns the memory figures and the fill's timings."""
     pid = stack.workers["processor"].pid
+    settings = stack.settings
     before = read_rss(pid)
-    idents, events = _batch(company, first, count, types)
-    run = await _drive(
-        stack, company, idents, events, approve=False, until="ready", timeout_s=120 + count / 20
-    )
-    return PendingMemory(count, len(run.ready_ms), before, read_rss(pid))
+    records = [
+        (_key_of(event), json.dumps(event).encode())
+        for event in (workload.submission(company, i, types) for i in range(first, first + count))
+    ]
+    consumer = await status_consumer(settings)
+    try:
+        started = time.monotonic()
+        await baseline.fill(settings, settings.topic(SUBMISSIONS.name), records)
+        produced_s = time.monotonic() - started
+        say(f"  {count} submissions produced in {produced_s:.1f}s; waiting for ready_to_export")
+        marker = b'"ready_to_export"'
+        owner = f'"{company}"'.encode()
+        ready = 0
+        deadline = started + PENDING_FIXED_S + count / PENDING_MIN_RATE
+        shown = started
+        while ready < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for batch in batches.values():
+                ready += sum(1 for r in batch if r.value and marker in r.value and owner in r.value)
+            if time.monotonic() - shown >= 10:
+                shown = time.monotonic()
+                say(f"  {ready}/{count} ready after {shown - started:.0f}s")
+        ready_s = time.monotonic() - started
+    finally:
+        await stop_consumer(consumer)
+    after, settled, settle_s = await settle(pid)
+    fill = {
+        "produce_seconds": produced_s,
+        "ready_seconds": ready_s,
+        "ready_per_s": ready / max(ready_s, 1e-9),
+    }
+    return PendingMemory(count, min(ready, count), before, after, settled, settle_s), fill
+
+
+def _key_of(event: dict[str, Any]) -> bytes:
+    item = event["item"]
+    return f"{event['company_id']}:{item['type']}:{item['id']}".encode()
+
+
+async def _soak(
+    stack: Stack,
+    company: str,
+    idents: list[str],
+    events: list[dict[str, Any]],
+    rate: float,
+    sampler: RssSampler,
+) -> Run:
+    """The load run at `rate` items/s with the processor's RSS sampled throughout."""
+    sampling = asyncio.create_task(sampler.run())
+    try:
+        return await _drive(
+            stack, company, idents, events, rate=rate, timeout_s=120 + len(idents) / rate
+        )
+    finally:
+        sampling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampling

@@ -24,12 +24,24 @@ from consumers.cli.common import load_settings, setup_logging
     help="Items left pending for the memory figure.",
 )
 @click.option(
-    "--load-seconds", default=20.0, show_default=True, help="How long the 20 % load run lasts."
+    "--load-seconds",
+    default=600.0,
+    show_default=True,
+    help="How long the 20 % load run (the soak, RSS sampled) lasts.",
+)
+@click.option(
+    "--min-samples",
+    default=200,
+    show_default=True,
+    help="Fewest items of the load run (its latency percentiles' n).",
 )
 @click.option(
     "--baseline-events", default=0, help="Records in the raw baseline [default: 10 per item]."
 )
 @click.option("--no-faust-reference", is_flag=True, help="Skip the faust reference agent.")
+@click.option(
+    "--no-foreign-partitioner", is_flag=True, help="Skip the re-routed (foreign partitioner) runs."
+)
 @click.option(
     "--json",
     "json_path",
@@ -41,18 +53,22 @@ def bench_cmd(
     types_: str,
     pending: int,
     load_seconds: float,
+    min_samples: int,
     baseline_events: int,
     no_faust_reference: bool,
+    no_foreign_partitioner: bool,
     json_path: Path | None,
 ) -> None:
     """Measure the pipeline against a raw aiokafka baseline in the same run.
 
     Runs on the configured broker and database, or embedded ones, under a topic prefix of its
-    own: the raw hop, N items end to end with an automatic approver (90 % accepted), N more
-    published with a partitioner that never picks the partition murmur2 names (every record
-    re-routed by the processor; reported as a ratio to the native run, and again for the
-    processor alone: N submissions to ready_to_export native, then re-routed), the same at 20 % of
-    the measured maximum, and the processor's memory per pending item.
+    own: the raw hops (a raw client's producer defaults, and one record per batch), N items end
+    to end with an automatic approver (90 % accepted), N more published with a partitioner that
+    never picks the partition murmur2 names (every record re-routed by the processor; reported
+    as a ratio to the native run, and again for the processor alone), the processor's memory per
+    item with --pending items waiting in ready_to_export, the load run at 20 % of the measured
+    maximum for --load-seconds with the processor's RSS sampled (the soak), replay and the faust
+    reference. Ends with the issue's Targets table, measured column and reached marks.
     """
     from consumers.bench import workload
     from consumers.bench.report import print_table
@@ -75,8 +91,10 @@ def bench_cmd(
         types=types,
         pending=pending,
         load_seconds=load_seconds,
+        min_samples=min_samples,
         baseline_events=baseline_events,
         faust_reference=not no_faust_reference,
+        foreign=not no_foreign_partitioner,
     )
     with running_stack(settings) as stack:
         report = run_all(

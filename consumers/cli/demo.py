@@ -155,7 +155,11 @@ def _run_demo(stack: Stack, once: bool) -> None:
     console.print(f"  export KAFKA_BOOTSTRAP_SERVERS={stack.settings.require_bootstrap()}")
     if stack.settings.kafka_single_record_batches:
         console.print("  export KAFKA_SINGLE_RECORD_BATCHES=true")
-    story = Story(stack.settings, lambda text: console.print(f"[cyan]▸[/] {escape(text)}"))
+    story = Story(
+        stack.settings,
+        lambda text: console.print(f"[cyan]▸[/] {escape(text)}"),
+        console_url=stack.console_url(),
+    )
     asyncio.run(_play(story, supervisor))
     _finale(stack, story)
     if once:

@@ -87,6 +87,8 @@ def describe_stack(stack: Stack) -> list[str]:
         lines.append(f"Mail       local sink, e-mails written to {stack.maildrop.resolve()}/*.eml")
     elif settings.smtp_url is not None:
         lines.append(f"Mail       {SmtpTarget.from_settings(settings).describe()}")
+    if stack.console_url() is not None:
+        lines.append(f"Console    {stack.console_url()}  (API {stack.console_url()}api/v1/docs)")
     lines += [
         f"Worker     {name}: pid {p.pid}, metrics http://127.0.0.1:{stack.metrics_ports[name]}/metrics"
         for name, p in stack.workers.items()

@@ -13,6 +13,7 @@ import psycopg
 
 from consumers.dev import erp_seed
 from consumers.dev import samples as se
+from consumers.dev.console_client import ConsoleClient, ConsoleRefused
 from consumers.export.spectrum import schema
 from pipeline.kafka import make_consumer, make_producer, partitions_of, publish, stop_consumer
 from pipeline.settings import Settings
@@ -103,6 +104,23 @@ class Story:
     say: Say
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:4].upper())
     keys: dict[str, str] = field(default_factory=dict)
+    #: The console's URL: decisions are made through its API; None: published directly.
+    console_url: str | None = None
+    _ana: ConsoleClient | None = None
+
+    async def decide(self, event: dict[str, Any], shown: str, decision: str, **body: Any) -> None:
+        """Ana's decision: through the console (once it shows the item `shown`) when there
+        is one, else `event` published to erp.decisions."""
+        if self.console_url is None:
+            await self.send(DECISIONS, event)
+            return
+        if self._ana is None:  # signed in at her first decision: the directory knows her
+            self.say(f"Ana signs in to the console at {self.console_url} and decides there.")
+            ana = ConsoleClient(self.console_url, COMPANY, se.APPROVER["user_id"])
+            self._ana = await ana.__aenter__()
+        item_type, item_id = event["item"]["type"], event["item"]["id"]
+        await self._ana.shown(item_type, item_id, shown)
+        await self._ana.decide(item_type, item_id, decision, **body)
 
     def key(self, item_type: str, item_id: str) -> str:
         return f"{COMPANY}:{item_type}:{item_id}"
@@ -120,7 +138,16 @@ class Story:
         return {"id": f"prj-{self.tag.lower()}", "name": "Riverside Medical Office"}
 
     async def play(self, watcher: Watcher) -> dict[str, str]:
-        """Every step; returns the item keys it used, by role."""
+        """Every step; returns the item keys it used, by role. With a console, Ana decides
+        through its API."""
+        try:
+            return await self._play(watcher)
+        finally:
+            if self._ana is not None:
+                await self._ana.__aexit__(None, None, None)
+                self._ana = None
+
+    async def _play(self, watcher: Watcher) -> dict[str, str]:
         t, say = self.tag, self.say
         erp_seed.seed(self.settings.require_erp_database_url(), COMPANY)
         say("The ERP knows the demo company: job templates, cost codes, vendors.")
@@ -140,8 +167,9 @@ class Story:
         await watcher.status(key, "ready_to_export")
         say(f"Project {prj['id']} sent to ERP → Ready to Export.")
         job = f"RMO{t}"
-        await self.send(
-            DECISIONS, se.accepted("project", prj["id"], erp_job_id=job, job_template="COMM")
+        fields: dict[str, Any] = {"erp_job_id": job, "job_template": "COMM"}
+        await self.decide(
+            se.accepted("project", prj["id"], **fields), "ready_to_export", "accept", fields=fields
         )
         synced = await watcher.status(key, "synced")
         say(
@@ -153,9 +181,12 @@ class Story:
         await self.send(SUBMISSIONS, rejected)
         key = self.keys["rejected"] = self.key("commitment", rejected["item"]["id"])
         await watcher.status(key, "ready_to_export")
-        await self.send(
-            DECISIONS,
-            se.rejected("commitment", rejected["item"]["id"], "Retainage must be 10 %, not 5 %"),
+        reason = "Retainage must be 10 %, not 5 %"
+        await self.decide(
+            se.rejected("commitment", rejected["item"]["id"], reason),
+            "ready_to_export",
+            "reject",
+            reason=reason,
         )
         await watcher.status(key, "rejected")
         say("A commitment is rejected with a reason → editable again; its creator gets an e-mail.")
@@ -164,7 +195,9 @@ class Story:
         await self.send(SUBMISSIONS, commitment)
         key = self.keys["commitment"] = self.key("commitment", commitment["item"]["id"])
         await watcher.status(key, "ready_to_export")
-        await self.send(DECISIONS, se.accepted("commitment", commitment["item"]["id"]))
+        await self.decide(
+            se.accepted("commitment", commitment["item"]["id"]), "ready_to_export", "accept"
+        )
         await watcher.status(key, "synced")
         say(f"Commitment SC{t} accepted → synced as a subcontract.")
 
@@ -178,11 +211,12 @@ class Story:
         await self.send(SUBMISSIONS, cco)
         key = self.keys["cco"] = self.key("commitment_change_order", cco["item"]["id"])
         await watcher.status(key, "ready_to_export")
-        await self.send(
-            DECISIONS,
-            se.accepted(
-                "commitment_change_order", cco["item"]["id"], change_order_date="2026-11-21"
-            ),
+        fields = {"change_order_date": "2026-11-21"}
+        await self.decide(
+            se.accepted("commitment_change_order", cco["item"]["id"], **fields),
+            "ready_to_export",
+            "accept",
+            fields=fields,
         )
         await watcher.status(key, "synced")
         say("A CCO accepted with a change order date → synced.")
@@ -201,7 +235,11 @@ class Story:
         await self.send(SUBMISSIONS, pcco)
         key = self.keys["pcco"] = self.key("prime_contract_change_order", pcco["item"]["id"])
         await watcher.status(key, "ready_to_export")
-        await self.send(DECISIONS, se.accepted("prime_contract_change_order", pcco["item"]["id"]))
+        await self.decide(
+            se.accepted("prime_contract_change_order", pcco["item"]["id"]),
+            "ready_to_export",
+            "accept",
+        )
         synced = await watcher.status(key, "synced")
         say(
             f"A PCCO accepted (transaction date: today in the company's timezone) → synced as "
@@ -226,18 +264,21 @@ class Story:
         await self.send(SUBMISSIONS, unknown)
         key = self.keys["failed"] = self.key("commitment", unknown["item"]["id"])
         await watcher.status(key, "ready_to_export")
-        await self.send(DECISIONS, se.accepted("commitment", unknown["item"]["id"]))
+        await self.decide(
+            se.accepted("commitment", unknown["item"]["id"]), "ready_to_export", "accept"
+        )
         failed = await watcher.status(key, "failed_to_export")
         say(f"A commitment whose vendor the ERP lacks → Failed to Export: {failed.payload.reason}")
         with psycopg.connect(self.settings.require_erp_database_url()) as conn:
             schema.add_vendor(conn, COMPANY, "V9" + t, "Hill Country Steel")
-        await self.send(
-            DECISIONS,
+        await self.decide(
             se.envelope(
                 "ExportRetryRequested",
                 item=("commitment", unknown["item"]["id"]),
                 actor=se.APPROVER,
             ),
+            "failed_to_export",
+            "retry",
         )
         await watcher.status(key, "synced")
         say(f"Vendor V9{t} added in the ERP, export retried → synced.")
@@ -247,9 +288,14 @@ class Story:
         key = self.keys["waiting"] = self.key("commitment", waiting["item"]["id"])
         await watcher.status(key, "ready_to_export")
         decision = se.rejected("commitment", waiting["item"]["id"], "Not my call", se.VIEWER)
+        if self.console_url is not None:
+            await self._console_refuses_vic(waiting["item"]["id"])
         await self.send(DECISIONS, decision)
         dead = await watcher.refusal(decision["event_id"])
-        say(f"Vic tries to reject it → refused ({dead.payload.stage.value}): {dead.payload.error}")
+        say(
+            f"Vic's reject sent straight to erp.decisions → refused by the pipeline "
+            f"({dead.payload.stage.value}): {dead.payload.error}"
+        )
 
         await self.send(
             DIRECTORY,
@@ -276,6 +322,18 @@ class Story:
             item_id, erp_vendor_id=vendor, number=number, project=self.project()
         )
         return event
+
+    async def _console_refuses_vic(self, item_id: str) -> None:
+        """Vic, read-only, tries the console: it refuses on the spot with the reason."""
+        assert self.console_url is not None
+        async with ConsoleClient(self.console_url, COMPANY, se.VIEWER["user_id"]) as vic:
+            await vic.shown("commitment", item_id, "ready_to_export")
+            try:
+                await vic.decide("commitment", item_id, "reject", reason="Not my call")
+            except ConsoleRefused as refused:
+                self.say(f"Vic tries to reject it in the console → {refused.status}: {refused}")
+                return
+        raise StoryFailed("the console let a read-only user reject")
 
 
 def _json(event: dict[str, Any]) -> str:

@@ -43,6 +43,8 @@ class Stack:
     log_starts: dict[str, int] = field(default_factory=dict)
     #: Where the embedded mail sink drops e-mails; None when SMTP_URL points elsewhere.
     maildrop: Path | None = None
+    #: The console's port once started (CONSOLE_PORT when set, else a free one).
+    console_port: int | None = None
 
     def env(self) -> dict[str, str]:
         """Environment for a child process so that it uses this stack."""
@@ -67,6 +69,8 @@ class Stack:
         label = instance or name
         port = self.metrics_ports.get(label) or free_port()
         env = {**self.env(), "METRICS_PORT": str(port)}
+        if name == "console":
+            env.update(self.console_env(env))
         output: Any = None
         log_path = self.log_path(label)
         if log_path is not None:
@@ -88,6 +92,24 @@ class Stack:
         self.metrics_ports[label] = port
         self.commands[label] = (name, *extra)
         return process
+
+    def console_env(self, env: dict[str, str]) -> dict[str, str]:
+        """The console's settings in the stack: CONSOLE_PORT as configured or a free port
+        (kept across restarts), and the dev sign-in on unless CONSOLE_DEV_SIGNIN says
+        otherwise: a local stack is for development."""
+        if self.console_port is None:
+            self.console_port = int(env.get("CONSOLE_PORT") or free_port())
+        return {
+            "CONSOLE_PORT": str(self.console_port),
+            "CONSOLE_DEV_SIGNIN": env.get("CONSOLE_DEV_SIGNIN", "true"),
+        }
+
+    def console_url(self) -> str | None:
+        """Where the console answers (None: not started)."""
+        if self.console_port is None:
+            return None
+        host = os.environ.get("CONSOLE_HOST", "127.0.0.1")
+        return f"http://{host}:{self.console_port}/"
 
     def worker_argv(self, name: str, *extra: str) -> list[str]:
         """The command line of worker `name`: `erp-pipeline run NAME` with this interpreter."""

@@ -32,6 +32,11 @@ _IN_ORDER: tuple[Worker, ...] = (
         "projection", "consumers.readmodel.projection:run", "Writes erp.status into the read model"
     ),
     Worker(
+        "catalog",
+        "consumers.readmodel.catalog:run",
+        "Writes submissions, decisions and refusals into the read model (the console's detail)",
+    ),
+    Worker(
         "exporter", "consumers.export.worker:run", "Exports accepted items into the ERP, once each"
     ),
     Worker(
@@ -44,6 +49,11 @@ _IN_ORDER: tuple[Worker, ...] = (
         "notifier",
         "consumers.notify.worker:run",
         "Sends erp.notifications e-mails over SMTP, once each",
+    ),
+    Worker(
+        "console",
+        "consumers.console.worker:run",
+        "The approver's console: pages and JSON API on CONSOLE_PORT, decisions to erp.decisions",
     ),
 )
 WORKERS: dict[str, Worker] = {worker.name: worker for worker in _IN_ORDER}

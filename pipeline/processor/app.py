@@ -1,9 +1,10 @@
 """The processor's composition root: the faust app, its table, agents and timers, wired.
 
 - One agent reads erp.submissions, erp.decisions and erp.export-results (all keyed by item,
-  co-partitioned with the `items` table) and hands each record to `step`: decoded, run
-  through `pipeline.rules.engine.react`, the item's state and derived events stored
-  (`store`), made durable, then published, each awaited, before the next record.
+  co-partitioned with the `items` table) and hands each fetched batch to `step`: each record
+  decoded and run through `pipeline.rules.engine.react` in memory, then the batch's item
+  states and derived events stored (`store`), made durable with one flush, published with
+  one more, and the partition checkpoints moved, before the next batch.
 - A record on another partition than its key's murmur2 hash names (a producer with another
   partitioner) is re-published to erp.item-routes on that partition (`routing`); the same
   agent reads that topic and handles each copy as the record it stands for.
@@ -18,21 +19,31 @@
   the replica catches up with erp.directory's end, so a directory change published before is
   always applied first, and the verdict follows log order, never the event's timestamp.
 - The daily summary timer (`summaries`) reads replicas of erp.status and erp.notifications.
+- faust's consumer is built with `KAFKA_FETCH_MAX_WAIT_MS` as its fetch wait (`transport`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import MutableMapping
+import contextlib
+import weakref
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import faust
+import faust.streams
 from faust.types import TP
 
 from pipeline.metrics import Metrics
-from pipeline.processor.config import APP_NAME, INPUT_TOPICS, ITEMS_TABLE, faust_config
+from pipeline.processor.config import (
+    APP_NAME,
+    INPUT_TOPICS,
+    ITEMS_TABLE,
+    faust_config,
+    table_options,
+)
 from pipeline.processor.healing import Healing
 from pipeline.processor.observe import Observer
 from pipeline.processor.ports import (
@@ -44,14 +55,16 @@ from pipeline.processor.ports import (
     ReplicaFactory,
     Reroute,
     Seek,
+    Send,
     utc_now,
 )
 from pipeline.processor.probe import PartitionProbe
 from pipeline.processor.publish import Publisher
 from pipeline.processor.replicas import TopicReplica
-from pipeline.processor.step import Step
+from pipeline.processor.step import Input, Step
 from pipeline.processor.store import ItemStore
 from pipeline.processor.summaries import SummaryTimer, apply_notification
+from pipeline.processor.transport import use_fetch_wait
 from pipeline.rules.directory import Directory
 from pipeline.rules.keys import key_refusal
 from pipeline.rules.refusals import refusal_for_contract_error
@@ -142,10 +155,14 @@ class Processor:
         self.step.metrics.events_consumed.labels(DIRECTORY.name, outcome).inc()
 
     async def _items_agent(self, stream: Any) -> None:
-        async for event in stream.events():
+        settings = self.settings
+        within_s = settings.processor_batch_within_ms / 1000
+        async for events in stream.take_events(settings.processor_batch_max, within=within_s):
             await self.ready.wait()
-            message = event.message
-            await self.step.consume(Record.of_message(message), message.headers)
+            self.step.metrics.processor_batch_records.observe(len(events))
+            await self.step.consume_batch(
+                [Input(Record.of_message(e.message), e.message.headers, e) for e in events]
+            )
 
     async def _start_replicas(self) -> None:
         for replica in self.replicas:
@@ -183,6 +200,7 @@ def build_app(
     metrics = Metrics() if metrics is None else metrics
     clock = utc_now if clock is None else clock
     app = faust.App(settings.group(APP_NAME), **faust_config(settings), **_credentials(settings))
+    use_fetch_wait(app, settings.kafka_fetch_max_wait_ms)
     if table is None:
         table = app.Table(
             ITEMS_TABLE,
@@ -190,6 +208,7 @@ def build_app(
             partitions=SUBMISSIONS.partitions,
             key_type=bytes,
             value_type=bytes,
+            options=table_options(settings),
         )
     directory = Directory() if directory is None else directory
     replica = partial(TopicReplica, settings, metrics=metrics) if replica is None else replica
@@ -200,10 +219,17 @@ def build_app(
     async def consumer_seek(tp: tuple[str, int], offset: int) -> None:
         await app.consumer.seek(TP(*tp), offset)
 
-    publish = publisher.publish if publish is None else publish
     durable = publisher.durable if durable is None else durable
     seek = consumer_seek if seek is None else seek
-    reroute = publisher.reroute if reroute is None else reroute
+    send: Send = (
+        publisher.send_all
+        if publish is None and reroute is None
+        else _one_by_one(
+            publisher.publish if publish is None else publish,
+            publisher.reroute if reroute is None else reroute,
+        )
+    )
+    publish = publisher.publish if publish is None else publish
 
     summaries = SummaryState()
     replicas = [
@@ -215,7 +241,15 @@ def build_app(
     store = ItemStore(table)
     healing = Healing(app, settings, store, probe, seek, metrics, ready)
     step = Step(
-        settings, store, healing, directory, replicas[0].sync, publish, durable, metrics, reroute
+        settings,
+        store,
+        healing,
+        directory,
+        replicas[0].sync,
+        send,
+        durable,
+        metrics,
+        event_scope,
     )
     processor = Processor(
         settings,
@@ -233,4 +267,36 @@ def build_app(
     return processor
 
 
-__all__ = ["Processor", "build_app"]
+@contextlib.contextmanager
+def event_scope(event: Any) -> Iterator[None]:
+    """Make `event` faust's current event while table reads and writes are made for it.
+
+    faust's table sends each write to the changelog partition of the event being processed,
+    and the rocksdb store reads and writes that partition's files: with a batch of events
+    from several partitions, each record's table access must name its own event. faust has
+    `current_event()` to read it and sets it itself only for one event at a time; the same
+    context variable is set here, for the duration of the block, and restored after.
+    """
+    if event is None:
+        yield
+        return
+    token = faust.streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust.streams._current_event.reset(token)
+
+
+def _one_by_one(publish: Publish, reroute: Reroute) -> Send:
+    """A `Send` over one-record ports (the fakes tests pass): each awaited in turn."""
+
+    async def send(events: Any, copies: Any) -> None:
+        for event in events:
+            await publish(event)
+        for record, partition in copies:
+            await reroute(record, partition)
+
+    return send
+
+
+__all__ = ["Processor", "build_app", "event_scope"]

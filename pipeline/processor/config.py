@@ -66,6 +66,27 @@ def internal_topic_specs() -> list[TopicSpec]:
     ]
 
 
+#: The items table's RocksDB buffers, bounded (faust's defaults are 64 MiB write buffers, three
+#: per database, and a 2 GiB block cache, per partition: memtables alone may grow past 1 GiB
+#: over the six partitions before anything is flushed). Each partition is one database, so at
+#: most 6 * (2 * 2 + 4) = 48 MiB; the state lives on disk and in the changelog, the buffers
+#: only make writes and recent reads cheaper.
+ROCKSDB_OPTIONS: dict[str, int] = {
+    "write_buffer_size": 2 * 2**20,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 4 * 2**20,
+}
+
+
+def table_options(settings: Settings) -> dict[str, Any]:
+    """`options` of the items table: `ROCKSDB_OPTIONS` for the rocksdb store, none else.
+
+    A new dict on every call: faust's rocksdb store pops its own keys from the dict it is
+    given.
+    """
+    return dict(ROCKSDB_OPTIONS) if settings.processor_store == "rocksdb" else {}
+
+
 def state_dir(settings: Settings) -> Path:
     """Where the processor keeps local table state (faust's datadir)."""
     return Path(settings.data_dir) / "processor"
@@ -90,8 +111,15 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         # Kafka's default: what the embedded broker would take and a real one refuses fails
         # here too (nothing the rules let through comes near it: `limits.MAX_RECORD_BYTES`)
         "producer_max_request_size": KAFKA_MAX_REQUEST_BYTES,
-        # exact end offsets for table recovery on brokers that need it (see Settings)
-        **({"producer_max_batch_size": 1} if settings.kafka_single_record_batches else {}),
+        # the producer batches; on brokers that report a partition's end as its last batch's
+        # first offset + 1 (KAFKA_SINGLE_RECORD_BATCHES) the step ends each batch with one
+        # record alone per partition instead, which keeps the ends exact (`Step.commit`)
+        # between batches. Within a batch (after its flush, before that last record) such a
+        # broker reports the end one batch short of what this instance has written: faust's
+        # check that local table state is not ahead of the changelog would then stop a worker
+        # whose table recovery (a rebalance) lands there. Off on those brokers: state the
+        # changelog does not back is dropped at start instead (`local_state`).
+        "recovery_consistency_check": not settings.kafka_single_record_batches,
         # oversized values must still be fetched, to be refused rather than stall a partition
         "consumer_max_fetch_size": 4 * MAX_EVENT_BYTES,
         "producer_acks": -1,

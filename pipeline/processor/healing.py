@@ -50,8 +50,11 @@ class Healing:
         self._last_seen: dict[tuple[str, int], float] = {}
         self._last_any = self._started
 
-    async def next_in_line(self, record: Record) -> bool:
+    async def next_in_line(self, record: Record, expected: int | None = None) -> bool:
         """Whether `record` is the next one its partition's checkpoint expects.
+
+        `expected`: the next offset as a batch being applied has moved it (None: the stored
+        checkpoint's).
 
         Records below the checkpoint were applied already. A record past it means records in
         between never reached this agent: unless the probe finds no record there (offsets a
@@ -60,7 +63,8 @@ class Healing:
         """
         tp = (record.topic, record.partition)
         self._last_seen[tp] = self._last_any = self.clock()
-        expected = self.store.checkpoint(*tp)
+        if expected is None:
+            expected = self.store.checkpoint(*tp)
         if expected is None:
             expected = await self.probe.log_start(*tp)
         verdict = checkpoints.verdict(expected, record.offset)

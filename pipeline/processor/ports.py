@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from topics import Envelope, TopicSpec
@@ -16,6 +17,12 @@ Publish = Callable[[Envelope], Awaitable[None]]
 #: Re-publish a record read on a partition its key does not hash to, unchanged, on the given
 #: partition of the repartition topic with its origin in headers; returns once acknowledged.
 Reroute = Callable[[Record, int], Awaitable[None]]
+#: Send derived events (each item's in order) and re-routed copies `(record, partition)`
+#: without waiting for each; returns once the broker acknowledged them all.
+Send = Callable[[Sequence[Envelope], Sequence[tuple[Record, int]]], Awaitable[None]]
+#: The context the table reads and writes made for one fetched record run in (faust picks a
+#: table partition from the event being processed); given the record's faust event, or None.
+Scope = Callable[[Any], contextlib.AbstractContextManager[object]]
 #: Return once every table write made so far is acknowledged on the changelog.
 Durable = Callable[[], Awaitable[None]]
 #: Move the fetch position of an input partition, `(topic, partition)`, to an offset.
@@ -75,6 +82,8 @@ __all__ = [
     "Replica",
     "ReplicaFactory",
     "Reroute",
+    "Scope",
     "Seek",
+    "Send",
     "utc_now",
 ]

@@ -59,6 +59,20 @@ class ItemStore:
             record.offset + 1
         )
 
+    @staticmethod
+    def checkpoint_key(record: Record) -> bytes:
+        """The table key of `record`'s partition checkpoint."""
+        return checkpoints.key(record.topic, record.partition)
+
+    @staticmethod
+    def routed_key(copy: Record, origin: Record) -> bytes:
+        """The table key of the mark a re-routed `copy` of `origin` moves (`routed_before`)."""
+        return checkpoints.routed_key(copy.partition, origin.topic, origin.partition)
+
+    def put_mark(self, key: bytes, next_offset: int) -> None:
+        """Store a checkpoint or a re-route mark (`checkpoint_key`, `routed_key`)."""
+        self.table[key] = checkpoints.encode(next_offset)
+
     def routed_before(self, partition: int, origin: Record) -> bool:
         """Whether a copy of `origin` was applied from the repartition topic's `partition`
         already: the same original re-routed twice (a crash between its copy's ack and its

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pipeline.rules.directory import Directory
 from pipeline.rules.machine import DECISIONS, Outcome, transition
+from pipeline.rules.precheck import version_mismatch
 from pipeline.rules.refusals import refusal
 from pipeline.rules.sizes import oversize
 from pipeline.rules.state import HELD_LIMIT, HeldDecision, Incoming, ItemState
@@ -142,17 +143,8 @@ def _react(state: ItemState | None, incoming: Incoming, directory: Directory) ->
     if isinstance(event, DECISIONS) and version is not None and version > current.version:
         return _hold(current, incoming)
     if version is not None and version != current.version and not isinstance(event, ItemSubmitted):
-        what = "stale" if version < current.version else "unknown"
-        return _keep_unknown(
-            state,
-            _refuse(
-                current,
-                incoming,
-                RefusalStage.TRANSITION,
-                f"{event.event_type} for {what} submission version {version} "
-                f"(current is {current.version})",
-            ),
-        )
+        error = version_mismatch(event.event_type, version, current.version)
+        return _keep_unknown(state, _refuse(current, incoming, RefusalStage.TRANSITION, error))
     outcome = transition(current, _as_judged(incoming, directory), directory)
     if isinstance(event, ItemSubmitted) and outcome.state is not None and outcome.state.held:
         outcome = _release(outcome, directory)

@@ -128,6 +128,12 @@ def _effects(
     return emitted
 
 
+def not_allowed(trigger: Trigger, status: ItemStatus | None) -> str:
+    """Why the table refuses `trigger` for an item in `status` (None: never submitted)."""
+    what = status.value if status else "unknown"
+    return f"{trigger.value} is not allowed for an item that is {what}"
+
+
 def transition(state: ItemState, incoming: Incoming, directory: Directory) -> Outcome:
     """Apply one event through the table (no de-duplication, no authorization, no holding)."""
     event = incoming.event
@@ -135,11 +141,7 @@ def transition(state: ItemState, incoming: Incoming, directory: Directory) -> Ou
     reaction = REACTIONS.get((state.status, trigger))
     try:
         if reaction is None:
-            raise handlers.Refused(
-                RefusalStage.TRANSITION,
-                f"{trigger.value} is not allowed for an item "
-                f"that is {state.status.value if state.status else 'unknown'}",
-            )
+            raise handlers.Refused(RefusalStage.TRANSITION, not_allowed(trigger, state.status))
         change = HANDLERS[trigger](state, event, directory, reaction.next)
     except handlers.Refused as refused:
         dead = refusal(incoming.record, refused.stage, refused.error, event=event)

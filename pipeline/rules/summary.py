@@ -39,6 +39,25 @@ def order_of(event: ItemStatusChanged) -> Order:
     return (0, event.occurred_at.timestamp(), event.payload.submission_version)
 
 
+#: `order_of` as kept per item: the sequence alone (an int) for the changes the pipeline
+#: numbered, the (time, version) pair for older ones; a third of the tuple's memory.
+Stored = int | tuple[float, int]
+
+
+def _stored(event: ItemStatusChanged) -> Stored:
+    sequence = event.payload.sequence
+    if sequence is not None:
+        return sequence
+    return (event.occurred_at.timestamp(), event.payload.submission_version)
+
+
+def _older(new: Stored, known: Stored) -> bool:
+    """`order_of(new) < order_of(known)`, on the stored forms."""
+    if isinstance(new, int) != isinstance(known, int):
+        return not isinstance(new, int)  # unsequenced changes all come first
+    return new < known  # type: ignore[operator]  # same kind: both ints or both pairs
+
+
 class Waiting(NamedTuple):
     """What a summary line needs of an item whose newest status is Ready to Export."""
 
@@ -56,13 +75,13 @@ class Waiting(NamedTuple):
 
 @dataclass
 class SummaryState:
-    """The newest status of every item (its `order_of` only) and, for those waiting in
+    """The newest status of every item (its `order_of` only, stored small) and, for those waiting in
     Ready to Export, the few fields a summary line shows; the summaries already sent.
 
     Kept small: one instance holds every item of every company it has seen.
     """
 
-    latest: dict[str, Order] = field(default_factory=dict)
+    latest: dict[str, Stored] = field(default_factory=dict)
     ready: dict[str, Waiting] = field(default_factory=dict)
     sent: set[Sent] = field(default_factory=set)
     _actors: dict[Actor, Actor] = field(default_factory=dict)
@@ -71,9 +90,9 @@ class SummaryState:
         """Keep the newest status per item in the pipeline's order (`order_of`); an older
         one (a redelivery, a republished outbox) is ignored."""
         key = event.item_key
-        newest = order_of(event)
+        newest = _stored(event)
         known = self.latest.get(key)
-        if known is not None and newest < known:
+        if known is not None and _older(newest, known):
             return
         self.latest[key] = newest
         if event.payload.status != ItemStatus.READY_TO_EXPORT:

@@ -12,7 +12,9 @@ from tests.support.processes import cli
 
 pytestmark = pytest.mark.timeout(240)
 
-ITEMS = 200  # enough for every count to add up; the bench measures, this checks it adds up
+ITEMS = 100  # enough for every count to add up; the bench measures, this checks it adds up
+PENDING = 500
+LOAD_ITEMS = 20  # the load run's fewest items (the real bench: 200)
 
 
 def test_bench_reports_every_item_terminal_and_counts_add_up(
@@ -26,9 +28,11 @@ def test_bench_reports_every_item_terminal_and_counts_add_up(
         "--items",
         str(ITEMS),
         "--pending",
-        "500",
+        str(PENDING),
         "--load-seconds",
         "3",
+        "--min-samples",
+        str(LOAD_ITEMS),
         "--baseline-events",
         "3000",
         "--no-faust-reference",
@@ -41,9 +45,11 @@ def test_bench_reports_every_item_terminal_and_counts_add_up(
 
     assert report["machine"]["cpu_count"] >= 1
     assert report["machine"]["packages"]["aiokafka"]
-    assert report["baseline"]["events"] == 3000
-    assert report["baseline"]["hop_events_per_s"] > 0
-    assert report["baseline"]["consume_events_per_s"] > 0
+    base = report["baseline"]
+    assert base["events"] == 3000
+    assert base["consume_events_per_s"] > 0
+    # the honest hop (producer defaults) and the one-record hop, each measured
+    assert base["hop_events_per_s"] > 0 and base["hop_one_record_events_per_s"] > 0
     for name in ("max", "foreign_partitioner", "load"):
         section = report[name]
         items = section["items"]
@@ -51,12 +57,22 @@ def test_bench_reports_every_item_terminal_and_counts_add_up(
         assert section["accepted"] + section["rejected_by_approver"] == items
         finals = section["final_statuses"]
         assert sum(finals.values()) == items
-        assert finals.get("synced", 0) == section["accepted"]
+        # synced is counted apart from every terminal status
+        assert section["synced"] == finals.get("synced", 0) == section["accepted"]
+        assert section["synced"] <= section["terminal"]
         assert finals.get("rejected", 0) == section["rejected_by_approver"]
+        # percentiles say how many items they were taken from
         assert section["submit_to_ready_ms"]["count"] == items
         assert section["accept_to_synced_ms"]["count"] == section["accepted"]
-        assert section["items_per_s"] > 0
+        assert section["items_per_s"] == pytest.approx(section["terminal"] / section["seconds"])
+        assert section["synced_per_s"] > 0
+        # the processor reads each submission, each decision and each accepted item's result
+        assert section["processor_events"] == items + items + section["accepted"]
+        assert section["processor_events_per_s"] == pytest.approx(
+            section["processor_events"] / section["seconds"]
+        )
     assert report["max"]["items"] == ITEMS
+    assert report["load"]["items"] >= LOAD_ITEMS
     # the same workload with every record re-routed, as a ratio to the native run
     assert report["foreign_partitioner"]["items"] == ITEMS
     foreign = report["foreign_partitioner"]
@@ -72,9 +88,53 @@ def test_bench_reports_every_item_terminal_and_counts_add_up(
         alone["foreign_ready_per_s"] / alone["native_ready_per_s"]
     )
     assert report["max"]["rejected_by_approver"] == ITEMS // 10
-    assert report["ratio_to_hop"] > 0
-    assert report["memory"]["reached"] == report["memory"]["pending"] == 500
-    assert report["memory"]["rss_after"] > 0
-    assert "measured" in report["replay"]
+    # ratios against the honest hop and the one-record hop, from the figures beside them
+    assert report["ratio_to_hop"] == pytest.approx(
+        report["max"]["items_per_s"] / base["hop_events_per_s"]
+    )
+    assert report["ratio_to_one_record_hop"] == pytest.approx(
+        report["max"]["items_per_s"] / base["hop_one_record_events_per_s"]
+    )
+
+    memory = report["memory"]
+    assert memory["reached"] == memory["pending"] == PENDING
+    assert memory["rss_after"] > 0
+    assert memory["bytes_per_item"] == pytest.approx(
+        (memory["rss_after"] - memory["rss_before"]) / PENDING
+    )
+    # the summary state holds every item the run sent, and those pending wait in it
+    assert memory["summary_items"] >= PENDING + 4 * ITEMS + 1  # and the anchor project
+    assert memory["summary_ready_items"] >= PENDING
+    assert memory["summary_bytes"] > 0
+    assert memory["directory_entries"] == 2 and memory["directory_bytes"] > 0
+
+    soak = report["soak"]
+    assert soak["samples"] >= 2
+    assert soak["rss_first"] <= soak["rss_max"] and soak["rss_last"] <= soak["rss_max"]
+    assert isinstance(soak["flat"], bool)
+
+    replay = report["replay"]
+    assert replay["measured"] is True
+    assert replay["events"] >= report["load"]["items"] + PENDING
+    assert replay["ratio_to_consume_only"] == pytest.approx(
+        replay["events_per_s"] / base["consume_events_per_s"]
+    )
     assert report["faust_reference"]["measured"] is False
+    assert report["faust_reference"]["ratio"] is None
+
+    # the Targets table: one row per figure, reached marks consistent with the values
+    rows = {row["figure"]: row for row in report["targets"]}
+    assert len(rows) == 6
+    hop = rows["end to end ÷ honest raw hop"]
+    assert hop["value"] == report["ratio_to_hop"]
+    assert hop["reached"] is (hop["value"] >= 0.03)
+    p99 = rows["p99 submit → ready_to_export at 20 % load"]
+    assert p99["value"] == report["load"]["submit_to_ready_ms"]["p99"]
+    assert p99["reached"] is (p99["value"] <= 50)
+    assert rows["end to end ÷ faust reference (events/s, same run)"]["reached"] is None
+    mem_row = rows["processor memory per pending item (100k pending)"]
+    assert mem_row["value"] == memory["bytes_per_item"]
+    assert mem_row["reached"] is (memory["bytes_per_item"] <= 1024 and soak["flat"])
+    assert rows["replay ÷ consume-only"]["value"] == replay["ratio_to_consume_only"]
     assert "erp-pipeline bench" in done.stdout
+    assert "| figure | now | target | measured |" in done.stdout

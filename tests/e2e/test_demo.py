@@ -32,6 +32,12 @@ def test_demo_plays_every_step_of_the_story(stack: Stack, tmp_path: Path) -> Non
     env.pop("SMTP_URL", None)
     result = cli(env, "demo", "--once", timeout=280)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # Ana decides through the console's API; Vic is refused there on the spot, then by the
+    # pipeline when his decision is sent past the console
+    assert "Ana signs in to the console at http://127.0.0.1:" in result.stdout
+    assert "Vic tries to reject it in the console → 403: user u-vic may not push" in " ".join(
+        result.stdout.split()
+    )
 
     settings = stack.settings.model_copy(update={"erp_topic_prefix": prefix})
     statuses = [decode(r.value, STATUS) for r in asyncio.run(read_all(settings, STATUS))]

@@ -91,13 +91,14 @@ class System:
         """The environment of an operator's `erp-pipeline` command against this system."""
         return {**self.base_env, "ERP_TOPIC_PREFIX": self.settings.erp_topic_prefix}
 
-    def start(self, label: str) -> subprocess.Popen[bytes]:
-        """Start (or restart) one worker instance, its output appended to its log file."""
+    def start(self, label: str, **extra_env: str) -> subprocess.Popen[bytes]:
+        """Start (or restart) one worker instance, its output appended to its log file;
+        `extra_env` adds to its environment for this start only."""
         (self.data_dir / label).mkdir(parents=True, exist_ok=True)
         port = free_port()
         process = start_worker(
             label.rpartition("-")[0],
-            {**self.env(label), "METRICS_PORT": str(port)},
+            {**self.env(label), "METRICS_PORT": str(port), **extra_env},
             self.data_dir / f"{label}.log",
         )
         self.processes[label] = process
@@ -130,6 +131,30 @@ class System:
                             sample.value
                         )
         return found
+
+    def batches(self, label: str) -> tuple[int, int, int] | None:
+        """The processor instance's batches so far: (batches, of them with more than one
+        record, records), from `erp_pipeline_processor_batch_records`; None if it does not
+        answer (starting, or gone)."""
+        url = f"http://127.0.0.1:{self.metrics_ports[label]}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                page = response.read().decode()
+        except OSError:
+            return None
+        count = single = records = 0
+        for family in text_string_to_metric_families(page):
+            for sample in family.samples:
+                if sample.name == "erp_pipeline_processor_batch_records_count":
+                    count = int(sample.value)
+                elif sample.name == "erp_pipeline_processor_batch_records_sum":
+                    records = int(sample.value)
+                elif (
+                    sample.name == "erp_pipeline_processor_batch_records_bucket"
+                    and float(sample.labels["le"]) == 1.0
+                ):
+                    single = int(sample.value)
+        return count, count - single, records
 
     def exited(self) -> dict[str, int]:
         """Workers that are no longer running, with their exit codes."""

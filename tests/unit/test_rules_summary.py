@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import json
+import tracemalloc
+import uuid
 
 from consumers.dev import samples as se
 from pipeline.rules.engine import react
 from pipeline.rules.summary import SummaryState, Waiting, due_summaries
 from tests.support.rules import directory, event, incoming
-from topics import record_size
+from topics import decode, encode, record_size
 from topics.events import ItemStatusChanged
 from topics.limits import MAX_RECORD_BYTES
 from topics.payloads import Actor, ItemType
+from topics.specs import STATUS
 
 CHICAGO_7AM = dt.datetime(2026, 11, 21, 13, 0, tzinfo=dt.UTC)  # 07:00 in America/Chicago
 
@@ -143,3 +148,57 @@ def test_a_line_says_when_the_item_was_sent_in_the_company_timezone() -> None:
     sent = summary.payload.items[0].submitted_at
     assert sent.utcoffset() == dt.timedelta(hours=-6)
     assert (sent.hour, sent.minute) == (9, 0)
+
+
+def _decoded_statuses(count: int) -> list[ItemStatusChanged]:
+    """`count` ready_to_export statuses of distinct items, each decoded from its own bytes as
+    the processor's replica reads them (no strings shared between events)."""
+    template = json.loads(encode(_ready_status()))
+    out = []
+    for n in range(count):
+        template["item"]["id"] = f"prj-{n:06d}"
+        template["event_id"] = str(uuid.UUID(int=n))
+        template["payload"]["sequence"] = 1000 + n
+        event = decode(json.dumps(template).encode(), STATUS)
+        assert isinstance(event, ItemStatusChanged)
+        out.append(event)
+    return out
+
+
+def test_a_waiting_item_costs_the_summary_state_little_memory() -> None:
+    # the processor keeps one entry per item it has seen, and a line's fields per waiting item:
+    # at 100 000 waiting items this is most of its memory
+    count = 4000
+    events = _decoded_statuses(count)
+    state = SummaryState()
+    state.apply_status(events[0])  # the company and the sender, shared by every item
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for status in events[1:]:
+            state.apply_status(status)
+        del events, status
+        gc.collect()
+        per_item = (tracemalloc.get_traced_memory()[0] - before) / (count - 1)
+    finally:
+        tracemalloc.stop()
+    assert len(state.ready) == count
+    assert per_item <= 300, f"{per_item:.0f} bytes per waiting item"
+
+
+def test_a_change_without_a_sequence_never_wins_over_a_numbered_one() -> None:
+    numbered = _ready_status()
+    assert numbered.payload.sequence is not None
+    legacy = _later(numbered, 5, "rejected")
+    legacy = legacy.model_copy(
+        update={"payload": legacy.payload.model_copy(update={"sequence": None})}
+    )
+    state = SummaryState()
+    state.apply_status(numbered)
+    state.apply_status(legacy)  # written before sequences: it comes first, whatever its time
+    assert len(state.waiting(numbered.company_id)) == 1
+    state = SummaryState()
+    state.apply_status(legacy)
+    state.apply_status(numbered)
+    assert len(state.waiting(numbered.company_id)) == 1

@@ -1,0 +1,38 @@
+"""The bench's memory arithmetic: the soak's fitted slope and verdict, object sizes."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from consumers.bench.memory import RssSampler, deep_size, slope_per_min
+
+MIB = 2**20
+
+
+def test_slope_is_the_least_squares_fit_in_bytes_per_minute() -> None:
+    samples = [(float(t), 100 * MIB + t * 1024) for t in range(0, 600, 2)]  # 1 KiB/s
+    assert slope_per_min(samples) == pytest.approx(60 * 1024)
+    assert slope_per_min([(0.0, 5)]) == 0.0
+    assert slope_per_min([(1.0, 5), (1.0, 9)]) == 0.0
+
+
+def test_a_soak_that_grows_is_not_flat_and_one_that_wanders_is() -> None:
+    growing = RssSampler(pid=0, samples=[(float(t), 100 * MIB + t * 20_000) for t in range(600)])
+    summary = growing.summary()
+    assert summary["flat"] is False
+    assert summary["rss_first"] == 100 * MIB and summary["rss_max"] == summary["rss_last"]
+    wandering = RssSampler(
+        pid=0, samples=[(float(t), 100 * MIB + (t % 7) * 300_000) for t in range(600)]
+    )
+    assert wandering.summary()["flat"] is True
+    assert RssSampler(pid=0).summary() == {"samples": 0, "flat": None}
+
+
+def test_deep_size_counts_shared_objects_once() -> None:
+    shared = "x" * 1000
+    once = deep_size({"a": shared})
+    assert once >= sys.getsizeof(shared)
+    assert deep_size({"a": shared, "b": shared}) < once + sys.getsizeof(shared)
+    assert deep_size([("k", 1.5)]) > sys.getsizeof([])
