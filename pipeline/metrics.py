@@ -83,7 +83,7 @@ class Metrics:
         )
         self.export_failures = Counter(
             "erp_pipeline_export_failures_total",
-            "Failed export attempts, by error class.",
+            "Failed export attempts, by error class: the ERP error catalogue's code (ErrorCode).",
             ["error_class"],
             registry=r,
         )

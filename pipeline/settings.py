@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     exporter_retry_max_s: float = Field(default=30.0, gt=0)
     exporter_concurrency: int = Field(default=16, ge=1, le=256)
     exporter_timeout_s: float = Field(default=30.0, gt=0)
+    exporter_batch_max: int = Field(default=100, ge=1, le=10_000)
 
     data_dir: str = ".data"
     processor_store: Literal["rocksdb", "memory"] = "rocksdb"

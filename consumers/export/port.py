@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -57,6 +58,20 @@ class ErpPort(Protocol):
 
     async def export(self, request: ExportRequested, source: KafkaSource) -> ExportOutcome:
         """Export the accepted item; raises `PermanentErpError` or `TransientErpError`."""
+        ...
+
+    async def export_batch(
+        self, requests: Sequence[tuple[ExportRequested, KafkaSource]]
+    ) -> list[ExportOutcome | ErpError | None]:
+        """Export each request, in order, in one transaction of the ERP; one entry per request.
+
+        Each export's ERP records and ledger row are written together or not at all, as by
+        `export`: an export that fails leaves the others written. Its
+        entry is the `ErpError` (nothing of it written, no failure recorded: the caller retries
+        it or records the failure), and every later request of the same item is not tried
+        (None), so that none overtakes it. An `ExportOutcome` is written once the call returns.
+        Raises `TransientErpError` when the transaction itself failed: nothing was written.
+        """
         ...
 
     async def record_failure(

@@ -5,7 +5,11 @@ for every worker, so a fix to how input is handled reaches all of them at once:
 
 - fetched records become units of work: one record each, records of one key (or, for a
   subscriber ordered by partition, of one partition) one after another, up to `concurrency`
-  units (partitions) at a time; or, for a batch handler, all of a fetch as one unit. A
+  units (partitions) at a time; or, for a batch handler, all of a fetch (up to `max_batch`
+  records) as one unit, one at a time; a record it answers RETRY for (a subscriber with a
+  batch and a per-record handler) goes on as a unit of its own behind its key, and the next
+  fetch comes while fewer than `concurrency` of those are in flight; a fetched record whose
+  key has one waits behind it instead of joining the batch. A
   partition ordered as a whole is paused while it has a unit, so a record being retried
   holds its own partition and one slot, never the others;
 - each record is decoded with the topic's spec; one that breaks the contract is dead-lettered
@@ -93,7 +97,9 @@ class ConsumeLoop:
             self._holds,
             self._stopping,
             lambda: self._fatal is not None,
+            self._requeue,
         )
+        self._batch: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         """Consume until `stop` is set or a unit of work fails unexpectedly (a bug: handlers'
@@ -106,7 +112,8 @@ class ConsumeLoop:
                 if self.sub.order is Order.PARTITION:  # a partition's queue takes one slot
                     room = self.sub.concurrency - len(self._tails)
                 if self.sub.handle_batch is not None:  # one batch at a time, all of a fetch
-                    room = 0 if self._units else None
+                    busy = self._batch is not None or len(self._tails) >= self.sub.concurrency
+                    room = 0 if busy else self.sub.max_batch
                 if room is None or room > 0:
                     self.dispatch(
                         await self._consumer.getmany(timeout_ms=_FETCH_MS, max_records=room)
@@ -133,7 +140,14 @@ class ConsumeLoop:
     def dispatch(self, fetched: Mapping[Any, Sequence[Any]]) -> None:
         """Turn fetched records (per partition, in offset order) into units of work."""
         if self.sub.handle_batch is not None:
-            batch = [(tp, Record.of(r)) for tp, records in fetched.items() for r in records]
+            batch = []
+            for tp, records in fetched.items():
+                for raw in records:
+                    record = Record.of(raw)
+                    if (tp, record.key) in self._tails:  # its key waits on a record retried
+                        self._requeue(tp, record)
+                    else:
+                        batch.append((tp, record))
             if batch:
                 self._start(Unit(batch), None)
             return
@@ -176,6 +190,10 @@ class ConsumeLoop:
         self._tracker.forget(partitions)
         self._holds.forget(partitions)
 
+    def _requeue(self, tp: Any, record: Record) -> None:
+        """A record of a batch goes on alone, behind the records of its key still in flight."""
+        self._start(Unit([(tp, record)], alone=True), (tp, record.key))
+
     def _start(self, unit: Unit, tail: Tail | None) -> None:
         previous = self._tails.get(tail) if tail is not None else None
         for tp, record in unit.records:
@@ -184,10 +202,14 @@ class ConsumeLoop:
         self._units[task] = unit
         if tail is not None:
             self._tails[tail] = (task, unit)
+        elif self.sub.handle_batch is not None:
+            self._batch = task
         task.add_done_callback(functools.partial(self._done, tail))
 
     def _done(self, tail: Tail | None, task: asyncio.Task[None]) -> None:
         unit = self._units.pop(task)
+        if self._batch is task:
+            self._batch = None
         if tail is not None and self._tails.get(tail, (None,))[0] is task:
             del self._tails[tail]
             tp = tail[0]

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,8 @@ class Unit:
     """
 
     records: list[tuple[Any, Record]]
+    #: A record a batch handler answered RETRY for, handed over again on its own.
+    alone: bool = False
     pending: set[tuple[Any, int]] = field(init=False)
     busy: bool = False
     done: bool = False
@@ -103,6 +105,8 @@ class Runner:
     holds: Holds
     stopping: asyncio.Event
     failed: Callable[[], bool]
+    #: Hand a record of a batch, answered RETRY, back to the loop to go on alone behind its key.
+    requeue: Callable[[Any, Record], None] = lambda tp, record: None
 
     async def work(self, unit: Unit, previous: tuple[asyncio.Task[None], Unit] | None) -> None:
         """Wait for the unit's turn, then decode and key-check each record or dead-letter it,
@@ -148,7 +152,9 @@ class Runner:
         """
         events = [consumed for _, consumed in ready]
         try:
-            outcome = await self._until_final(unit, functools.partial(self._guarded, events))
+            outcome = await self._until_final(
+                unit, functools.partial(self._guarded, events, alone=unit.alone)
+            )
         except HandlerFailed as failed:
             if len(ready) > 1:
                 for one in ready:
@@ -158,14 +164,23 @@ class Runner:
             outcome = await self._dead_letter_failure(unit, ready[0][1], failed)
         if outcome is None:
             return False
-        for tp, consumed in ready:
-            self._finish(unit, tp, consumed.record, outcome)
+        outcomes = [outcome] * len(ready) if isinstance(outcome, Outcome) else list(outcome)
+        if len(outcomes) != len(ready):
+            raise RuntimeError(f"{len(outcomes)} outcomes for {len(ready)} records")
+        for (tp, consumed), this in zip(ready, outcomes, strict=True):
+            if this is Outcome.RETRY:  # only per record: it goes on alone, behind its key
+                unit.pending.discard((tp, consumed.record.offset))
+                self.requeue(tp, consumed.record)
+            else:
+                self._finish(unit, tp, consumed.record, this)
         return True
 
-    async def _guarded(self, events: list[Consumed[Any]]) -> Outcome:
+    async def _guarded(
+        self, events: list[Consumed[Any]], *, alone: bool = False
+    ) -> Outcome | Sequence[Outcome]:
         """The handler's outcome; an outage is a RETRY, any other error a `HandlerFailed`."""
         try:
-            return await self.sub.hand_over(events)
+            return await self.sub.hand_over(events, alone=alone)
         except OUTAGES as exc:
             log.warning("%s: a service is unavailable (%r); will retry", self.sub.group, exc)
             return Outcome.RETRY
@@ -190,15 +205,19 @@ class Runner:
     async def _dead_letter(self, unit: Unit, dead: EventRefused) -> Outcome | None:
         """Publish a dead letter until the broker has it (None: the loop stopped first)."""
         send = functools.partial(dead_letter, self.producer, self.settings, dead, self.metrics)
-        return await self._until_final(unit, send)
+        outcome = await self._until_final(unit, send)
+        assert outcome is None or isinstance(outcome, Outcome)
+        return outcome
 
     async def _until_final(
-        self, unit: Unit, attempt: Callable[[], Awaitable[Outcome]]
-    ) -> Outcome | None:
+        self, unit: Unit, attempt: Callable[[], Awaitable[Outcome | Sequence[Outcome]]]
+    ) -> Outcome | Sequence[Outcome] | None:
         """`attempt()` until its outcome is final; a RETRY holds the unit and backs off.
 
-        None when the loop stops during a backoff: the unit stays unfinished, uncommitted, and
-        what waits behind its hold gives up too.
+        One outcome per record (a batch handler's answer) is final as it is. A batch
+        handler's RETRY holds no partition: nothing else of it starts meanwhile anyway, and a
+        record retried alone holds only its key. None when the loop stops during a backoff:
+        the unit stays unfinished, uncommitted, and what waits behind its hold gives up too.
         """
         delay = min(self.sub.retry_base_s, self.sub.retry_max_s)
         held: dict[Any, int] = {}
@@ -211,7 +230,7 @@ class Runner:
                     unit.busy = False
                 if outcome is not Outcome.RETRY:
                     return outcome
-                if not held:
+                if not held and self.sub.handle_batch is None:
                     held = unit.firsts()
                     self.holds.hold(held)
                 with contextlib.suppress(TimeoutError):

@@ -23,13 +23,18 @@ from topics.events import (
 )
 
 
-@dataclass
+@dataclass(repr=False)
 class Rebuilt:
     """Every item's rebuilt state and the audit rows of its decisions."""
 
     states: dict[str, ItemState] = field(default_factory=dict)
     rows: list[AuditRow] = field(default_factory=list)
     events: int = 0
+
+    def __repr__(self) -> str:
+        # counts only: a full repr of every state takes seconds, and asyncio.run makes one
+        # of the result of the task it ran (Python 3.11, when it restores its SIGINT handler)
+        return f"Rebuilt({len(self.states)} states, {len(self.rows)} rows, {self.events} events)"
 
 
 class Rebuild:
@@ -69,8 +74,8 @@ class Rebuild:
             try:
                 if recorded is not None:  # refused live: the same here, whatever the merge order
                     outcome = recorded_refusal(state, incoming, *recorded)
-                else:
-                    outcome = react(state, incoming, self.directory)
+                else:  # live applied it, so what it wrote fitted: not measured again
+                    outcome = react(state, incoming, self.directory, measured=False)
             except Exception as exc:  # the live processor dead-letters it and keeps the state
                 if row is not None:
                     rows[row.event_id] = row

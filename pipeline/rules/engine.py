@@ -94,7 +94,9 @@ def _release(outcome: Outcome, directory: Directory) -> Outcome:
     return Outcome(state.model_copy(update={"held": tuple(waiting)}), events)
 
 
-def react(state: ItemState | None, incoming: Incoming, directory: Directory) -> Outcome:
+def react(
+    state: ItemState | None, incoming: Incoming, directory: Directory, *, measured: bool = True
+) -> Outcome:
     """Apply one item event to the item's state.
 
     Order of checks: de-duplication on `event_id` (the recent ids, and every upstream input the
@@ -105,11 +107,17 @@ def react(state: ItemState | None, incoming: Incoming, directory: Directory) -> 
     actor as the directory names them; last, the size of what that would write (`sizes`).
     `Outcome.state` is None when nothing is to be stored: an unknown item stays unknown, or
     the outcome was too big to write.
+
+    `measured` False skips the size check, for a replay that takes the live processor's
+    refusals of inputs (those too big among them) from erp.dead-letters instead: whatever live
+    applied fitted.
     """
     outcome = _react(state, incoming, directory)
     if outcome.duplicate:
         return outcome
     outcome = _remember_input(incoming.event, outcome)
+    if not measured:
+        return outcome
     problem = oversize(incoming.event.item_key, outcome.state, outcome.events)
     if problem is None:
         return outcome

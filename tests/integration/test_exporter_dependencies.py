@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
+from consumers.dev import samples as se
 from consumers.export.worker import serve
 from consumers.worker.runtime import Runtime
 from pipeline.settings import Settings
 from tests.support.db import erp_rows, seeded_company
-from tests.support.events import commitment_export, project_export
+from tests.support.events import commitment_export, export_requested, project_export
 from tests.support.kafka import events_of, isolated, publish_events, records_until
 from tests.support.waiting import eventually_async
 from topics.specs import EXPORT_RESULTS, EXPORTS
@@ -97,3 +99,46 @@ async def test_a_commitment_whose_job_never_appears_fails_with_the_catalogue_mes
         "Project prj-never has no job in Spectrum yet"
     )
     assert "gave up after 8 tries" in failed.payload.error_message  # type: ignore[attr-defined]
+
+
+def _cco_export(item_id: str, commitment: str, project: str) -> dict[str, Any]:
+    """A CCO on `commitment` (of `project`), accepted: its export request."""
+    submitted = se.cco_submitted(item_id, project={"id": project, "name": "Riverside"})
+    submitted["payload"]["snapshot"]["commitment"] = {
+        "id": commitment,
+        "number": commitment.upper(),
+        "erp_synced": True,
+    }
+    fields = {"change_order_date": "2026-11-21"}
+    return export_requested(submitted, fields, company=COMPANY)
+
+
+async def test_an_item_waiting_in_one_batch_never_holds_back_what_it_waits_for(
+    exporter: tuple[Settings, Runtime],
+) -> None:
+    """A CCO exported in a batch before its commitment, which comes in a later fetch: the
+    CCO's wait holds only the CCO, so the commitment is exported and then the CCO too."""
+    settings, runtime = exporter
+    project = project_export("prj-d3", "RMO-D3", company=COMPANY)
+    await publish_events(settings, EXPORTS, [project])
+    assert (await _result(settings, project["payload"]["export_id"])).event_type == ("ItemExported")
+    before = _waits(runtime)
+    cco = _cco_export("cco-d3", "sc-d3", "prj-d3")
+    await publish_events(settings, EXPORTS, [cco])
+    await eventually_async(
+        lambda: _waits(runtime) > before,
+        timeout=60,
+        message="the CCO was never tried before its commitment existed",
+    )
+    commitment = commitment_export("sc-d3", "prj-d3", number="SC-D3", company=COMPANY)
+    await publish_events(settings, EXPORTS, [commitment])
+    for request in (commitment, cco):
+        done = await _result(settings, request["payload"]["export_id"])
+        assert done.event_type == "ItemExported", done  # type: ignore[attr-defined]
+    assert erp_rows(
+        settings,
+        "SELECT commitment_id FROM spectrum.change_orders"
+        " WHERE company_id = %s AND upstream_id = %s",
+        COMPANY,
+        "cco-d3",
+    ) == [("SC-D3",)]

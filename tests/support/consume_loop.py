@@ -113,6 +113,22 @@ class FakeProducer:
             raise KafkaTimeoutError("no ack")
         self.sent.append((topic, decode(value, spec_for(topic)), headers))
 
+    async def send(
+        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[None]:
+        """Queue a send: the returned future fails as `send_and_wait` would."""
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        try:
+            await self.send_and_wait(topic, value, key, headers)
+        except KafkaTimeoutError as exc:
+            ack.set_exception(exc)
+        else:
+            ack.set_result(None)
+        return ack
+
+    async def flush(self) -> None:
+        return None
+
     def on(self, topic: str) -> list[Any]:
         """The events sent to `topic`."""
         return [event for sent_to, event, _ in self.sent if sent_to == topic]

@@ -285,6 +285,19 @@ async def test_a_batch_is_handed_over_again_after_a_retry_and_counted_once() -> 
     assert consumed(loop, "processed") == 3 and consumed(loop, "refused") == 1
 
 
+async def test_a_batch_holds_at_most_max_batch_records_in_offset_order() -> None:
+    batches: list[list[int]] = []
+
+    async def write(batch: Sequence[Consumed[Any]]) -> Outcome:
+        batches.append([c.record.offset for c in batch])
+        return Outcome.PROCESSED
+
+    records = [export_record(n, f"k{n % 3}") for n in range(7)]
+    loop, consumer, _, stop = make_loop(records, handle_batch=write, max_batch=3)
+    await run_until(loop, stop, lambda: commits(consumer) == (7, None))
+    assert batches == [[0, 1, 2], [3, 4, 5], [6]]
+
+
 async def test_a_rebalance_cancels_waiting_work_and_commits_what_finished() -> None:
     gate = asyncio.Event()
 
@@ -400,3 +413,41 @@ def test_a_failed_batch_is_described_by_every_partition_s_offsets() -> None:
         "a batch of 3 records (erp.status/0@3..5, erp.status/4@7..7)"
     )
     assert Unit(records[:1]).describe() == "erp.status/0@3"
+
+
+async def test_a_record_a_batch_handler_retries_holds_only_its_key() -> None:
+    """Per-record outcomes: a RETRY goes on alone behind its key; the rest of its batch is
+    finished, later fetches go on, and offsets never pass the record being retried."""
+    batches: list[list[int]] = []
+    alone: list[int] = []
+    waiting = asyncio.Event()  # set once the record `c` (a later fetch) was handled
+
+    def item(c: Consumed[Any]) -> str:
+        return (c.record.key or b"").decode().rsplit(":", 1)[-1]
+
+    async def write(batch: Sequence[Consumed[Any]]) -> list[Outcome]:
+        batches.append([c.record.offset for c in batch])
+        if any(item(c) == "c" for c in batch):
+            waiting.set()
+        return [Outcome.RETRY if item(c) == "a" else Outcome.PROCESSED for c in batch]
+
+    async def one(event: Any, record: Record) -> Outcome:
+        alone.append(record.offset)
+        assert consumer.committed(TP0) in (None, 0)  # never past the record being retried
+        return Outcome.PROCESSED if waiting.is_set() else Outcome.RETRY
+
+    records = [
+        export_record(0, "a"),
+        export_record(1, "b"),
+        export_record(2, "a"),
+        export_record(3, "c"),
+    ]
+    loop, consumer, _, stop = make_loop(
+        records, one, handle_batch=write, max_batch=2, concurrency=4, retry_base_s=0.001
+    )
+    await run_until(loop, stop, lambda: commits(consumer) == (4, None))
+    # `a`@0 was retried alone while the next fetch went on; `a`@2 never joined that fetch's
+    # batch (its key was waiting) and came after `a`@0
+    assert batches == [[0, 1], [3]]
+    assert alone[-2:] == [0, 2] and set(alone) == {0, 2}
+    assert consumed(loop, "processed") == 4

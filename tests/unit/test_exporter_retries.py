@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from consumers.dev import samples as se
+from consumers.export.catalogue import ErrorCode, erp_error
 from consumers.export.port import ErpError, ExportOutcome, PermanentErpError, TransientErpError
 from consumers.export.worker import Exporter
 from consumers.worker.loop import ConsumeLoop
@@ -41,6 +43,22 @@ class FakeErp:
         return ExportOutcome(
             request.payload.export_id, request.payload.attempt, True, AT, erp_reference="SC-200"
         )
+
+    async def export_batch(
+        self, requests: Sequence[tuple[ExportRequested, KafkaSource]]
+    ) -> list[ExportOutcome | ErpError | None]:
+        results: list[ExportOutcome | ErpError | None] = []
+        stopped: set[str] = set()
+        for request, source in requests:
+            if request.item_key in stopped:
+                results.append(None)
+                continue
+            try:
+                results.append(await self.export(request, source))
+            except ErpError as exc:
+                results.append(exc)
+                stopped.add(request.item_key)
+        return results
 
     async def record_failure(
         self, request: ExportRequested, source: KafkaSource, error: ErpError
@@ -123,6 +141,36 @@ async def test_a_permanent_error_is_not_retried_and_notifies_sender_and_approver
     ]
 
 
+class RefusedCommitErp(FakeErp):
+    """Its batches fail as a whole with a permanent error (the commit refused); single
+    exports succeed."""
+
+    async def export_batch(
+        self, requests: Sequence[tuple[ExportRequested, KafkaSource]]
+    ) -> list[ExportOutcome | ErpError | None]:
+        raise PermanentErpError("integrity_error", "commit refused")
+
+
+async def test_a_batch_refused_as_a_whole_is_exported_one_at_a_time() -> None:
+    erp = RefusedCommitErp()
+    exporter, producer = _exporter(erp, exporter_max_attempts=5)
+    await _consumed(exporter, producer, _record())
+    assert erp.exports == 1 and erp.failures == []
+    assert [event.event_type for _, event, _ in producer.sent] == ["ItemExported"]
+
+
+async def test_a_batch_failing_transiently_counts_as_each_exports_first_try() -> None:
+    class Down(FakeErp):
+        async def export_batch(self, requests: Any) -> list[ExportOutcome | ErpError | None]:
+            raise TransientErpError("operational_error", "connection refused")
+
+    erp = Down(*[TransientErpError("operational_error", "connection refused")] * 5)
+    exporter, producer = _exporter(erp, exporter_max_attempts=3)
+    await _consumed(exporter, producer, _record())
+    assert erp.exports == 2  # the batch was the first of the three tries
+    assert "gave up after 3 tries" in erp.failures[0].message
+
+
 async def test_an_undecodable_record_is_dead_lettered_without_asking_the_erp() -> None:
     erp = FakeErp()
     exporter, producer = _exporter(erp)
@@ -153,3 +201,24 @@ async def test_a_recipient_that_cannot_be_addressed_does_not_stop_the_failure() 
         {"kind": "ExportFailureNotice", "outcome": "unaddressable"},
     )
     assert skipped == 1
+
+
+async def test_failed_tries_are_counted_by_the_catalogue_code() -> None:
+    erp = FakeErp(
+        erp_error(ErrorCode.JOB_NOT_EXPORTED, "Project prj-1 has no job in Spectrum yet"),
+        TransientErpError("operational_error", "connection refused"),
+        PermanentErpError("foreign_key_violation", "vendor V1001 is not present"),
+    )
+    exporter, producer = _exporter(erp, exporter_max_attempts=5)
+    await _consumed(exporter, producer, _record())
+    counted = {
+        s.labels["error_class"]: s.value
+        for metric in exporter.metrics.registry.collect()
+        if metric.name == "erp_pipeline_export_failures"
+        for s in metric.samples
+        if s.name.endswith("_total")
+    }
+    assert counted == {"job_not_exported": 1, "erp_unavailable": 1, "erp_refused": 1}
+    # the dead letter's exception class header stays the port's error class
+    headers = dict(next(h for topic, _, h in producer.sent if topic == "erp.failed-to-export"))
+    assert headers["__connect.errors.exception.class.name"] == b"PermanentErpError"

@@ -184,7 +184,7 @@ def test_reports_are_deterministic_and_totals_count_statuses_and_approvers() -> 
 def test_an_error_in_the_rules_is_reported_like_the_live_dead_letter(monkeypatch: Any) -> None:
     import pipeline.replay.rebuild
 
-    def broken(*args: Any) -> Any:
+    def broken(*args: Any, **kwargs: Any) -> Any:
         raise ValueError("boom")
 
     monkeypatch.setattr(pipeline.replay.rebuild, "react", broken)
@@ -313,3 +313,31 @@ def test_a_copy_of_an_applied_decision_refused_live_leaves_the_first_applied() -
         [submitted, first, again], _refused_live(again, RefusalStage.TRANSITION, "stale")
     )
     assert replayed.result.states[KEY].status.value == "rejected"
+
+
+def test_what_live_applied_is_not_measured_again(monkeypatch: Any) -> None:
+    """Live refusals (a record too big to apply among them) come from erp.dead-letters: replay
+    does not measure the outcomes of records live applied."""
+    import pipeline.rules.engine
+
+    def measured(*args: Any) -> Any:
+        raise AssertionError("replay measured an outcome")
+
+    monkeypatch.setattr(pipeline.rules.engine, "oversize", measured)
+    result = rebuild(
+        [
+            entry(event(se.commitment_submitted("sc-1"), 0), "submissions"),
+            entry(event(se.accepted(*COMMITMENT, details="ok"), 1), "decisions"),
+        ]
+    ).result
+    assert result.states[KEY].status == "exporting"
+    assert [row.outcome for row in result.rows] == ["applied"]
+
+
+def test_the_rebuilt_result_has_a_short_repr() -> None:
+    """`asyncio.run(replay(...))` makes a repr of the result on its way out (Python 3.11)."""
+    from consumers.replay.read import ReplayResult
+
+    many = rebuild([entry(event(se.commitment_submitted("sc-1"), 0), "submissions")]).result
+    many.states.update({f"{KEY}-{n}": many.states[KEY] for n in range(1000)})
+    assert len(repr(ReplayResult(many, records=1001))) < 200
