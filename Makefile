@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo dev test lint unit integration e2e system schemas clean
+.PHONY: demo dev screenshot test lint unit integration e2e system schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,12 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/erp-pipeline demo $(DEMO_ARGS)
+
+# docs/images/ready-to-export.png: the demo on a fresh data directory, then the console's
+# Ready to Export view taken by Playwright driving /usr/bin/chromium
+screenshot: $(STAMP)
+	tmp=$$(mktemp -d) && DATA_DIR=$$tmp $(BIN)/erp-pipeline demo --screenshot docs/images/ready-to-export.png; \
+	status=$$?; rm -rf $$tmp; exit $$status
 
 dev: $(STAMP)
 	$(BIN)/erp-pipeline dev

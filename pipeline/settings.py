@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     smtp_from: str = "ERP Integrations <erp-integrations@localhost>"
     smtp_timeout_s: float = Field(default=30.0, gt=0)
     item_url_template: str | None = None
+    #: The console's public URL (`https://console.example.com/`): e-mails link to the item's
+    #: page there (`<url>/items/{item_type}/{item_id}`) unless ITEM_URL_TEMPLATE is set.
+    console_public_url: str | None = None
     notifier_retry_max_s: float = Field(default=30.0, gt=0)
     #: A notification the mail server defers (a 4xx to its RCPT TO or DATA while the server
     #: otherwise works) is tried at most `notifier_max_attempts` times, and no longer than

@@ -21,7 +21,9 @@ from consumers.cli.run import (
     stop_requested,
     wait_for_stop_signal,
 )
+from consumers.dev import samples as se
 from consumers.dev.demo import COMPANY, Story, StoryFailed, Watcher
+from consumers.dev.screenshot import ScreenshotFailed, capture
 from consumers.dev.stack import Stack, running_stack
 from consumers.dev.supervise import Supervisor, WorkerFailed
 from consumers.notify.emails import DAILY_SUMMARY_SUBJECT
@@ -122,7 +124,15 @@ def _finale(stack: Stack, story: Story) -> None:
 
 @click.command("demo")
 @click.option("--once", is_flag=True, help="Play the story and exit instead of running on.")
-def demo_cmd(once: bool) -> None:
+@click.option(
+    "--screenshot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="After the story, save the console's Ready to Export view (Commitments) as this PNG"
+    " (Playwright driving /usr/bin/chromium), then exit. `make screenshot` refreshes"
+    " docs/images/ready-to-export.png.",
+)
+def demo_cmd(once: bool, screenshot: Path | None) -> None:
     """Start the embedded stack with every worker and play a scripted day in the ERP tool.
 
     The workers are watched as `dev` watches them: one that exits is reported and restarted,
@@ -133,7 +143,9 @@ def demo_cmd(once: bool) -> None:
     console.print("[bold]ERP accounting-acceptance pipeline: a day in the ERP Integrations tool[/]")
     try:
         with running_stack(settings) as stack:
-            _run_demo(stack, once)
+            _run_demo(stack, once or screenshot is not None, screenshot)
+    except ScreenshotFailed as exc:
+        raise click.ClickException(f"no screenshot: {exc}") from None
     except WorkerFailed as exc:
         raise click.ClickException(f"the demo stopped: {exc}") from None
     except StoryFailed as exc:
@@ -144,7 +156,7 @@ def _say(text: str) -> None:
     console.print(f"[bold red]![/] {escape(text)}")
 
 
-def _run_demo(stack: Stack, once: bool) -> None:
+def _run_demo(stack: Stack, once: bool, screenshot: Path | None = None) -> None:
     # Until the story ends, SIGTERM and Ctrl-C interrupt whatever runs (KeyboardInterrupt,
     # see `sigterm_as_ctrl_c`); the stack is stopped on the way out.
     stack.log_dir = Path(stack.settings.data_dir) / "logs"
@@ -162,6 +174,10 @@ def _run_demo(stack: Stack, once: bool) -> None:
     )
     asyncio.run(_play(story, supervisor))
     _finale(stack, story)
+    console_url = stack.console_url()
+    if screenshot is not None and console_url is not None:
+        capture(console_url, COMPANY, se.APPROVER["name"], screenshot)
+        console.print(f"\nScreenshot of Ready to Export: {screenshot}")
     if once:
         return
     console.print("\nRunning; press Ctrl-C to stop.")

@@ -60,9 +60,11 @@ def start_supervised(
 
     Raises WorkerFailed when a worker cannot start (exits with its restart budget spent).
     """
-    for worker in WORKERS.values():
-        if worker.in_dev:
-            stack.start_worker(worker.name)
+    dev_workers = [worker for worker in WORKERS.values() if worker.in_dev]
+    if any(worker.name == "console" for worker in dev_workers):
+        stack.reserve_console_port()  # the other workers' CONSOLE_PUBLIC_URL names it
+    for worker in dev_workers:
+        stack.start_worker(worker.name)
     say(f"starting workers (logs in {stack.log_dir}/<worker>.log)…")
     not_ready = supervisor.wait_ready(START_TIMEOUT_S, stop)
     if stop is not None and stop.is_set():

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,6 +38,15 @@ class ConsoleSettings(BaseSettings):
     dev_signin: bool = False
     #: Signs the dev sign-in cookie and the forms' CSRF tokens; random per process if unset.
     secret: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_urlsafe(32)))
+
+    @field_validator(
+        "user_header", "company_header", "jwt_key", "jwt_audience", "jwt_issuer", mode="before"
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        """An empty variable (`CONSOLE_JWT_KEY=` from a deploy recipe) means unset: never an
+        empty token key or header name."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     def algorithms(self) -> list[str]:
         """The accepted token algorithms (comma-separated setting)."""

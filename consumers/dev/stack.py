@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,10 @@ class Stack:
             env["SMTP_URL"] = self.settings.smtp_url.get_secret_value()
         if self.settings.erp_database_url is not None:
             env["ERP_DATABASE_URL"] = self.settings.erp_database_url.get_secret_value()
+        console_url = self.console_url()
+        if console_url is not None and not env.get("CONSOLE_PUBLIC_URL"):
+            # e-mails link to the item's page on the console this stack runs
+            env["CONSOLE_PUBLIC_URL"] = console_url
         return env
 
     def start_worker(
@@ -97,12 +101,20 @@ class Stack:
         """The console's settings in the stack: CONSOLE_PORT as configured or a free port
         (kept across restarts), and the dev sign-in on unless CONSOLE_DEV_SIGNIN says
         otherwise: a local stack is for development."""
-        if self.console_port is None:
-            self.console_port = int(env.get("CONSOLE_PORT") or free_port())
+        self.reserve_console_port(env)
         return {
             "CONSOLE_PORT": str(self.console_port),
             "CONSOLE_DEV_SIGNIN": env.get("CONSOLE_DEV_SIGNIN", "true"),
         }
+
+    def reserve_console_port(self, env: Mapping[str, str] | None = None) -> int:
+        """The console's port: CONSOLE_PORT of `env` (the workers' environment, `env()` when
+        None) when set, else a free one, chosen once (before any worker starts, so that the
+        notifier's links name it)."""
+        if self.console_port is None:
+            configured = (self.env() if env is None else env).get("CONSOLE_PORT")
+            self.console_port = int(configured or free_port())
+        return self.console_port
 
     def console_url(self) -> str | None:
         """Where the console answers (None: not started)."""

@@ -48,12 +48,16 @@ class MailSettings:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MailSettings:
-        """Parse `SMTP_FROM` and check `ITEM_URL_TEMPLATE`, failing early on either."""
+        """Parse `SMTP_FROM` and check `ITEM_URL_TEMPLATE`, failing early on either; without
+        `ITEM_URL_TEMPLATE`, items link to their page at `CONSOLE_PUBLIC_URL` when it is set."""
         name, addr = parseaddr(one_line(settings.smtp_from))
         if "@" not in addr:
             raise ValueError(f"SMTP_FROM {settings.smtp_from!r} has no e-mail address")
         username, _, domain = addr.rpartition("@")
-        mail = cls(Address(one_line(name), username, domain), settings.item_url_template)
+        template = settings.item_url_template or console_item_url_template(
+            settings.console_public_url
+        )
+        mail = cls(Address(one_line(name), username, domain), template)
         if mail.item_url_template:
             try:
                 mail.item_url_template.format(company_id="c", item_type="t", item_id="i")
@@ -72,6 +76,15 @@ class MailSettings:
             item_type=quote(item.type.value, safe=""),
             item_id=quote(item.id, safe=""),
         )
+
+
+def console_item_url_template(public_url: str | None) -> str | None:
+    """The item link format of the console at `public_url` (its item page's route,
+    `/items/{item_type}/{item_id}`; the company is the signed-in person's); None if unset."""
+    if not public_url or not public_url.strip():
+        return None
+    base = public_url.strip().rstrip("/").replace("{", "{{").replace("}", "}}")
+    return base + "/items/{item_type}/{item_id}"
 
 
 def message_id(event_id: uuid.UUID, domain: str) -> str:

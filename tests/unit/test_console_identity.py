@@ -83,3 +83,18 @@ def test_a_forged_sign_in_cookie_is_refused() -> None:
     forged = jwt.encode({"sub": "u-ana", "company_id": se.COMPANY}, "x" * 40, algorithm="HS256")
     on.cookies.set("erp_console_session", forged)
     assert on.get("/api/v1/me").status_code == 401
+
+
+def test_empty_identity_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a deploy recipe passing `CONSOLE_JWT_KEY=` (unset upstream) means no bearer tokens (not
+    # an empty key, which breaks verifying), nor an empty header name as a configured proxy
+    for name in ("JWT_KEY", "USER_HEADER", "COMPANY_HEADER", "JWT_AUDIENCE", "JWT_ISSUER"):
+        monkeypatch.setenv(f"CONSOLE_{name}", "")
+    console = ConsoleSettings()
+    assert console.jwt_key is None and console.user_header is None
+    assert console.jwt_audience is None and console.jwt_issuer is None
+    settings = Settings(database_url=SecretStr("postgresql://nobody@127.0.0.1:1/none"))
+    app = build_app(settings, console, registry=CollectorRegistry())
+    app.state.console.replica.apply(event(se.approver_updated(se.APPROVER), 0))
+    answer = TestClient(app).get("/api/v1/me", headers=token())
+    assert answer.status_code == 401

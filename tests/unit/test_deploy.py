@@ -10,17 +10,20 @@ import subprocess
 import pytest
 import yaml
 
+from consumers.console.metrics import ConsoleMetrics
 from pipeline.metrics import Metrics
 from tests.support.paths import ROOT
 
 DEPLOY = ROOT / "deploy"
-WORKERS = {"processor", "exporter", "notifier", "projection"}
+WORKERS = {"processor", "exporter", "notifier", "projection", "catalog", "console"}
 
 
 def exported_metric_names() -> set[str]:
     """Every series name the code can export (counter `_total`, histogram `_bucket`...)."""
     names = set()
-    for family in Metrics().registry.collect():
+    registry = Metrics().registry
+    ConsoleMetrics(registry)
+    for family in registry.collect():
         if family.type == "counter":
             names.add(f"{family.name}_total")
         elif family.type == "histogram":
@@ -49,6 +52,7 @@ def test_alert_rules_reference_only_exported_metrics() -> None:
         "ErpFailedToExportGrowing",
         "ErpWorkerDown",
         "ErpCommitsStalled",
+        "ErpConsoleServerErrors",
     } <= names
 
 
@@ -82,6 +86,17 @@ def test_compose_runs_kafka_postgres_workers_prometheus_grafana() -> None:
     scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     targets = scrape["scrape_configs"][0]["static_configs"][0]["targets"]
     assert {t.split(":")[0] for t in targets} == WORKERS
+    # the console: its port published, its secret from the environment, no dev sign-in,
+    # readiness on its own port (it has read erp.directory)
+    console = services["console"]
+    assert console["ports"] == ["8090:8090"]
+    env = console["environment"]
+    assert env["CONSOLE_PORT"] == "8090" and env["CONSOLE_HOST"] == "0.0.0.0"
+    assert env["CONSOLE_SECRET"].startswith("${CONSOLE_SECRET:?")
+    assert "CONSOLE_DEV_SIGNIN" not in env
+    assert {"CONSOLE_USER_HEADER", "CONSOLE_COMPANY_HEADER", "CONSOLE_JWT_KEY"} <= set(env)
+    assert "localhost:8090/readyz" in " ".join(console["healthcheck"]["test"])
+    assert services["notifier"]["environment"]["CONSOLE_PUBLIC_URL"]
 
 
 def test_compose_config_validates_where_docker_compose_exists() -> None:
@@ -112,4 +127,14 @@ def test_kubernetes_manifests_parse_with_the_expected_kinds() -> None:
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     services = {d["metadata"]["name"] for d in docs if d["kind"] == "Service"}
-    assert services == {f"erp-{w}-metrics" for w in WORKERS}
+    assert services == {f"erp-{w}-metrics" for w in WORKERS} | {"erp-console"}
+    console = deployments["erp-console"]["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in console["ports"]}
+    assert ports == {"metrics": 9464, "http": 8090}
+    assert console["readinessProbe"]["httpGet"]["port"] == "http"
+    env = {e["name"]: e.get("value") for e in console["env"]}
+    assert env["CONSOLE_PORT"] == "8090" and env["CONSOLE_HOST"] == "0.0.0.0"
+    secret = next(d for d in docs if d["kind"] == "Secret")["stringData"]
+    config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    assert "CONSOLE_SECRET" in secret and "CONSOLE_SECRET" not in config
+    assert config["CONSOLE_PUBLIC_URL"] and "CONSOLE_DEV_SIGNIN" not in config

@@ -10,6 +10,8 @@ import yaml
 
 from consumers.export.worker import GROUP as EXPORTER_GROUP
 from consumers.notify.worker import GROUP as NOTIFIER_GROUP
+from consumers.readmodel.catalog import GROUP as CATALOG_GROUP
+from consumers.readmodel.catalog import TOPICS as CATALOG_TOPICS
 from consumers.readmodel.projection import GROUP as PROJECTION_GROUP
 from pipeline.processor.config import APP_NAME, ITEM_TOPICS
 from tests.support.paths import ROOT
@@ -31,13 +33,16 @@ DEPLOY = ROOT / "deploy"
 #: (principal, resource type, pattern, name, operation)
 Grant = tuple[str, str, str, str, str]
 
-WORKERS = {"processor", "exporter", "projection", "notifier"}
+WORKERS = {"processor", "exporter", "projection", "notifier", "catalog", "console"}
 UPSTREAM = {"pm-system", "approver-ui"}
-GROUPS = {
-    "erp-processor": APP_NAME,
-    "erp-exporter": EXPORTER_GROUP,
-    "erp-projection": PROJECTION_GROUP,
-    "erp-notifier": NOTIFIER_GROUP,
+GROUPS: dict[str, set[str]] = {
+    "erp-processor": {APP_NAME},
+    "erp-exporter": {EXPORTER_GROUP},
+    "erp-projection": {PROJECTION_GROUP},
+    "erp-notifier": {NOTIFIER_GROUP},
+    # one group per topic the catalog reads
+    "erp-catalog": {f"{CATALOG_GROUP}-{name}" for name in CATALOG_TOPICS},
+    # the console reads erp.directory whole in every replica: no group
 }
 READS: dict[str, set[TopicSpec]] = {
     # its input topics, the directory, and the status / notifications the summary timer reads
@@ -46,12 +51,16 @@ READS: dict[str, set[TopicSpec]] = {
     "erp-exporter": {EXPORTS},
     "erp-projection": {STATUS},
     "erp-notifier": {NOTIFICATIONS},
+    "erp-catalog": set(CATALOG_TOPICS.values()),
+    "erp-console": {DIRECTORY},
 }
 WRITES: dict[str, set[TopicSpec]] = {
     "erp-processor": {STATUS, EXPORTS, NOTIFICATIONS, DEAD_LETTERS, ITEM_ROUTES},
     "erp-exporter": {EXPORT_RESULTS, FAILED_TO_EXPORT, NOTIFICATIONS, DEAD_LETTERS},
     "erp-projection": {DEAD_LETTERS},
     "erp-notifier": {DEAD_LETTERS},
+    "erp-catalog": {DEAD_LETTERS},
+    "erp-console": {DECISIONS},
     "pm-system": {DIRECTORY, SUBMISSIONS},
     "approver-ui": {DECISIONS},
 }
@@ -67,8 +76,8 @@ def expected() -> set[Grant]:
         grants |= {
             (who, "topic", "literal", s.name, op) for s in specs for op in ("Write", "Describe")
         }
-    for who, group in GROUPS.items():
-        grants |= {(who, "group", "literal", group, op) for op in ("Read", "Describe")}
+    for who, groups in GROUPS.items():
+        grants |= {(who, "group", "literal", g, op) for g in groups for op in ("Read", "Describe")}
     internal = ("Read", "Write", "Describe", "Create", "DescribeConfigs")
     grants |= {("erp-processor", "topic", "prefixed", f"{APP_NAME}-", op) for op in internal}
     grants |= {("erp-auditor", "topic", "prefixed", "erp.", op) for op in ("Read", "Describe")}
@@ -146,7 +155,8 @@ def test_only_the_exporter_writes_export_results_and_every_topic_has_its_writers
             found = writers(grants, spec.name)
             assert found, f"nobody may write {spec.name}"
             if spec.written_by == "upstream":
-                assert found <= UPSTREAM, spec.name
+                # the console publishes the decisions people make there
+                assert found <= UPSTREAM | {"erp-console"}, spec.name
             else:
                 assert found <= {f"erp-{w}" for w in WORKERS}, spec.name
 

@@ -220,3 +220,53 @@ def test_an_internationalized_approver_address_can_be_replied_to() -> None:
     message = sent(event)
     assert [a.addr_spec for a in message["Reply-To"].addresses] == ["an\u00e1@acme.example"]
     assert [a.addr_spec for a in message["To"].addresses] == ["jos\u00e9@acme.example"]
+
+
+def console_item_route(link: str, base: str) -> dict[str, str]:
+    """The path parameters of the console's item page that `link` opens (fails if none)."""
+    from starlette.routing import Match, Route
+
+    from consumers.console import pages
+
+    assert link.startswith(base), link
+    path = "/" + link.removeprefix(base).lstrip("/")
+    scope = {"type": "http", "path": path, "method": "GET"}
+    for route in pages.router.routes:
+        if isinstance(route, Route) and route.path == "/items/{item_type}/{item_id}":
+            match, child = route.matches(scope)
+            assert match is Match.FULL, path
+            params: dict[str, str] = child["path_params"]
+            return params
+    raise AssertionError("the console has no item page")
+
+
+def test_items_link_to_their_console_page_at_console_public_url() -> None:
+    from consumers.console.views import tab_of
+
+    base = "https://console.acme.example/erp"
+    mail = MailSettings.from_settings(
+        Settings(smtp_from="erp@acme.example", console_public_url=base + "/")
+    )
+    for event, item_type, item_id in (
+        (rejection_notice(), "commitment_change_order", "cco-300"),
+        (export_failure_notice(), "commitment_change_order", "cco-300"),
+        (daily_summary(titles=("Concrete",)), "commitment", "sc-0"),
+    ):
+        text, body = parts(sent(event, mail))
+        link = f"{base}/items/{item_type}/{item_id}"
+        assert link in text and f'href="{link}"' in body, text
+        assert console_item_route(link, base) == {"item_type": item_type, "item_id": item_id}
+        tab_of(item_type)  # a type the item page shows
+
+
+def test_item_url_template_wins_over_console_public_url() -> None:
+    mail = MailSettings.from_settings(
+        Settings(
+            smtp_from="erp@acme.example",
+            console_public_url="https://console.acme.example/",
+            item_url_template="https://pm.example/{company_id}/{item_type}/{item_id}",
+        )
+    )
+    text, _ = parts(sent(rejection_notice(), mail))
+    assert "https://pm.example/acme-builders/commitment_change_order/cco-300" in text
+    assert "console.acme.example" not in text
