@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -35,6 +36,19 @@ BULK: dict[ItemStatus, str] = {
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def money(value: object) -> str:
+    """An amount as people read it, `250,000.00` (blank for none; as given if not a number)."""
+    if value is None or value == "":
+        return ""
+    try:
+        return f"{Decimal(str(value)):,.2f}"
+    except InvalidOperation:
+        return str(value)
+
+
+templates.env.filters["money"] = money
 
 Ctx = Annotated[Console, Depends(console_of)]
 

@@ -53,3 +53,14 @@ def test_only_refusals_of_an_items_submissions_and_decisions_are_kept() -> None:
     assert kept["stage"] == "authorize" and kept["item_id"] == "sc-1"
     assert refusal_row(_refused("staging.erp.export-results"), "staging.") is None
     assert refusal_row(_refused("staging.erp.decisions", item=False), "staging.") is None
+
+
+def test_amounts_show_as_people_read_them() -> None:
+    """The views showed the read model's numeric as it is stored: 250000.0000."""
+    from consumers.console.pages import money, templates
+
+    assert money("250000.0000") == "250,000.00"
+    assert money(-1500.5) == "-1,500.50"
+    assert money(None) == "" and money("n/a") == "n/a"
+    rendered = templates.env.from_string("{{ amount | money }}").render(amount="48000.00")
+    assert rendered == "48,000.00"
