@@ -107,15 +107,34 @@ def _errors(app: FastAPI) -> None:
         return JSONResponse({"detail": "a service the console needs is unavailable"}, 503)
 
 
+#: HTTP methods counted under their own name; any other is counted as "other" (a label value
+#: per method a client makes up would be unbounded).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _has_nul(request: Request) -> bool:
+    """Whether the decoded path or a query parameter holds a NUL character."""
+    return "\x00" in request.url.path or any(
+        "\x00" in key or "\x00" in value for key, value in request.query_params.multi_items()
+    )
+
+
 def _observability(app: FastAPI, console: Console, registry: CollectorRegistry) -> None:
     @app.middleware("http")
     async def count(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        response = await call_next(request)
+        if _has_nul(request):
+            # PostgreSQL text cannot hold NUL: a data error of the request, never an outage
+            response: Response = JSONResponse(
+                {"detail": "the path or the query holds a NUL character"}, 400
+            )
+        else:
+            response = await call_next(request)
         route = request.scope.get("route")
         template = getattr(route, "path", "unmatched")
-        console.metrics.requests.labels(request.method, template, str(response.status_code)).inc()
+        method = request.method if request.method in METHODS else "other"
+        console.metrics.requests.labels(method, template, str(response.status_code)).inc()
         return response
 
     @app.get("/metrics", include_in_schema=False)

@@ -109,6 +109,14 @@ class Decider:
                 return self._refused(RefusalStage.AUTHORIZE, who, 403)
             return self._refused(RefusalStage.SCHEMA, format_validation_error(exc), 422)
         status = ItemStatus(row["status"])
+        if submission_version > row["submission_version"]:
+            # the pipeline would hold it until that version arrives and then apply it unseen:
+            # nobody can have seen in the console a version it does not show
+            reason = (
+                f"submission version {submission_version} was never shown: the item is at "
+                f"version {row['submission_version']}; reload it and decide on what it shows"
+            )
+            return self._refused(RefusalStage.TRANSITION, reason, 409)
         found = judge_decision(event, status, row["submission_version"], self.directory)
         if found is not None:
             code = 403 if found.stage == RefusalStage.AUTHORIZE else 409

@@ -32,6 +32,11 @@ def job_templates(url: str, company_id: str) -> list[dict[str, Any]]:
     )
 
 
+#: The longest Job ID Spectrum takes (`spectrum.jobs.job_number`, the catalogue's
+#: `value_too_long`): refused on the spot rather than failing the export.
+JOB_ID_CHARS = 10
+
+
 def project_accept_problem(
     url: str, company_id: str, project_id: str, job_id: str, template: str
 ) -> str | None:
@@ -39,6 +44,11 @@ def project_accept_problem(
     template it does not have, or a Job ID already used by another project.
 
     Raises `ErpUnavailable`."""
+    if len(job_id) > JOB_ID_CHARS:
+        return (
+            f"The Job ID {job_id!r} is {len(job_id)} characters; Spectrum takes at most "
+            f"{JOB_ID_CHARS}"
+        )
     codes = {row["code"] for row in job_templates(url, company_id)}
     if template not in codes:
         known = ", ".join(sorted(codes)) or "none"

@@ -163,6 +163,13 @@ def test_a_template_the_erp_lacks_and_a_job_id_it_used_are_refused_on_the_spot(
         live, "project", second, "accept", APPROVER, submission_version=1, fields=fields
     )
     assert unknown.status_code == 409 and "NOPE is not one of" in unknown.json()["reason"]
+    # a Job ID longer than Spectrum takes: refused here, not left to fail the export
+    fields = {"erp_job_id": "ABCDEFGHIJK", "job_template": "COMM"}
+    long = _decide(live, "project", second, "accept", APPROVER, submission_version=1, fields=fields)
+    assert long.status_code == 409
+    assert long.json()["reason"] == (
+        "The Job ID 'ABCDEFGHIJK' is 11 characters; Spectrum takes at most 10"
+    )
     assert _item(live, "project", second)["item"]["status"] == "ready_to_export"  # type: ignore[index]
 
 
@@ -200,6 +207,10 @@ def test_a_stale_version_is_refused_on_the_spot_with_the_pipelines_reason(live: 
         "stage": "transition",
         "reason": "ItemAccepted for stale submission version 1 (current is 2)",
     }
+    # a version the console never showed would be held by the pipeline and applied unseen
+    unseen = _decide(live, "commitment", item, "accept", APPROVER, submission_version=3)
+    assert unseen.status_code == 409
+    assert unseen.json()["reason"].startswith("submission version 3 was never shown")
     shown = eventually(
         lambda: (found := _item(live, "commitment", item)) and found["changes"] and found,
         timeout=60,
@@ -311,6 +322,15 @@ def test_counts_and_metrics(live: Live) -> None:
     metrics = live.client.get("/metrics").text
     assert 'erp_pipeline_console_refusals_total{stage="authorize"}' in metrics
     assert 'erp_pipeline_console_decisions_total{decision="ItemAccepted"}' in metrics
+    # a NUL in a path or a query is the request's error, never an outage (it answered 503)
+    for url in ("/api/v1/items/commitment/%00x", "/api/v1/tabs/commitments/synced?project=%00"):
+        assert live.client.get(url, headers=APPROVER).status_code == 400, url
+    # methods a client makes up are counted as one label value, not one each
+    for method in ("FOO1", "XYZ"):
+        live.client.request(method, "/api/v1/me", headers=APPROVER)
+    metrics = live.client.get("/metrics").text
+    assert 'method="FOO1"' not in metrics and 'method="XYZ"' not in metrics
+    assert 'erp_pipeline_console_requests_total{method="other"' in metrics
 
 
 def _csrf(page: str) -> str:
