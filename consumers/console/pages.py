@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
@@ -195,11 +196,15 @@ def item_page(
     item_id: str,
     message: str | None = None,
     after: int | None = None,
+    since: float | None = None,
 ) -> Response:
     """An item: what was submitted, what changed, its history, refusals and decision forms.
 
-    With `after` (the item's sequence when a decision was sent) the page reloads itself until
-    a later status change shows; while the item is exporting, too."""
+    With `after` (the item's sequence when a decision was sent, at `since`, epoch seconds)
+    the page reloads itself until a later status change shows, for `FOLLOW_S` at most (then it
+    says the pipeline has not answered); while the item is exporting, too. What a person
+    entered in a form the console refused comes back in the query (`entered_*`) and is
+    filled in again."""
     try:
         tab = tab_of(item_type)
     except ValueError:
@@ -217,6 +222,20 @@ def item_page(
         else []
     )
     now = dt.datetime.now(dt.UTC)
+    waiting = after is not None and (row["sequence"] or 0) <= after
+    started = since if since is not None else now.timestamp()
+    if waiting and now.timestamp() - started > FOLLOW_S:
+        waiting = False
+        message = (
+            f"the pipeline has not answered the decision in {FOLLOW_S:.0f} s: it may be held "
+            "(the item is not known to the pipeline) or refused; see the refused attempts "
+            "below, or ask an operator to look at erp.dead-letters"
+        )
+    entered = {
+        name[len(ENTERED) :]: value
+        for name, value in request.query_params.items()
+        if name.startswith(ENTERED)
+    }
     return templates.TemplateResponse(
         request,
         "item.html",
@@ -231,13 +250,19 @@ def item_page(
             "settings": settings,
             "job_templates": templates_,
             "today": console.decider.default_transaction_date(company, now).isoformat(),
-            "moving": status == ItemStatus.EXPORTING
-            or (after is not None and (row["sequence"] or 0) <= after),
-            "after": after if after is not None and (row["sequence"] or 0) <= after else None,
+            "moving": status == ItemStatus.EXPORTING or waiting,
+            "after": after if waiting else None,
+            "since": started,
+            "entered": entered,
             "message": message,
         },
     )
 
+
+#: How long an item page follows a decision it sent before saying the pipeline did not answer.
+FOLLOW_S = 120.0
+#: Query prefix of what a person entered in a form the console refused (filled in again).
+ENTERED = "entered_"
 
 #: Accept fields each item type's form sends (anything else in the form is ignored).
 FORM_FIELDS: dict[str, tuple[str, ...]] = {
@@ -287,9 +312,11 @@ async def decide_form(
     back = f"/items/{item_type}/{item_id}"
     if answer.outcome == "sent" and before is not None:
         # the page follows the item until its next status change shows
-        back += f"?{urlencode({'after': before['sequence'] or 0})}&"
+        follow = {"after": before["sequence"] or 0, "since": f"{time.time():.0f}"}
+        back += f"?{urlencode(follow)}&"
     else:
-        back += "?"
+        # refused: what the person entered is filled in again, nothing to type twice
+        back += f"?{urlencode({ENTERED + k: v for k, v in fields.items()})}&"
     return RedirectResponse(f"{back}{urlencode({'message': _said(answer)})}", status_code=303)
 
 

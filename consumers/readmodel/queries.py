@@ -86,9 +86,11 @@ VIEW = (
     " sent_by_email, sent_by_name, sent_at, decided_by_email, decided_at, status, reason,"
     " last_error, erp_reference, submission_version, sequence, updated_at FROM items"
     " WHERE company_id = %(company)s AND status = %(status)s AND item_type = ANY(%(types)s)"
-    " AND (%(project)s::text IS NULL OR project_id = %(project)s OR project_name = %(project)s)"
-    " AND (%(sender)s::text IS NULL OR sent_by_email = %(sender)s"
-    "      OR sent_by_name = %(sender)s)"
+    # a project's id exactly, or part of its name; part of the sender's e-mail or name; any case
+    " AND (%(project)s::text IS NULL OR project_id = %(project)s"
+    "      OR strpos(lower(project_name), lower(%(project)s)) > 0)"
+    " AND (%(sender)s::text IS NULL OR strpos(lower(sent_by_email), lower(%(sender)s)) > 0"
+    "      OR strpos(lower(sent_by_name), lower(%(sender)s)) > 0)"
     " AND (%(sent_before)s::timestamptz IS NULL OR sent_at <= %(sent_before)s)"
     " ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s"
 )

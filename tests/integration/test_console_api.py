@@ -396,3 +396,41 @@ def test_a_rejection_through_the_item_page_form_needs_its_csrf_token(live: Live)
     )
     following = live.client.get(sent.headers["location"], headers=APPROVER).text
     assert "Missing retention terms" in following and 'http-equiv="refresh"' not in following
+
+
+def test_views_filter_by_part_of_a_project_or_sender_in_any_case(live: Live) -> None:
+    """The filters matched only an exact, case-sensitive value ("Riverside" found nothing)."""
+    item = _submit(live, se.commitment_submitted(f"sc-{uuid.uuid4().hex[:6]}"))
+    view = "/api/v1/tabs/commitments/ready-to-export"
+    for query in ("project=riverside", "project=MEDICAL", "sender=pat", "sender=PAT.PM@acme"):
+        found = live.client.get(f"{view}?{query}", headers=APPROVER).json()["items"]
+        assert item in [row["item_id"] for row in found], query
+    found = live.client.get(f"{view}?project=nowhere", headers=APPROVER).json()["items"]
+    assert item not in [row["item_id"] for row in found]
+    # % and _ are text here, not patterns
+    assert live.client.get(f"{view}?sender=%25", headers=APPROVER).json()["items"] == []
+
+
+def test_a_refused_form_keeps_what_was_entered_and_a_followed_decision_stops_waiting(
+    live: Live,
+) -> None:
+    """A refusal emptied the form (the approver then exported with the first template); a
+    decision the pipeline never answers made the page reload itself for good."""
+    item = _submit(live, se.project_submitted(f"prj-{uuid.uuid4().hex[:6]}"))
+    page = live.client.get(f"/items/project/{item}", headers=APPROVER)
+    form = {
+        "csrf_token": _csrf(page.text),
+        "submission_version": "1",
+        "job_template": "RES",
+        "erp_job_id": "TOOLONGJOBID",
+    }
+    answer = live.client.post(
+        f"/items/project/{item}/accept", data=form, headers=APPROVER, follow_redirects=True
+    )
+    assert "TOOLONGJOBID" in answer.text and "Spectrum takes at most 10" in answer.text
+    assert '<option value="RES" selected>' in answer.text
+    stale = live.client.get(f"/items/project/{item}?after=99&since=0", headers=APPROVER).text
+    assert 'http-equiv="refresh"' not in stale
+    assert "has not answered the decision" in stale
+    fresh = live.client.get(f"/items/project/{item}?after=99", headers=APPROVER).text
+    assert 'http-equiv="refresh"' in fresh
