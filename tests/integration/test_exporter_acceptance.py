@@ -263,7 +263,7 @@ async def test_change_orders_follow_their_commitment_and_the_erp_limits_hold(
     ).payload.erp_reference == "RMO-A7/PCCO-001"  # type: ignore[attr-defined]
     for refused, words in (
         (long_title, "The change order title 'A title far longer than thirty characters' is 41"),
-        (orphan, "Commitment sc-never-exported is not in Spectrum yet"),
+        (orphan, "Commitment SC-200 (sc-never-exported) is not in Spectrum yet"),
         (long_code, "The billing item code 'BILLING-ITEM-11' is 15 characters; Spectrum takes"),
     ):
         failed = await _result(exporting, export_id(refused), "ExportAttemptFailed")

@@ -96,7 +96,7 @@ async def test_a_commitment_whose_job_never_appears_fails_with_the_catalogue_mes
     assert failed.event_type == "ExportAttemptFailed"  # type: ignore[attr-defined]
     assert failed.payload.error_code == "job_not_exported"  # type: ignore[attr-defined]
     assert failed.payload.error_message.startswith(  # type: ignore[attr-defined]
-        "Project prj-never has no job in Spectrum yet"
+        "Project Riverside Medical Office (prj-never) has no job in Spectrum yet"
     )
     assert "gave up after 8 tries" in failed.payload.error_message  # type: ignore[attr-defined]
 

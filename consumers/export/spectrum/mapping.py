@@ -63,6 +63,8 @@ class Commitment:
     lines: tuple[Line, ...]
     #: The approver's accept details, kept as the commitment's notes.
     notes: str | None = None
+    #: The project's name, for messages people read.
+    project_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class ChangeOrder:
     lines: tuple[Line, ...]
     #: The description the approver entered at accept.
     description: str | None = None
+    #: The commitment's number (SC-200), for messages people read.
+    commitment_number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,8 @@ class ArChangeRequest:
     amount: Decimal
     upstream_id: str
     lines: tuple[ArLine, ...] = ()
+    #: The project's name, for messages people read.
+    project_name: str | None = None
 
 
 ErpDocument = Job | Commitment | ChangeOrder | ArChangeRequest
@@ -168,6 +174,7 @@ def to_document(request: ExportRequested) -> ErpDocument:
             item_id,
             _lines(snapshot.line_items),
             accept.details,
+            p.project.name,
         )
     if isinstance(snapshot, CommitmentChangeOrderSnapshot) and isinstance(
         accept, CommitmentChangeOrderAcceptFields
@@ -182,6 +189,7 @@ def to_document(request: ExportRequested) -> ErpDocument:
             item_id,
             _lines(snapshot.line_items),
             accept.description,
+            snapshot.commitment.number,
         )
     if isinstance(snapshot, PrimeContractChangeOrderSnapshot) and isinstance(
         accept, PrimeContractChangeOrderAcceptFields
@@ -196,6 +204,7 @@ def to_document(request: ExportRequested) -> ErpDocument:
             Decimal(p.amount),
             item_id,
             _prime_lines(snapshot.line_items),
+            p.project.name,
         )
     raise erp_error(
         ErrorCode.ERP_REFUSED, f"Cannot export a {request.item.type.value} with these fields"

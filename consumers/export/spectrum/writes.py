@@ -24,7 +24,14 @@ async def _one(conn: Conn, query: str, params: tuple[Any, ...]) -> tuple[Any, ..
     return await cursor.fetchone()
 
 
-async def _job_of_project(conn: Conn, company_id: str, project_id: str) -> str:
+def _named(name: str | None, upstream_id: str) -> str:
+    """`Riverside Medical Office (prj-1)`: what people know it by, and its id."""
+    return f"{name} ({upstream_id})" if name else upstream_id
+
+
+async def _job_of_project(
+    conn: Conn, company_id: str, project_id: str, project_name: str | None = None
+) -> str:
     row = await _one(
         conn,
         "SELECT job_number FROM spectrum.jobs WHERE company_id = %s AND upstream_project_id = %s",
@@ -33,7 +40,8 @@ async def _job_of_project(conn: Conn, company_id: str, project_id: str) -> str:
     if row is None:
         raise erp_error(
             ErrorCode.JOB_NOT_EXPORTED,
-            f"Project {project_id} has no job in Spectrum yet: its export must come first",
+            f"Project {_named(project_name, project_id)} has no job in Spectrum yet: its "
+            "export must come first",
         )
     return str(row[0])
 
@@ -88,7 +96,7 @@ async def _write_lines(
 
 
 async def _write_commitment(conn: Conn, c: Commitment) -> str:
-    job = await _job_of_project(conn, c.company_id, c.upstream_project_id)
+    job = await _job_of_project(conn, c.company_id, c.upstream_project_id, c.project_name)
     await conn.execute(
         "INSERT INTO spectrum.commitments (company_id, commitment_id, commitment_type, job_number,"
         " vendor_code, description, amount, upstream_id, notes)"
@@ -119,8 +127,8 @@ async def _write_change_order(conn: Conn, co: ChangeOrder) -> str:
     if row is None:
         raise erp_error(
             ErrorCode.COMMITMENT_NOT_EXPORTED,
-            f"Commitment {co.upstream_commitment_id} is not in Spectrum yet: its export must "
-            "come first",
+            f"Commitment {_named(co.commitment_number, co.upstream_commitment_id)} is not in "
+            "Spectrum yet: its export must come first",
         )
     commitment_id, job = str(row[0]), str(row[1])
     await conn.execute(
@@ -149,7 +157,7 @@ async def _write_change_order(conn: Conn, co: ChangeOrder) -> str:
 
 
 async def _write_ar_change_request(conn: Conn, ar: ArChangeRequest) -> str:
-    job = await _job_of_project(conn, ar.company_id, ar.upstream_project_id)
+    job = await _job_of_project(conn, ar.company_id, ar.upstream_project_id, ar.project_name)
     await conn.execute(
         "INSERT INTO spectrum.ar_change_requests (company_id, job_number, request_number,"
         " billing_item_code, description, transaction_date, amount, upstream_id)"
