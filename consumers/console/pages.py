@@ -148,8 +148,10 @@ def view_page(
     message: str | None = None,
 ) -> Response:
     """One view of one tab, filtered and sorted, with bulk actions for who may decide."""
-    if tab not in TABS or view not in VIEWS or sort not in queries.SORTS:
+    if tab not in TABS or view not in VIEWS:
         raise HTTPException(404, f"no view {tab}/{view}")
+    if sort not in queries.SORTS:
+        raise HTTPException(422, f"no sort {sort!r}: one of {', '.join(queries.SORTS)}")
     age = (
         float(min_age_days) if min_age_days and min_age_days.replace(".", "", 1).isdigit() else None
     )
