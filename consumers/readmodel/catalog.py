@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from consumers.worker.db import Reconnecting, Unavailable
 from consumers.worker.loop import consume
 from consumers.worker.runtime import Runtime, run_worker
 from consumers.worker.subscriber import Consumed, Outcome, Subscriber
@@ -107,9 +108,8 @@ class Catalog:
     """The batch handler of one topic: one transaction per batch, RETRY (reconnecting next
     time) when the database is down."""
 
-    def __init__(self, settings: Settings, conn: psycopg.AsyncConnection[Any], name: str) -> None:
-        self._settings, self._conn, self._name = settings, conn, name
-        self._broken = False
+    def __init__(self, settings: Settings, db: Reconnecting, name: str) -> None:
+        self._settings, self._db, self._name = settings, db, name
 
     def subscriber(self) -> Subscriber[Any]:
         """How the consume loop runs it: all of a fetch at once, a second between tries."""
@@ -123,39 +123,32 @@ class Catalog:
 
     async def write(self, batch: Sequence[Consumed[Any]]) -> Outcome:
         """Write the batch's rows in one transaction."""
-        try:
-            if self._broken:
-                await self._conn.close()
-                self._conn = await psycopg.AsyncConnection.connect(
-                    self._settings.require_database_url()
-                )
-                self._broken = False
-            async with self._conn.transaction():
+
+        async def rows(conn: psycopg.AsyncConnection[Any]) -> None:
+            async with conn.transaction():
                 for consumed in batch:
-                    await self._write_one(consumed)
-        except psycopg.OperationalError as exc:
-            log.warning("database unavailable (%s); retrying the batch", exc)
-            self._broken = True
+                    await self._write_one(conn, consumed)
+
+        try:
+            await self._db.write(rows)
+        except Unavailable:
             return Outcome.RETRY
-        except asyncio.CancelledError:
-            self._broken = True
-            raise
         return Outcome.PROCESSED
 
-    async def _write_one(self, consumed: Consumed[Any]) -> None:
+    async def _write_one(self, conn: psycopg.AsyncConnection[Any], consumed: Consumed[Any]) -> None:
         if self._name == "refusals":
             refused = refusal_row(consumed.event, self._settings.erp_topic_prefix)
             if refused is not None:
-                await self._conn.execute(INSERT_REFUSAL.encode(), refused)
+                await conn.execute(INSERT_REFUSAL.encode(), refused)
             return
         row = item_row(consumed)
         if row is not None:
             table = "item_decisions" if self._name == "decisions" else "item_submissions"
-            await self._conn.execute(INSERT_EVENT.replace("{table}", table).encode(), row)
+            await conn.execute(INSERT_EVENT.replace("{table}", table).encode(), row)
 
     async def close(self) -> None:
         """Close the database connection."""
-        await self._conn.close()
+        await self._db.close()
 
 
 async def serve(runtime: Runtime) -> None:
@@ -164,8 +157,7 @@ async def serve(runtime: Runtime) -> None:
     database_url = settings.require_database_url()
     runtime.watch_database(database_url)
     catalogs = [
-        Catalog(settings, await psycopg.AsyncConnection.connect(database_url), name)
-        for name in TOPICS
+        Catalog(settings, await Reconnecting.connect(database_url), name) for name in TOPICS
     ]
     await asyncio.gather(
         *(

@@ -9,7 +9,6 @@ try connects anew.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import logging
@@ -18,6 +17,7 @@ from typing import Any
 
 import psycopg
 
+from consumers.worker.db import Reconnecting, Unavailable
 from consumers.worker.loop import consume
 from consumers.worker.runtime import Runtime, run_worker
 from consumers.worker.subscriber import Consumed, Outcome, Subscriber
@@ -122,11 +122,8 @@ def row_of(event: ItemStatusChanged, record: Record) -> dict[str, Any]:
 class Projection:
     """The handler of erp.status: writes a batch of status changes in one transaction."""
 
-    def __init__(
-        self, settings: Settings, conn: psycopg.AsyncConnection[Any], metrics: Metrics
-    ) -> None:
-        self._settings, self._conn, self._metrics = settings, conn, metrics
-        self._broken = False
+    def __init__(self, db: Reconnecting, metrics: Metrics) -> None:
+        self._db, self._metrics = db, metrics
 
     def subscriber(self) -> Subscriber[ItemStatusChanged]:
         """How the consume loop runs it: all of a fetch at once, a second between tries."""
@@ -135,28 +132,16 @@ class Projection:
     async def write(self, batch: Sequence[Consumed[ItemStatusChanged]]) -> Outcome:
         """Write the batch in one transaction; RETRY (reconnecting next time) if the DB is down."""
         try:
-            if self._broken:
-                await self._conn.close()
-                self._conn = await psycopg.AsyncConnection.connect(
-                    self._settings.require_database_url()
-                )
-                self._broken = False
-            decided = await write_batch(self._conn, batch)
-        except psycopg.OperationalError as exc:
-            # the transaction rolled back and no offset moved: reconnect, write again
-            log.warning("database unavailable (%s); retrying the batch", exc)
-            self._broken = True
+            decided = await self._db.write(lambda conn: write_batch(conn, batch))
+        except Unavailable:  # rolled back, no offset moved: written again on the next try
             return Outcome.RETRY
-        except asyncio.CancelledError:  # cut short mid-command: the next try connects anew
-            self._broken = True
-            raise
         for consumed, decided_at in zip(batch, decided, strict=True):
             _observe_latencies(self._metrics, consumed.event, decided_at)
         return Outcome.PROCESSED
 
     async def close(self) -> None:
         """Close the database connection."""
-        await self._conn.close()
+        await self._db.close()
 
 
 async def write_batch(
@@ -215,7 +200,7 @@ async def serve(runtime: Runtime) -> None:
     runtime.watch_database(database_url)
     runtime.samplers.append(lambda: sample_queues(database_url, metrics))
     producer = make_producer(settings)
-    projection = Projection(settings, await psycopg.AsyncConnection.connect(database_url), metrics)
+    projection = Projection(await Reconnecting.connect(database_url), metrics)
     await consume(runtime, projection.subscriber(), producer, close=[projection.close])
 
 

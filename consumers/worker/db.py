@@ -1,11 +1,14 @@
-"""PostgreSQL access: versioned plain-SQL migrations, and database create/drop for tests."""
+"""PostgreSQL access: versioned plain-SQL migrations, a reconnecting connection for batch
+handlers, and database create/drop for tests."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -19,8 +22,55 @@ log = logging.getLogger(__name__)
 _MIGRATION_LOCK = 0x45525001
 
 
+T = TypeVar("T")
+
+
 class DatabaseError(RuntimeError):
     """A PostgreSQL operation failed; wraps the driver's error with what we were doing."""
+
+
+class Unavailable(Exception):
+    """The database could not be reached for this try (logged); the batch is to be retried."""
+
+
+class Reconnecting:
+    """One connection a batch handler writes through, opened anew after an outage.
+
+    `write(work)` runs `work(conn)`, which opens its own transaction: when the database is
+    unavailable (`psycopg.OperationalError`) the transaction rolled back and nothing was
+    written, so `Unavailable` is raised for the handler to answer RETRY; the next `write`
+    closes the broken connection and connects again. A write cut short by cancellation also
+    leaves the connection unusable (mid-command), so it is replaced next time too.
+    """
+
+    def __init__(self, database_url: str, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._url, self._conn = database_url, conn
+        self._broken = False
+
+    @classmethod
+    async def connect(cls, database_url: str) -> Reconnecting:
+        """Open the first connection (raises `psycopg.OperationalError` if it cannot)."""
+        return cls(database_url, await psycopg.AsyncConnection.connect(database_url))
+
+    async def write(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        """`work(conn)`'s result; raises `Unavailable` when the database could not be reached."""
+        try:
+            if self._broken:
+                await self._conn.close()
+                self._conn = await psycopg.AsyncConnection.connect(self._url)
+                self._broken = False
+            return await work(self._conn)
+        except psycopg.OperationalError as exc:
+            log.warning("database unavailable (%s); retrying the batch", exc)
+            self._broken = True
+            raise Unavailable(str(exc)) from exc
+        except asyncio.CancelledError:
+            self._broken = True
+            raise
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self._conn.close()
 
 
 @dataclass(frozen=True)
