@@ -15,6 +15,7 @@ from consumers.console.auth import CSRF_HEADER, Person, check_csrf, csrf_token
 from consumers.console.context import Console, console_of, person_of
 from consumers.console.decisions import Answer
 from consumers.console.detail import snapshot_and_changes
+from consumers.console.filters import ViewQuery, view_query
 from consumers.console.views import ACTIONS, TABS, VIEWS, tab_of
 from consumers.readmodel import queries
 from topics.payloads import ItemStatus
@@ -85,42 +86,20 @@ def tabs(person: Signed, console: Ctx) -> dict[str, Any]:
 def list_view(
     person: Signed,
     console: Ctx,
-    tab: str,
-    view: str,
-    project: str | None = None,
-    sender: str | None = None,
-    min_age_days: Annotated[float | None, Query(ge=0)] = None,
-    sort: Literal["age", "-age", "project", "sender"] = "age",
+    query: Annotated[ViewQuery, Depends(view_query)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     """The items of one view of one tab: filter by project (id or name), sender (e-mail or
     name) and age (sent at least `min_age_days` ago), sorted by age (oldest first; `-age`
-    newest first), project or sender. 404 for an unknown tab or view."""
-    if tab not in TABS or view not in VIEWS:
-        raise HTTPException(404, f"no view {tab}/{view}")
-    sent_before = (
-        dt.datetime.now(dt.UTC) - dt.timedelta(days=min_age_days)
-        if min_age_days is not None
-        else None
-    )
-    rows = queries.view(
-        console.database_url,
-        person.company_id,
-        VIEWS[view].status.value,
-        [t.value for t in TABS[tab].item_types],
-        project=project,
-        sender=sender,
-        sent_before=sent_before,
-        sort=sort,
-        limit=limit,
-        offset=offset,
-    )
+    newest first), project or sender. 404 for an unknown tab or view, 422 for an unknown
+    sort or an age that is not a number of days."""
+    rows = query.rows(console.database_url, person.company_id, limit=limit, offset=offset)
     return {
-        "tab": tab,
-        "view": view,
+        "tab": query.tab.name,
+        "view": query.view.name,
         "count": len(rows),
-        "actions": list(ACTIONS.get(VIEWS[view].status, ())) if person.may_decide else [],
+        "actions": list(ACTIONS.get(query.view.status, ())) if person.may_decide else [],
         "items": [plain(row) for row in rows],
     }
 

@@ -25,6 +25,7 @@ from consumers.console.auth import (
 from consumers.console.context import Console, console_of, person_of
 from consumers.console.decisions import Answer
 from consumers.console.detail import snapshot_and_changes
+from consumers.console.filters import ViewQuery, view_query
 from consumers.console.views import ACTIONS, TABS, VIEWS, Tab, View, tab_of
 from consumers.readmodel import queries
 from topics.payloads import ItemStatus, ItemType
@@ -139,48 +140,27 @@ def view_page(
     request: Request,
     person: Signed,
     console: Ctx,
-    tab: str,
-    view: str,
-    project: str | None = None,
-    sender: str | None = None,
-    min_age_days: str | None = None,
-    sort: str = "age",
+    query: Annotated[ViewQuery, Depends(view_query)],
     message: str | None = None,
 ) -> Response:
     """One view of one tab, filtered and sorted, with bulk actions for who may decide."""
-    if tab not in TABS or view not in VIEWS:
-        raise HTTPException(404, f"no view {tab}/{view}")
-    if sort not in queries.SORTS:
-        raise HTTPException(422, f"no sort {sort!r}: one of {', '.join(queries.SORTS)}")
-    age = (
-        float(min_age_days) if min_age_days and min_age_days.replace(".", "", 1).isdigit() else None
-    )
-    rows = queries.view(
-        console.database_url,
-        person.company_id,
-        VIEWS[view].status.value,
-        [t.value for t in TABS[tab].item_types],
-        project=project or None,
-        sender=sender or None,
-        sent_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=age) if age is not None else None,
-        sort=sort,
-    )
-    bulk = BULK.get(VIEWS[view].status) if person.may_decide else None
-    if bulk == "accept" and tab == "jobs":
+    rows = query.rows(console.database_url, person.company_id)
+    bulk = BULK.get(query.view.status) if person.may_decide else None
+    if bulk == "accept" and query.tab.name == "jobs":
         bulk = None  # a project's accept needs its own Job ID and template
     return templates.TemplateResponse(
         request,
         "view.html",
         {
             **_common(console, person),
-            "tab": TABS[tab],
-            "view": VIEWS[view],
+            "tab": query.tab,
+            "view": query.view,
             "rows": rows,
             "filters": {
-                "project": project or "",
-                "sender": sender or "",
-                "min_age_days": min_age_days or "",
-                "sort": sort,
+                "project": query.project or "",
+                "sender": query.sender or "",
+                "min_age_days": request.query_params.get("min_age_days", ""),
+                "sort": query.sort,
             },
             "sorts": list(queries.SORTS),
             "bulk": bulk,

@@ -411,6 +411,25 @@ def test_views_filter_by_part_of_a_project_or_sender_in_any_case(live: Live) -> 
     assert live.client.get(f"{view}?sender=%25", headers=APPROVER).json()["items"] == []
 
 
+def test_the_page_and_the_api_refuse_the_same_bad_filters_the_same_way(live: Live) -> None:
+    """The page ignored an age that is not a number (showing every item as if unfiltered)
+    while the API refused it; both now answer 422 naming what is wrong, and take a blank
+    age (a form's empty field) as no filter."""
+    for base in ("/tabs/commitments/ready-to-export", "/api/v1/tabs/commitments/ready-to-export"):
+        for query, words in (
+            ("min_age_days=abc", "min_age_days"),
+            ("min_age_days=-1", "min_age_days"),
+            ("min_age_days=nan", "min_age_days"),
+            ("sort=oldest", "age, -age, project, sender"),
+        ):
+            answer = live.client.get(f"{base}?{query}", headers=APPROVER)
+            assert answer.status_code == 422, (base, query, answer.text[:200])
+            assert words in answer.json()["detail"], (base, query)
+        for query in ("min_age_days=", "min_age_days=0.5&sort=-age", "project=&sender="):
+            assert live.client.get(f"{base}?{query}", headers=APPROVER).status_code == 200
+        assert live.client.get(f"{base[:-1]}x", headers=APPROVER).status_code == 404
+
+
 def test_a_refused_form_keeps_what_was_entered_and_a_followed_decision_stops_waiting(
     live: Live,
 ) -> None:
