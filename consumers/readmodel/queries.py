@@ -85,10 +85,12 @@ VIEW = (
     "SELECT item_type, item_id, number, title, amount, project_id, project_name,"
     " sent_by_email, sent_by_name, sent_at, decided_by_email, decided_at, status, reason,"
     " last_error, erp_reference, submission_version, sequence, updated_at,"
-    # the reasons of the item's latest status change (Refused at send lists every one)
+    # Refused at send lists every reason of the item's latest status change; other views
+    # have none to show and skip the lookup
+    " CASE WHEN items.status = 'send_refused' THEN"
     " (SELECT h.reasons FROM item_history h WHERE h.company_id = items.company_id"
     "  AND h.item_type = items.item_type AND h.item_id = items.item_id"
-    "  ORDER BY h.sequence DESC NULLS LAST, h.occurred_at DESC LIMIT 1) AS reasons FROM items"
+    "  ORDER BY h.sequence DESC NULLS LAST, h.occurred_at DESC LIMIT 1) END AS reasons FROM items"
     " WHERE company_id = %(company)s AND status = %(status)s AND item_type = ANY(%(types)s)"
     # a project's id exactly, or part of its name; part of the sender's e-mail or name; any case
     " AND (%(project)s::text IS NULL OR project_id = %(project)s"
