@@ -94,9 +94,14 @@ async def _consume(settings: Settings, count: int, producer: AIOKafkaProducer | 
         await stop_consumer(consumer)
 
 
+def private_settings(settings: Settings) -> Settings:
+    """The settings of the baseline's own topics (the run's prefix + `base.`)."""
+    return settings.model_copy(update={"erp_topic_prefix": f"{settings.erp_topic_prefix}base."})
+
+
 async def measure(settings: Settings, count: int, types: tuple[str, ...]) -> Baseline:
     """Fill a private submissions topic with `count` records, then time the three passes."""
-    private = settings.model_copy(update={"erp_topic_prefix": f"{settings.erp_topic_prefix}base."})
+    private = private_settings(settings)
     await create_topics(private, (SUBMISSIONS, STATUS))
     await fill(private, private.topic(SUBMISSIONS.name), _records(count, types))
     consume = await _consume(private, count, None)

@@ -172,6 +172,13 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             else replay["note"],
         )
     )
+    for fetch in report.get("broker_fetch", []):
+        out.append(
+            (
+                f"broker: fetch the last record (end offset {fetch['end_offset']})",
+                f"{fetch['topic']}[{fetch['partition']}]: {_ms(fetch['fetch_ms'])} ms (median)",
+            )
+        )
     ref = report["faust_reference"]
     out.append(
         (

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from consumers.bench import baseline, faust_reference, report, workload
+from consumers.bench import baseline, broker, faust_reference, report, workload
 from consumers.bench.driver import Driver, Run, status_consumer
 from consumers.bench.memory import PendingMemory, RssSampler, read_rss, settle, state_sizes
 from consumers.bench.replay import measure_replay
 from consumers.dev import erp_seed
 from consumers.dev.stack import Stack
 from pipeline.kafka import make_consumer, partitions_of, stop_consumer
-from topics.specs import DIRECTORY, ITEM_ROUTES, SUBMISSIONS, TopicSpec
+from topics.specs import DIRECTORY, ITEM_ROUTES, STATUS, SUBMISSIONS, TopicSpec
 
 WORKER_NAMES = ("processor", "exporter", "projection")
 #: The pending fill gives up after this many seconds plus one per PENDING_MIN_RATE items.
@@ -201,6 +201,21 @@ def run_all(stack: Stack, options: Options, say: Callable[[str], None] = print) 
         f"{'flat' if soak['flat'] else 'not flat'}"
     )
 
+    clock.start("broker", "broker: one fetch of a partition's last record, by what it holds")
+    fetches = asyncio.run(
+        broker.last_record_fetch(
+            settings,
+            [
+                baseline.private_settings(settings).topic(SUBMISSIONS.name),
+                settings.topic(SUBMISSIONS.name),
+                settings.topic(STATUS.name),
+            ],
+        )
+    )
+    for row in fetches:
+        ms = "-" if row["fetch_ms"] is None else f"{row['fetch_ms']:.1f}"
+        say(f"  {row['topic']}[{row['partition']}]: {row['end_offset']} end offset, {ms} ms")
+
     clock.start("replay", "replay")
     replay = measure_replay(settings)
     stack.stop_workers()
@@ -256,6 +271,7 @@ def run_all(stack: Stack, options: Options, say: Callable[[str], None] = print) 
                 replay["events_per_s"] / base.consume_events_per_s if replay["measured"] else None
             ),
         },
+        "broker_fetch": fetches,
         "faust_reference": ref
         | {
             "ratio": (

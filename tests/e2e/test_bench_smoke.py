@@ -9,6 +9,7 @@ import pytest
 
 from consumers.dev.stack import Stack
 from tests.support.processes import cli
+from topics.specs import STATUS
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -120,6 +121,18 @@ def test_bench_reports_every_item_terminal_and_counts_add_up(
         replay["events_per_s"] / base["consume_events_per_s"]
     )
     assert report["faust_reference"]["measured"] is False
+
+    # one fetch of the fullest partition's last record: the baseline's topic, the run's
+    # submissions and statuses, each with its end offset and a timing
+    fetches = {
+        row["topic"].rsplit(".", 1)[-1] + (" base" if ".base." in row["topic"] else ""): row
+        for row in report["broker_fetch"]
+    }
+    assert set(fetches) == {"submissions base", "submissions", "status"}
+    assert fetches["submissions base"]["end_offset"] > 0
+    assert all(row["fetch_ms"] > 0 for row in fetches.values())
+    # the fullest partition holds at least its share
+    assert fetches["status"]["end_offset"] >= PENDING / STATUS.partitions
     assert report["faust_reference"]["ratio"] is None
 
     # the Targets table: one row per figure, reached marks consistent with the values
