@@ -8,9 +8,12 @@ import json
 import tracemalloc
 import uuid
 
+import pytest
+
 from consumers.dev import samples as se
+from pipeline.rules import summary as summary_rules
 from pipeline.rules.engine import react
-from pipeline.rules.summary import SummaryState, Waiting, due_summaries
+from pipeline.rules.summary import SummaryState, Waiting, _line, due_summaries
 from tests.support.rules import directory, event, incoming
 from topics import decode, encode, record_size
 from topics.events import ItemStatusChanged
@@ -125,6 +128,51 @@ def test_thousands_of_waiting_items_list_the_oldest_that_fit_and_count_the_rest(
     assert listed == [f"sc-{n:05d}" for n in range(len(listed))]  # those waiting longest
     one_more = len(summary.payload.items[-1].model_dump_json(exclude_none=True).encode()) + 1
     assert record_size(summary) + one_more > MAX_RECORD_BYTES - 8  # as many as fit
+
+
+def _many_waiting(count: int) -> SummaryState:
+    state = SummaryState()
+    sender = Actor(user_id="u-sam", email="sam.sender@acme.example", name="Sam Sender")
+    for n in range(count):
+        item_id = f"sc-{n:06d}"
+        state.ready[item_id] = Waiting(
+            f"acme-builders:commitment:{item_id}",
+            "acme-builders",
+            ItemType.COMMITMENT,
+            item_id,
+            None,
+            "Curtain wall " * 10,
+            CHICAGO_7AM - dt.timedelta(days=30) + dt.timedelta(seconds=n),
+            sender,
+            "Riverside Medical Office",
+            "1234.50",
+        )
+    return state
+
+
+def test_a_summary_builds_only_the_lines_that_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every waiting item's line was built (2 s of the processor's event loop for 100 000
+    items) when one record holds a few hundred of them."""
+    built = []
+    monkeypatch.setattr(summary_rules, "_line", lambda w, zone: built.append(w) or _line(w, zone))
+    (summary,) = due_summaries(_many_waiting(20_000), directory(), CHICAGO_7AM)
+    kept = len(summary.payload.items)
+    assert 0 < kept < 20_000 and summary.payload.more_items == 20_000 - kept
+    assert len(built) == kept + 1  # those listed and the first that did not fit
+
+
+def test_once_the_days_summaries_are_out_the_timer_reads_no_waiting_item(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The timer asks every minute; the waiting items were gathered and sorted each time,
+    even when every approver had had the day's summary."""
+    state = _many_waiting(10)
+    for sent in due_summaries(state, directory(), CHICAGO_7AM):
+        state.apply_summary(sent)
+    read = []
+    monkeypatch.setattr(SummaryState, "waiting", lambda self, company: read.append(company) or [])
+    assert due_summaries(state, directory(), CHICAGO_7AM + dt.timedelta(minutes=1)) == []
+    assert read == []
 
 
 def test_a_short_list_is_whole() -> None:
