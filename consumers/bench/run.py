@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from consumers.bench import baseline, broker, faust_reference, report, workload
+from consumers.bench.cpu import CpuMeter, embedded_broker_pid
 from consumers.bench.driver import Driver, Run, status_consumer
 from consumers.bench.memory import PendingMemory, RssSampler, read_rss, settle, state_sizes
 from consumers.bench.replay import measure_replay
@@ -100,8 +101,19 @@ def run_all(stack: Stack, options: Options, say: Callable[[str], None] = print) 
     that doubles as the soak, replay, faust reference. `say` gets one progress line per phase
     (and more within the long ones), each with the seconds since the start.
     """
-    settings = stack.settings
     company = f"bench-{uuid.uuid4().hex[:8]}"
+    worker_dir = Path(stack.settings.data_dir) / "bench" / company
+    try:
+        return _run_all(stack, options, say, company, worker_dir)
+    finally:  # interrupted or not: the processor's table files are this run's alone
+        stack.stop_workers()
+        shutil.rmtree(worker_dir, ignore_errors=True)
+
+
+def _run_all(
+    stack: Stack, options: Options, say: Callable[[str], None], company: str, worker_dir: Path
+) -> dict[str, Any]:
+    settings = stack.settings
     types = options.types
     clock = _Phases(say)
     clock.start("baseline", f"baseline: raw hops over {options.baseline_count()} events")
@@ -109,7 +121,6 @@ def run_all(stack: Stack, options: Options, say: Callable[[str], None] = print) 
 
     clock.start("start", "seeding the ERP, starting processor, exporter and projection")
     erp_seed.seed(settings.require_erp_database_url(), company)
-    worker_dir = Path(settings.data_dir) / "bench" / company
     _start_workers(stack, worker_dir)
     asyncio.run(_setup(stack, company))
     clock.start(
@@ -191,14 +202,23 @@ def run_all(stack: Stack, options: Options, say: Callable[[str], None] = print) 
     )
     idents, events = _batch(company, first, load_items, types)
     sampler = RssSampler(stack.workers["processor"].pid, interval_s=options.rss_interval_s)
+    meter = CpuMeter(_run_pids(stack))
+    meter.start()
     loaded = asyncio.run(_soak(stack, company, idents, events, rate, sampler))
+    soak_cpu = meter.stop()
+    say(
+        "  CPU over the soak, share of one core: "
+        + ", ".join(
+            f"{name} {figures['core_share']:.0%}" for name, figures in soak_cpu["processes"].items()
+        )
+    )
     load = report.run_section(loaded, load_items) | {"rate_per_s": rate}
     soak = sampler.summary()
     say(
         f"  soak: RSS {soak.get('rss_first', 0) / 2**20:.0f} → "
-        f"{soak.get('rss_last', 0) / 2**20:.0f} MiB, "
-        f"slope {soak.get('slope_kib_per_min', 0):.0f} KiB/min, "
-        f"{'flat' if soak['flat'] else 'not flat'}"
+        f"{soak.get('rss_last', 0) / 2**20:.0f} MiB (max {soak.get('rss_max', 0) / 2**20:.0f}): "
+        f"{'flat' if soak['flat'] else 'not flat'} (fitted slope "
+        f"{soak.get('slope_kib_per_min', 0):.0f} KiB/min)"
     )
 
     clock.start("broker", "broker: one fetch of a partition's last record, by what it holds")
@@ -272,6 +292,7 @@ def run_all(stack: Stack, options: Options, say: Callable[[str], None] = print) 
             ),
         },
         "broker_fetch": fetches,
+        "soak_cpu": soak_cpu,
         "faust_reference": ref
         | {
             "ratio": (
@@ -318,6 +339,16 @@ async def _records_on(stack: Stack, spec: TopicSpec) -> int:
         return sum((await consumer.end_offsets(partitions)).values())
     finally:
         await stop_consumer(consumer)
+
+
+def _run_pids(stack: Stack) -> dict[str, int]:
+    """The processes whose CPU the soak is measured on: the embedded broker (when this run
+    started it), each worker and this process (the load driver and the watchers)."""
+    pids = {name: process.pid for name, process in stack.workers.items()}
+    broker_pid = embedded_broker_pid()
+    if broker_pid is not None:
+        pids = {"broker": broker_pid, **pids}
+    return pids | {"bench": os.getpid()}
 
 
 def _start_workers(stack: Stack, data_dir: Path) -> None:

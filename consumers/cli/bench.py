@@ -13,7 +13,13 @@ from consumers.cli.common import load_settings, setup_logging
 
 
 @click.command("bench")
-@click.option("--items", default=2000, show_default=True, help="Items in the end-to-end run.")
+@click.option(
+    "--items",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Items in the end-to-end run.",
+)
 @click.option(
     "--types", "types_", default="mix", show_default=True, help="mix, or e.g. project,commitment."
 )
@@ -21,22 +27,28 @@ from consumers.cli.common import load_settings, setup_logging
     "--pending",
     default=100_000,
     show_default=True,
+    type=click.IntRange(min=1),
     help="Items left pending for the memory figure.",
 )
 @click.option(
     "--load-seconds",
     default=600.0,
     show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
     help="How long the 20 % load run (the soak, RSS sampled) lasts.",
 )
 @click.option(
     "--min-samples",
     default=200,
     show_default=True,
+    type=click.IntRange(min=1),
     help="Fewest items of the load run (its latency percentiles' n).",
 )
 @click.option(
-    "--baseline-events", default=0, help="Records in the raw baseline [default: 10 per item]."
+    "--baseline-events",
+    default=0,
+    type=click.IntRange(min=0),
+    help="Records in the raw baseline [default: 10 per item].",
 )
 @click.option("--no-faust-reference", is_flag=True, help="Skip the faust reference agent.")
 @click.option(
@@ -79,6 +91,8 @@ def bench_cmd(
         types = workload.item_types(types_)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--types") from None
+    if json_path is not None:
+        _check_writable(json_path)
     # workers are child processes configured from the environment: quick group joins, quiet logs
     os.environ.setdefault("KAFKA_SESSION_TIMEOUT_MS", "6000")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -102,5 +116,19 @@ def bench_cmd(
         )
     print_table(report)
     if json_path is not None:
-        json_path.write_text(json.dumps(report, indent=2))
+        try:
+            json_path.write_text(json.dumps(report, indent=2))
+        except OSError as exc:  # the folder went away during the run: keep the report
+            click.echo(f"could not write {json_path} ({exc.strerror}); the report:", err=True)
+            click.echo(json.dumps(report, indent=2))
+            raise SystemExit(1) from None
         click.echo(f"report written to {json_path}", err=True)
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse, before a run of many minutes, a report path that could not be written."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"no folder {str(folder)!r} to write it in", param_hint="--json")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise click.BadParameter(f"{str(path)!r} is not writable", param_hint="--json")

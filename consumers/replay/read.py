@@ -67,6 +67,10 @@ class ReplayResult:
     undecodable: int = 0
     elapsed_s: float = 0.0
     read_s: float = 0.0
+    #: seconds from the first fetch (the consumer started, assigned and positioned) to the
+    #: last record decoded, and the records read in them (dead letters included)
+    reading_s: float = 0.0
+    read_events: int = 0
     partial: bool = False
     ends: dict[str, int] = field(default_factory=dict)
 
@@ -233,7 +237,8 @@ async def _replay(
                 for tp, records in batches.items():
                     for record in records:
                         reader.add(record, reader.specs[tp.topic], record.offset >= report_from[tp])
-        progress.done(reader.records + reader.dead_letters)
+        read_events = reader.records + reader.dead_letters
+        reading_s = progress.done(read_events)
     finally:
         await stop_consumer(consumer)
     read_s = time.monotonic() - started
@@ -248,6 +253,8 @@ async def _replay(
         undecodable=reader.undecodable,
         elapsed_s=time.monotonic() - started,
         read_s=read_s,
+        reading_s=reading_s,
+        read_events=read_events,
         partial=partial,
         ends={f"{tp.topic}:{tp.partition}": end for tp, end in sorted(ends.items())},
     )
@@ -279,10 +286,12 @@ class _Progress:
             flush=True,
         )
 
-    def done(self, done: int) -> None:
+    def done(self, done: int) -> float:
+        """Say how many events were read in how long; the seconds since the first fetch."""
+        elapsed = time.monotonic() - self.started
         if self.out is not None:
-            elapsed = time.monotonic() - self.started
             print(f"replay: read {done} events in {elapsed:.1f}s", file=self.out, flush=True)
+        return elapsed
 
 
 __all__ = ["ReplayOptions", "ReplayResult", "replay"]

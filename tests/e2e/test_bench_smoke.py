@@ -121,6 +121,10 @@ def test_bench_reports_every_item_terminal_and_counts_add_up(
         replay["events_per_s"] / base["consume_events_per_s"]
     )
     assert report["faust_reference"]["measured"] is False
+    # where the soak's CPU went: each worker and the bench itself (the broker is the test's)
+    cpu = report["soak_cpu"]["processes"]
+    assert {"processor", "exporter", "projection", "bench"} <= set(cpu)
+    assert all(f["cpu_s"] >= 0 and f["core_share"] >= 0 for f in cpu.values())
 
     # one fetch of the fullest partition's last record: the baseline's topic, the run's
     # submissions and statuses, each with its end offset and a timing
@@ -143,11 +147,14 @@ def test_bench_reports_every_item_terminal_and_counts_add_up(
     assert hop["reached"] is (hop["value"] >= 0.03)
     p99 = rows["p99 submit → ready_to_export at 20 % load"]
     assert p99["value"] == report["load"]["submit_to_ready_ms"]["p99"]
-    assert p99["reached"] is (p99["value"] <= 50)
+    n = report["load"]["submit_to_ready_ms"]["count"]
+    assert isinstance(n, int)
+    # a p99 of fewer than 200 items is shown, not judged
+    assert p99["reached"] is (p99["value"] <= 50 if n >= 200 else None)
     assert rows["end to end ÷ faust reference (events/s, same run)"]["reached"] is None
     mem_row = rows["processor memory per pending item (100k pending)"]
     assert mem_row["value"] == memory["bytes_per_item"]
-    assert mem_row["reached"] is (memory["bytes_per_item"] <= 1024 and soak["flat"])
+    assert mem_row["reached"] is None and "pending" in mem_row["note"]  # 500, not 100 000
     assert rows["replay ÷ consume-only"]["value"] == replay["ratio_to_consume_only"]
     assert "erp-pipeline bench" in done.stdout
     assert "| figure | now | target | measured |" in done.stdout

@@ -1,0 +1,31 @@
+"""The soak's CPU figures: a process's CPU seconds from /proc, as a share of one core."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from consumers.bench.cpu import CpuMeter, cpu_seconds, embedded_broker_pid
+
+
+def _spin(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_a_busy_process_shows_its_cpu_seconds_and_share_of_a_core() -> None:
+    before = cpu_seconds(os.getpid())
+    assert before is not None
+    meter = CpuMeter({"me": os.getpid(), "gone": 2**22 + 12345})
+    meter.start()
+    _spin(0.3)
+    figures = meter.stop()
+    me = figures["processes"]["me"]
+    assert me["cpu_s"] >= 0.25  # clock ticks: 10 ms each
+    assert 0 < me["core_share"] <= 1.2 and figures["seconds"] >= me["cpu_s"] * 0.8
+    assert "gone" not in figures["processes"]  # a process that cannot be read is left out
+
+
+def test_no_embedded_broker_is_found_where_this_process_started_none() -> None:
+    assert embedded_broker_pid() is None

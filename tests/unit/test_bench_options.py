@@ -1,0 +1,80 @@
+"""`erp-pipeline bench` refuses what would waste a long run before it starts, and judges the
+issue's targets only on what the issue judges them on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from consumers.bench.report import targets
+from consumers.cli.bench import bench_cmd
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--items", "0"], "--items"),
+        (["--items", "-5"], "--items"),
+        (["--pending", "0"], "--pending"),
+        (["--pending", "-1"], "--pending"),
+        (["--load-seconds", "0"], "--load-seconds"),
+        (["--load-seconds", "-3"], "--load-seconds"),
+        (["--min-samples", "-1"], "--min-samples"),
+        (["--baseline-events", "-1"], "--baseline-events"),
+        (["--json", "/nonexistent-folder/report.json"], "no folder"),
+    ],
+)
+def test_values_that_would_waste_a_run_are_refused_before_it_starts(
+    args: list[str], words: str
+) -> None:
+    """These ran every phase (a folder-less --json lost the report after the whole run, in a
+    traceback; a negative --pending printed 44 KiB "per pending item")."""
+    result = CliRunner().invoke(bench_cmd, args)
+    assert result.exit_code == 2, result.output
+    assert words in result.output
+
+
+def test_a_read_only_folder_is_refused_too(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o500)
+    if os.access(folder, os.W_OK):  # root writes anywhere: the run would start
+        pytest.skip("running as a user that may write a read-only folder")
+    result = CliRunner().invoke(bench_cmd, ["--json", str(folder / "r.json")])
+    assert result.exit_code == 2, result.output
+    assert "not writable" in result.output
+
+
+def _report(n: int, pending: int, soak_s: float) -> dict[str, Any]:
+    latency = {"p50": 10.0, "p95": 20.0, "p99": 30.0, "count": n}
+    return {
+        "ratio_to_hop": 0.01,
+        "faust_reference": {"ratio": None},
+        "replay": {"ratio_to_consume_only": 0.2},
+        "load": {"submit_to_ready_ms": latency, "accept_to_synced_ms": latency},
+        "memory": {"bytes_per_item": 900.0, "reached": pending},
+        "soak": {"flat": True, "seconds": soak_s, "slope_kib_per_min": 1.0},
+    }
+
+
+def test_targets_are_judged_only_on_what_the_issue_judges_them_on() -> None:
+    """A p99 from 3 items and a memory figure from 10 pending items over a 0-second soak were
+    marked "reached"."""
+    small = {row["figure"]: row for row in targets(_report(n=13, pending=10, soak_s=0.0))}
+    for figure in ("p99 submit → ready_to_export at 20 % load", "p99 accept → synced at 20 % load"):
+        assert small[figure]["reached"] is None and "n < 200" in small[figure]["note"]
+        assert small[figure]["value"] == 30.0  # still shown
+    memory = small["processor memory per pending item (100k pending)"]
+    assert memory["reached"] is None and "pending" in memory["note"]
+
+    short_soak = targets(_report(n=200, pending=100_000, soak_s=120.0))
+    assert "soak" in short_soak[4]["note"] and short_soak[4]["reached"] is None
+
+    full = {row["figure"]: row for row in targets(_report(n=200, pending=100_000, soak_s=600.0))}
+    assert full["p99 submit → ready_to_export at 20 % load"]["reached"] is True
+    assert full["p99 accept → synced at 20 % load"]["reached"] is True
+    assert full["processor memory per pending item (100k pending)"]["reached"] is True
+    assert all(row["note"] is None for row in full.values())
