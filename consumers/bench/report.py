@@ -119,7 +119,8 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             ("foreign partitioner (all re-routed): items/s", f"{foreign['items_per_s']:.1f}"),
             (
                 "foreign partitioner: terminal",
-                f"{foreign['terminal']}/{foreign['items']} {_statuses(foreign['final_statuses'])}",
+                f"{foreign['terminal']}/{foreign['items']} "
+                f"({_statuses(foreign['final_statuses'])})",
             ),
             (
                 "foreign partitioner: submit→ready p50/p95/p99 ms",
