@@ -1,4 +1,4 @@
-"""CPU time the run's processes spend over a phase (Linux `/proc`), to see which one is busy."""
+"""CPU time the run's processes spend over a phase, and a process's children (Linux `/proc`)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14, 15)
 
 
-def embedded_broker_pid() -> int | None:
-    """The embedded broker started by this process (a child named tansu…), if any."""
-    me = os.getpid()
+def children(pid: int) -> dict[int, str]:
+    """The processes whose parent is `pid`: their pid and command name (read from /proc)."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -31,11 +31,18 @@ def embedded_broker_pid() -> int | None:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
-        if parent == me and name.startswith("tansu"):
-            return int(entry.name)
-    return None
+        # the fields after the command name (which may hold spaces) start with state, ppid
+        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
+        if int(rest.split()[1]) == pid:
+            found[int(entry.name)] = name
+    return found
+
+
+def embedded_broker_pid() -> int | None:
+    """The embedded broker started by this process (a child named tansu…), if any."""
+    return next(
+        (pid for pid, name in children(os.getpid()).items() if name.startswith("tansu")), None
+    )
 
 
 class CpuMeter:

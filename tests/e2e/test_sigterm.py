@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from consumers.bench.cpu import children
 from consumers.dev.services import free_port
 from consumers.dev.stack import Stack
 from tests.support.processes import spawn, wait_for_output
@@ -28,18 +29,7 @@ pytestmark = [
 
 def _children(pid: int) -> set[int]:
     """Processes whose parent is `pid` (read from /proc)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # the fields after the command name (which may hold spaces) start with state, ppid
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.add(int(entry.name))
-    return found
+    return set(children(pid))
 
 
 def _alive(pid: int) -> bool:
