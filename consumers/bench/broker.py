@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 
 from pipeline.kafka import make_consumer, partitions_of, stop_consumer
 from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
 
 #: Fetches timed per partition (the median is reported).
 TRIES = 25
@@ -23,8 +27,16 @@ async def last_record_fetch(settings: Settings, topics: list[str]) -> list[dict[
     or `fetch_ms` None when the partition is empty. On the embedded broker (Tansu's memory
     engine) a fetch lists every batch the partition holds before reading one, so the figure
     grows with the partition's batch count; on Apache Kafka an offset index finds the batch.
-    Read-only: the workers may go on meanwhile.
+    Read-only: the workers may go on meanwhile. [] when the broker could not be asked.
     """
+    try:
+        return await _fetches(settings, topics)
+    except KafkaError as exc:  # a figure of its own: it must not sink the rest of the report
+        log.warning("broker fetch timing failed: %r", exc)
+        return []
+
+
+async def _fetches(settings: Settings, topics: list[str]) -> list[dict[str, Any]]:
     rows = []
     for topic in topics:
         consumer = make_consumer(settings, group_id=None, enable_auto_commit=False)

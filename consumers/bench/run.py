@@ -98,8 +98,10 @@ def run_all(stack: Stack, options: Options, say: Callable[[str], None] = print) 
     """Every phase in order on `stack`; returns the report (a JSON-ready dict).
 
     Order: baseline, end to end, foreign partitioner, the pending fill (memory), the load run
-    that doubles as the soak, replay, faust reference. `say` gets one progress line per phase
-    (and more within the long ones), each with the seconds since the start.
+    that doubles as the soak (with the CPU of each process), one fetch timed per topic,
+    replay, faust reference. Workers are stopped and their files removed however it ends.
+    `say` gets one progress line per phase (and more within the long ones), each with the
+    seconds since the start.
     """
     company = f"bench-{uuid.uuid4().hex[:8]}"
     worker_dir = Path(stack.settings.data_dir) / "bench" / company
