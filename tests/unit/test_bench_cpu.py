@@ -1,11 +1,16 @@
-"""The soak's CPU figures: a process's CPU seconds from /proc, as a share of one core."""
+"""The soak's CPU figures (a process's CPU seconds from /proc, as a share of one core) and
+the broker fetch timing's failure path."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
+from consumers.bench import broker
 from consumers.bench.cpu import CpuMeter, cpu_seconds, embedded_broker_pid
+from consumers.dev.services import free_port
+from pipeline.settings import Settings
 
 
 def _spin(seconds: float) -> None:
@@ -29,3 +34,9 @@ def test_a_busy_process_shows_its_cpu_seconds_and_share_of_a_core() -> None:
 
 def test_no_embedded_broker_is_found_where_this_process_started_none() -> None:
     assert embedded_broker_pid() is None
+
+
+def test_the_fetch_timing_of_an_unreachable_broker_is_empty_not_an_error() -> None:
+    """The figure is one of many: a broker that cannot be asked must not sink the report."""
+    settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}", erp_topic_prefix="t.")
+    assert asyncio.run(broker.last_record_fetch(settings, ["t.erp.status"])) == []
