@@ -40,8 +40,8 @@ async def _fetches(settings: Settings, topics: list[str]) -> list[dict[str, Any]
     rows = []
     for topic in topics:
         consumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
-        await consumer.start()
         try:
+            await consumer.start()  # inside: a consumer that failed to start is closed too
             tps = await partitions_of(consumer, topic)
             if not tps:
                 continue

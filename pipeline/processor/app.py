@@ -217,7 +217,10 @@ def build_app(
     publisher = Publisher(settings, metrics, lambda: app.producer)
 
     async def consumer_seek(tp: tuple[str, int], offset: int) -> None:
-        await app.consumer.seek(TP(*tp), offset)
+        # on the consumer's own thread: faust's `seek` moves aiokafka's fetcher from this
+        # one, which raced a fetch in progress there (KeyError in `fetched_records`, and the
+        # worker stopped); `seek_wait` hands the seek to that thread and waits for it
+        await app.consumer.seek_wait({TP(*tp): offset})
 
     durable = publisher.durable if durable is None else durable
     seek = consumer_seek if seek is None else seek

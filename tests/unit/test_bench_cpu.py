@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import time
 
 from consumers.bench import broker
-from consumers.bench.cpu import CpuMeter, cpu_seconds, embedded_broker_pid
+from consumers.bench.cpu import CpuMeter, children, cpu_seconds, embedded_broker_pid
 from consumers.dev.services import free_port
 from pipeline.settings import Settings
 
@@ -32,8 +33,17 @@ def test_a_busy_process_shows_its_cpu_seconds_and_share_of_a_core() -> None:
     assert "gone" not in figures["processes"]  # a process that cannot be read is left out
 
 
-def test_no_embedded_broker_is_found_where_this_process_started_none() -> None:
-    assert embedded_broker_pid() is None
+def test_children_are_found_by_parent_and_named_and_the_broker_among_them_by_name() -> None:
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        mine = children(os.getpid())
+        assert mine[child.pid] == "sleep"
+        assert child.pid not in children(child.pid)
+        found = embedded_broker_pid()  # the suite's own broker may be one of them
+        assert found is None or mine[found].startswith("tansu")
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_the_fetch_timing_of_an_unreachable_broker_is_empty_not_an_error() -> None:
