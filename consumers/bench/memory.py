@@ -75,7 +75,8 @@ class RssSampler:
             await asyncio.sleep(self.interval_s)
 
     def summary(self) -> dict[str, Any]:
-        """first / last / max RSS (bytes), the fitted slope (KiB/min) and the verdict.
+        """first / last / max RSS (bytes), how far it rose, the fitted slope (KiB/min) and
+        the verdict.
 
         Flat: RSS at the end and at its highest rose above the first sample by less than
         `FLAT_GROWTH_BYTES` and less than `FLAT_GROWTH_FRACTION` of it. (A least-squares fit
@@ -88,7 +89,7 @@ class RssSampler:
         span_s = self.samples[-1][0] - self.samples[0][0]
         slope = slope_per_min(self.samples)
         growth = slope * span_s / 60
-        rise = max(values[-1], max(values)) - values[0]
+        rise = max(values) - values[0]  # the highest is at or above the last
         flat = rise < FLAT_GROWTH_BYTES and rise < FLAT_GROWTH_FRACTION * values[0]
         return {
             "samples": len(values),
@@ -96,6 +97,7 @@ class RssSampler:
             "rss_first": values[0],
             "rss_last": values[-1],
             "rss_max": max(values),
+            "rise_bytes": rise,
             "slope_kib_per_min": slope / 1024,
             "fitted_growth_bytes": growth,
             "flat": flat,

@@ -161,8 +161,8 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str]]:
                 f"soak: processor RSS over {soak['seconds']:.0f}s ({soak['samples']} samples)",
                 f"first {soak['rss_first'] / 2**20:.1f}, last {soak['rss_last'] / 2**20:.1f}, "
                 f"max {soak['rss_max'] / 2**20:.1f} MiB: {'flat' if soak['flat'] else 'NOT flat'} "
-                f"(rose {_rise(soak) / 2**20:.1f} MiB; flat below 4 MiB and 3 %); fitted slope "
-                f"{soak['slope_kib_per_min']:.0f} KiB/min",
+                f"(rose {soak['rise_bytes'] / 2**20:.1f} MiB; flat below 4 MiB and 3 %); "
+                f"fitted slope {soak['slope_kib_per_min']:.0f} KiB/min",
             )
         )
     cpu = report.get("soak_cpu", {}).get("processes", {})
@@ -303,11 +303,6 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             TARGETS, measured, strict=True
         )
     ]
-
-
-def _rise(soak: dict[str, Any]) -> int:
-    """How far RSS rose above the first sample, at its highest (what `flat` is judged on)."""
-    return int(max(soak["rss_last"], soak["rss_max"]) - soak["rss_first"])
 
 
 def _statuses(finals: dict[str, int]) -> str:

@@ -231,6 +231,7 @@ def item_page(
             "actions": actions,
             "settings": settings,
             "job_templates": templates_,
+            "job_id_chars": erp.JOB_ID_CHARS,
             "today": console.decider.default_transaction_date(company, now).isoformat(),
             "moving": status == ItemStatus.EXPORTING or waiting,
             "after": after if waiting else None,

@@ -23,6 +23,7 @@ def test_a_soak_that_grows_is_not_flat_and_one_that_wanders_is() -> None:
     summary = growing.summary()
     assert summary["flat"] is False
     assert summary["rss_first"] == 100 * MIB and summary["rss_max"] == summary["rss_last"]
+    assert summary["rise_bytes"] == summary["rss_max"] - summary["rss_first"]  # what is judged
     wandering = RssSampler(
         pid=0, samples=[(float(t), 100 * MIB + (t % 7) * 300_000) for t in range(600)]
     )
