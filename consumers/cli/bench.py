@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import uuid
 from pathlib import Path
@@ -35,6 +36,7 @@ from consumers.cli.common import load_settings, setup_logging
     default=600.0,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
+    callback=lambda _ctx, _param, value: _finite(value, "--load-seconds"),
     help="How long the 20 % load run (the soak, RSS sampled) lasts.",
 )
 @click.option(
@@ -123,6 +125,13 @@ def bench_cmd(
             click.echo(json.dumps(report, indent=2))
             raise SystemExit(1) from None
         click.echo(f"report written to {json_path}", err=True)
+
+
+def _finite(value: float, name: str) -> float:
+    """`value`, refused when it is not a finite number (`nan` passes a range check)."""
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds", param_hint=name)
+    return value
 
 
 def _check_writable(path: Path) -> None:

@@ -23,6 +23,8 @@ from consumers.cli.bench import bench_cmd
         (["--pending", "-1"], "--pending"),
         (["--load-seconds", "0"], "--load-seconds"),
         (["--load-seconds", "-3"], "--load-seconds"),
+        (["--load-seconds", "nan"], "--load-seconds"),
+        (["--load-seconds", "inf"], "--load-seconds"),
         (["--min-samples", "-1"], "--min-samples"),
         (["--baseline-events", "-1"], "--baseline-events"),
         (["--json", "/nonexistent-folder/report.json"], "no folder"),
