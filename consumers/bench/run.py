@@ -9,10 +9,10 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from consumers.bench import baseline, broker, faust_reference, report, workload
 from consumers.bench.cpu import CpuMeter, embedded_broker_pid
@@ -21,6 +21,7 @@ from consumers.bench.memory import PendingMemory, RssSampler, read_rss, settle, 
 from consumers.bench.replay import measure_replay
 from consumers.dev import erp_seed
 from consumers.dev.stack import Stack
+from consumers.dev.supervise import describe_exit
 from pipeline.kafka import make_consumer, partitions_of, stop_consumer
 from topics.specs import DIRECTORY, ITEM_ROUTES, STATUS, SUBMISSIONS, TopicSpec
 
@@ -30,6 +31,44 @@ PENDING_FIXED_S = 120.0
 PENDING_MIN_RATE = 20.0
 #: Most records the faust reference agent is timed over (see `Options.faust_reference_count`).
 FAUST_REFERENCE_EVENTS = 5_000
+#: How often, in seconds, a phase checks that every worker is still running.
+WORKER_CHECK_S = 0.5
+
+T = TypeVar("T")
+
+
+class WorkerExited(RuntimeError):
+    """A worker stopped during the run: what the run measured since is not the pipeline's."""
+
+
+def check_workers(stack: Stack) -> None:
+    """Raise WorkerExited naming the first worker of `stack` that is no longer running."""
+    for label, process in stack.workers.items():
+        code = process.poll()
+        if code is not None:
+            raise WorkerExited(
+                f"worker {label} (pid {process.pid}) exited during the run: "
+                f"{describe_exit(code)}; no figures are reported from a broken run"
+            )
+
+
+async def guarded(stack: Stack, work: Coroutine[Any, Any, T]) -> T:
+    """Await `work` while checking every `WORKER_CHECK_S` that each worker still runs.
+
+    Raises WorkerExited (with `work` cancelled) as soon as one has exited: without it a phase
+    would wait out its timeout and the run would go on to report figures of a dead pipeline.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=WORKER_CHECK_S)
+            if done:
+                return task.result()
+            check_workers(stack)
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
 
 
 @dataclass(frozen=True)
@@ -117,26 +156,31 @@ def _run_all(
 ) -> dict[str, Any]:
     settings = stack.settings
     types = options.types
-    clock = _Phases(say)
+    clock = _Phases(say, check=lambda: check_workers(stack))
     clock.start("baseline", f"baseline: raw hops over {options.baseline_count()} events")
     base = asyncio.run(baseline.measure(settings, options.baseline_count(), types))
 
     clock.start("start", "seeding the ERP, starting processor, exporter and projection")
     erp_seed.seed(settings.require_erp_database_url(), company)
     _start_workers(stack, worker_dir)
-    asyncio.run(_setup(stack, company))
+    _guarded_run(stack, _setup(stack, company))
     clock.start(
         "warm_up", "warm-up: the anchor project, end to end (waits for the workers to join)"
     )
-    warm = asyncio.run(
-        _drive(stack, company, [workload.ANCHOR_PROJECT], [workload.anchor(company)], timeout_s=180)
+    warm = _guarded_run(
+        stack,
+        _drive(
+            stack, company, [workload.ANCHOR_PROJECT], [workload.anchor(company)], timeout_s=180
+        ),
     )
     if warm.final.get(workload.ANCHOR_PROJECT) != "synced":
         raise RuntimeError(f"warm-up item never synced: {warm.final or 'no terminal status'}")
 
     clock.start("max", f"end-to-end: {options.items} items as fast as they go")
     idents, events = _batch(company, 0, options.items, types)
-    top = asyncio.run(_drive(stack, company, idents, events, timeout_s=120 + options.items * 0.2))
+    top = _guarded_run(
+        stack, _drive(stack, company, idents, events, timeout_s=120 + options.items * 0.2)
+    )
     maximum = report.run_section(top, options.items)
     say(f"  {maximum['items_per_s']:.1f} items/s, {maximum['synced_per_s']:.1f} synced/s")
 
@@ -148,13 +192,14 @@ def _run_all(
             f"foreign partitioner: the same {options.items} items, every record re-routed",
         )
         idents, events = _batch(company, first, options.items, types)
-        rerouted = asyncio.run(
+        rerouted = _guarded_run(
+            stack,
             _drive(
                 stack, company, idents, events, timeout_s=120 + options.items * 0.2, foreign=True
-            )
+            ),
         )
         foreign = report.run_section(rerouted, options.items)
-        foreign["rerouted_records"] = asyncio.run(_records_on(stack, ITEM_ROUTES))
+        foreign["rerouted_records"] = _guarded_run(stack, _records_on(stack, ITEM_ROUTES))
         foreign["ratio_to_native"] = foreign["items_per_s"] / max(maximum["items_per_s"], 1e-9)
         # end to end, the exporter bounds throughput; submit → ready_to_export is the processor
         # alone, where re-routing costs: the same submissions native, then all re-routed
@@ -164,12 +209,12 @@ def _run_all(
             " re-routed",
         )
         first += options.items
-        native_ready = asyncio.run(
-            _ready(stack, company, first, options.items, types, foreign=False)
+        native_ready = _guarded_run(
+            stack, _ready(stack, company, first, options.items, types, foreign=False)
         )
         first += options.items
-        foreign_ready = asyncio.run(
-            _ready(stack, company, first, options.items, types, foreign=True)
+        foreign_ready = _guarded_run(
+            stack, _ready(stack, company, first, options.items, types, foreign=True)
         )
         foreign["processor_alone"] = {
             "native_ready_per_s": native_ready.ready_per_s(),
@@ -181,7 +226,7 @@ def _run_all(
         first += options.items
 
     clock.start("pending", f"memory: {options.pending} submissions left pending in ready_to_export")
-    memory, fill = asyncio.run(_pending(stack, company, first, options.pending, types, say))
+    memory, fill = _guarded_run(stack, _pending(stack, company, first, options.pending, types, say))
     first += options.pending
     say(
         f"  {memory.reached}/{memory.pending} ready at {fill['ready_per_s']:.0f}/s; RSS "
@@ -193,7 +238,7 @@ def _run_all(
         "state_sizes",
         "memory: the summary state and the directory, rebuilt by the processor's code",
     )
-    sizes = asyncio.run(state_sizes(settings))
+    sizes = _guarded_run(stack, state_sizes(settings))
 
     rate = max(options.load_fraction * maximum["items_per_s"], 0.5)
     load_items = max(options.min_samples, int(rate * options.load_seconds))
@@ -206,7 +251,7 @@ def _run_all(
     sampler = RssSampler(stack.workers["processor"].pid, interval_s=options.rss_interval_s)
     meter = CpuMeter(_run_pids(stack))
     meter.start()
-    loaded = asyncio.run(_soak(stack, company, idents, events, rate, sampler))
+    loaded = _guarded_run(stack, _soak(stack, company, idents, events, rate, sampler))
     soak_cpu = meter.stop()
     say(
         "  CPU over the soak, share of one core: "
@@ -224,7 +269,8 @@ def _run_all(
     )
 
     clock.start("broker", "broker: one fetch of a partition's last record, by what it holds")
-    fetches = asyncio.run(
+    fetches = _guarded_run(
+        stack,
         broker.last_record_fetch(
             settings,
             [
@@ -232,7 +278,7 @@ def _run_all(
                 settings.topic(SUBMISSIONS.name),
                 settings.topic(STATUS.name),
             ],
-        )
+        ),
     )
     for row in fetches:
         ms = "-" if row["fetch_ms"] is None else f"{row['fetch_ms']:.1f}"
@@ -240,6 +286,7 @@ def _run_all(
 
     clock.start("replay", "replay")
     replay = measure_replay(settings)
+    check_workers(stack)  # each figure above came from a running pipeline
     stack.stop_workers()  # the faust reference runs alone (run_all removes their files)
     ref: dict[str, Any] = {"measured": False, "note": "faust reference: skipped"}
     if options.faust_reference:
@@ -309,17 +356,26 @@ def _run_all(
     return out
 
 
+def _guarded_run(stack: Stack, work: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(work)`, stopped with WorkerExited as soon as a worker of `stack` exits."""
+    return asyncio.run(guarded(stack, work))
+
+
 class _Phases:
     """Names the phase under way, with the seconds since the run started; keeps each
-    phase's duration."""
+    phase's duration. `check` runs before each phase starts (raising stops the run)."""
 
-    def __init__(self, say: Callable[[str], None]) -> None:
+    def __init__(
+        self, say: Callable[[str], None], check: Callable[[], None] = lambda: None
+    ) -> None:
         self.say = say
+        self.check = check
         self.started = self.phase_started = time.monotonic()
         self.current: str | None = None
         self.seconds: dict[str, float] = {}
 
     def start(self, name: str, text: str) -> None:
+        self.check()
         self.stop()
         self.current, self.phase_started = name, time.monotonic()
         self.say(f"[{self.phase_started - self.started:5.0f}s] {text}")

@@ -83,10 +83,14 @@ def bench_cmd(
     item with --pending items waiting in ready_to_export, the load run at 20 % of the measured
     maximum for --load-seconds with the processor's RSS sampled (the soak), replay and the faust
     reference. Ends with the issue's Targets table, measured column and reached marks.
+
+    A worker that exits during the run (killed, crashed, or stopped by a Ctrl-C that reached
+    it) stops the run at once with exit code 1 and its name: no figures are printed or
+    written from a broken run.
     """
     from consumers.bench import workload
     from consumers.bench.report import print_table
-    from consumers.bench.run import Options, run_all
+    from consumers.bench.run import Options, WorkerExited, run_all
     from consumers.dev.stack import running_stack
 
     try:
@@ -113,9 +117,12 @@ def bench_cmd(
         foreign=not no_foreign_partitioner,
     )
     with running_stack(settings) as stack:
-        report = run_all(
-            stack, options, say=lambda text: click.secho(f"▸ {text}", fg="cyan", err=True)
-        )
+        try:
+            report = run_all(
+                stack, options, say=lambda text: click.secho(f"▸ {text}", fg="cyan", err=True)
+            )
+        except WorkerExited as exc:
+            raise click.ClickException(str(exc)) from None
     print_table(report)
     if json_path is not None:
         try:
