@@ -160,7 +160,7 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             (
                 f"soak: processor RSS over {soak['seconds']:.0f}s ({soak['samples']} samples)",
                 f"first {soak['rss_first'] / 2**20:.1f}, last {soak['rss_last'] / 2**20:.1f}, "
-                f"max {soak['rss_max'] / 2**20:.1f} MiB: {'flat' if soak['flat'] else 'NOT flat'} "
+                f"max {soak['rss_max'] / 2**20:.1f} MiB: {soak_verdict(soak)} "
                 f"(rose {soak['rise_bytes'] / 2**20:.1f} MiB; flat below 4 MiB and 3 %); "
                 f"fitted slope {soak['slope_kib_per_min']:.0f} KiB/min",
             )
@@ -227,6 +227,17 @@ JUDGED_PENDING = 100_000
 JUDGED_SOAK_S = 570.0
 
 
+def soak_verdict(soak: dict[str, Any]) -> str:
+    """The soak in words: "flat" or "NOT flat" by `RssSampler.summary`'s rule once it lasted
+    the issue's 10 minutes (`JUDGED_SOAK_S`); before that RSS has not had the time to show a
+    leak, and a verdict from a few samples would be a guess."""
+    if not soak.get("samples"):
+        return "not sampled"
+    if soak["seconds"] < JUDGED_SOAK_S:
+        return f"not judged (under {JUDGED_SOAK_S / 60:.1f} min)"
+    return "flat" if soak["flat"] else "NOT flat"
+
+
 def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per TARGETS line: `value` (the number compared, None when not measured),
     `measured` (as printed), `reached` (None when not measured, or measured on less than
@@ -250,9 +261,16 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
 
     flat = soak.get("flat")
     memory_shown = (
-        f"{per_item / 1024:.2f} KiB ({_count(mem['reached'])}), soak "
-        + ("not sampled" if flat is None else "flat" if flat else "NOT flat")
-        + f" over {soak.get('seconds', 0):.0f}s"
+        f"{per_item / 1024:.2f} KiB ({_count(mem['reached'])}), soak {soak_verdict(soak)}"
+        f" over {soak.get('seconds', 0):.0f}s"
+    )
+    # a replay of fewer records than the consume-only baseline it is divided by is mostly
+    # its fixed costs: judged on the same footing or not at all
+    replayed, consumed = report["replay"].get("events", 0), report["baseline"]["events"]
+    replay_note = (
+        f"not judged: replayed fewer than the baseline's {consumed:,} events"
+        if replayed < consumed
+        else None
     )
     memory_note = (
         f"not judged: fewer than {_count(JUDGED_PENDING)} pending"
@@ -284,9 +302,9 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         ),
         (
             replay_ratio,
-            "-" if replay_ratio is None else f"{replay_ratio:.3f}",
-            None if replay_ratio is None else replay_ratio >= 0.3,
-            None,
+            "-" if replay_ratio is None else f"{replay_ratio:.3f} ({replayed:,} events)",
+            None if replay_ratio is None or replay_note else replay_ratio >= 0.3,
+            None if replay_ratio is None else replay_note,
         ),
     ]
     return [

@@ -264,7 +264,7 @@ def _run_all(
     say(
         f"  soak: RSS {soak.get('rss_first', 0) / 2**20:.0f} → "
         f"{soak.get('rss_last', 0) / 2**20:.0f} MiB (max {soak.get('rss_max', 0) / 2**20:.0f}): "
-        f"{'flat' if soak['flat'] else 'not flat'} (fitted slope "
+        f"{report.soak_verdict(soak)} (fitted slope "
         f"{soak.get('slope_kib_per_min', 0):.0f} KiB/min)"
     )
 
@@ -303,7 +303,9 @@ def _run_all(
             "load_items": load_items,
             "min_samples": options.min_samples,
             "baseline_events": options.baseline_count(),
-            "faust_reference_events": options.faust_reference_count(),
+            "faust_reference_events": (
+                options.faust_reference_count() if options.faust_reference else None
+            ),
             "topic_prefix": settings.erp_topic_prefix,
         },
         "machine": report.machine(),

@@ -15,11 +15,17 @@ REJECT_EVERY = 10
 
 
 def item_types(spec: str) -> tuple[str, ...]:
-    """`--types`: "mix" (every type in turn) or a comma-separated list of types."""
+    """`--types`: "mix" (every type in turn) or a comma-separated list of types, each once.
+
+    Raises ValueError naming an unknown type, or one named twice.
+    """
     wanted = TYPES if spec == "mix" else tuple(t.strip() for t in spec.split(",") if t.strip())
     unknown = [t for t in wanted if t not in TYPES]
     if unknown or not wanted:
         raise ValueError(f"unknown item type(s) {unknown}; known: {', '.join(TYPES)} or mix")
+    twice = sorted({t for t in wanted if wanted.count(t) > 1})
+    if twice:  # it would weigh the mix without saying so
+        raise ValueError(f"{', '.join(twice)} named twice; name each type once")
     return wanted
 
 

@@ -50,7 +50,7 @@ from consumers.cli.common import load_settings, setup_logging
     "--baseline-events",
     default=0,
     type=click.IntRange(min=0),
-    help="Records in the raw baseline [default: 10 per item].",
+    help="Records in the raw baseline [default: 10 per item, at least 5000, at most 50000].",
 )
 @click.option("--no-faust-reference", is_flag=True, help="Skip the faust reference agent.")
 @click.option(
@@ -142,9 +142,23 @@ def _finite(value: float, name: str) -> float:
 
 
 def _check_writable(path: Path) -> None:
-    """Refuse, before a run of many minutes, a report path that could not be written."""
+    """Refuse, before a run of many minutes, a report path that could not be written.
+
+    The file is opened for appending (and removed again if this made it): a permission check
+    alone passes root anywhere, /proc included, and the path would be found out at the end.
+    """
+    if not str(path) or path.is_dir():
+        raise click.BadParameter("a file name is needed", param_hint="--json")
     folder = path.parent
     if not folder.is_dir():
         raise click.BadParameter(f"no folder {str(folder)!r} to write it in", param_hint="--json")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise click.BadParameter(f"{str(path)!r} is not writable", param_hint="--json")
+    existed = path.exists()
+    try:
+        with path.open("a"):
+            pass
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot write {str(path)!r} ({exc.strerror})", param_hint="--json"
+        ) from None
+    if not existed:
+        path.unlink(missing_ok=True)

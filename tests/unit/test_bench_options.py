@@ -10,8 +10,18 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from consumers.bench.report import targets
+from consumers.bench.report import soak_verdict, targets
 from consumers.cli.bench import bench_cmd
+
+
+@pytest.fixture(autouse=True)
+def _no_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value that passes the checks must not start a real run of many minutes here."""
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the options were accepted: the bench would have started")
+
+    monkeypatch.setattr("consumers.dev.stack.running_stack", refuse)
 
 
 @pytest.mark.parametrize(
@@ -28,6 +38,11 @@ from consumers.cli.bench import bench_cmd
         (["--min-samples", "-1"], "--min-samples"),
         (["--baseline-events", "-1"], "--baseline-events"),
         (["--json", "/nonexistent-folder/report.json"], "no folder"),
+        # root passes a permission check on /proc; only opening the file finds it out
+        (["--json", "/proc/report.json"], "cannot write"),
+        (["--json", ""], "a file name"),
+        (["--json", "."], "is a directory"),
+        (["--types", "project,project"], "twice"),
     ],
 )
 def test_values_that_would_waste_a_run_are_refused_before_it_starts(
@@ -47,18 +62,19 @@ def test_a_read_only_folder_is_refused_too(tmp_path: Path) -> None:
         pytest.skip("running as a user that may write a read-only folder")
     result = CliRunner().invoke(bench_cmd, ["--json", str(folder / "r.json")])
     assert result.exit_code == 2, result.output
-    assert "not writable" in result.output
+    assert "cannot write" in result.output
 
 
-def _report(n: int, pending: int, soak_s: float) -> dict[str, Any]:
+def _report(n: int, pending: int, soak_s: float, replayed: int = 50_000) -> dict[str, Any]:
     latency = {"p50": 10.0, "p95": 20.0, "p99": 30.0, "count": n}
     return {
         "ratio_to_hop": 0.01,
         "faust_reference": {"ratio": None},
-        "replay": {"ratio_to_consume_only": 0.2},
+        "baseline": {"events": 20_000},
+        "replay": {"ratio_to_consume_only": 0.4, "events": replayed},
         "load": {"submit_to_ready_ms": latency, "accept_to_synced_ms": latency},
         "memory": {"bytes_per_item": 900.0, "reached": pending},
-        "soak": {"flat": True, "seconds": soak_s, "slope_kib_per_min": 1.0},
+        "soak": {"flat": True, "seconds": soak_s, "samples": int(soak_s / 2) + 1},
     }
 
 
@@ -79,4 +95,33 @@ def test_targets_are_judged_only_on_what_the_issue_judges_them_on() -> None:
     assert full["p99 submit → ready_to_export at 20 % load"]["reached"] is True
     assert full["p99 accept → synced at 20 % load"]["reached"] is True
     assert full["processor memory per pending item (100k pending)"]["reached"] is True
+    assert (
+        "soak flat over 600s"
+        in full["processor memory per pending item (100k pending)"]["measured"]
+    )
+    assert full["replay ÷ consume-only"]["reached"] is True
     assert all(row["note"] is None for row in full.values())
+
+
+def test_a_replay_shorter_than_its_baseline_is_shown_not_judged() -> None:
+    """A replay of a 3 000-record run was divided by a 5 000-record baseline and judged."""
+    row = targets(_report(n=200, pending=100_000, soak_s=600.0, replayed=3_000))[5]
+    assert row["value"] == 0.4 and "3,000 events" in row["measured"]
+    assert row["reached"] is None and "20,000" in row["note"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "flat", "words"),
+    [
+        (4.0, True, "not judged"),  # 3 samples were called "flat"
+        (120.0, False, "not judged"),
+        (600.0, True, "flat"),
+        (600.0, False, "NOT flat"),
+    ],
+)
+def test_the_soak_is_called_flat_only_after_the_issues_ten_minutes(
+    seconds: float, flat: bool, words: str
+) -> None:
+    soak = {"flat": flat, "seconds": seconds, "samples": int(seconds / 2) + 1}
+    assert soak_verdict(soak) == words or soak_verdict(soak).startswith(words + " ")
+    assert soak_verdict({"samples": 0, "flat": None}) == "not sampled"
