@@ -1,4 +1,4 @@
-"""CPU time the run's processes spend over a phase, and a process's children (Linux `/proc`)."""
+"""CPU time the run's processes spend over a phase, their state and children (Linux `/proc`)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,28 @@ from typing import Any
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a live process so far; None if it cannot be read."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat from the state (field 3) on; None if it cannot be read."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # the command name (field 2) may hold spaces: the fields after it start past its ')'
-    fields = stat[stat.rindex(")") + 2 :].split()
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a live process so far; None if it cannot be read."""
+    fields = _stat(pid)
+    if fields is None:
+        return None
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14, 15)
+
+
+def process_state(pid: int) -> str | None:
+    """A process's state letter (R, S, T for stopped, Z…); None if it cannot be read."""
+    fields = _stat(pid)
+    return None if fields is None else fields[0]
 
 
 def children(pid: int) -> dict[int, str]:

@@ -60,7 +60,7 @@ def machine() -> dict[str, Any]:
             versions[name] = None
     return {
         "cpu_count": os.cpu_count(),
-        "load_average": " ".join(f"{v:.1f}" for v in os.getloadavg()),
+        "load_average": [round(v, 2) for v in os.getloadavg()],  # 1, 5 and 15 minutes
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": versions,
@@ -83,7 +83,7 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         (
             "machine",
             f"{report['machine']['cpu_count']} cores, Python {report['machine']['python']}, "
-            f"load average {report['machine'].get('load_average', '-')}",
+            f"load average {' / '.join(str(v) for v in report['machine']['load_average'])}",
         ),
         ("baseline consume-only", f"{base['consume_events_per_s']:.0f} events/s"),
         ("baseline hop, raw producer defaults", f"{base['hop_events_per_s']:.0f} events/s"),
@@ -220,8 +220,10 @@ TARGETS = (
 )
 
 
-#: What the issue's figures are judged on: percentiles from at least 200 items, the memory
-#: figure at 100 000 pending items with a 10-minute soak (a run this long, less 5 % slack).
+#: What the issue's figures are judged on: throughput from its run of 2 000 items end to end,
+#: percentiles from at least 200 items, the memory figure at 100 000 pending items with a
+#: 10-minute soak (a run this long, less 5 % slack).
+JUDGED_ITEMS = 2_000
 JUDGED_MIN_SAMPLES = 200
 JUDGED_PENDING = 100_000
 JUDGED_SOAK_S = 570.0
@@ -279,18 +281,25 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         if soak.get("seconds", 0) < JUDGED_SOAK_S
         else None
     )
+    # a throughput from a few items over a fraction of a second is mostly start and finish
+    items = report["max"]["items"]
+    items_note = (
+        f"not judged: fewer than {_count(JUDGED_ITEMS)} items end to end"
+        if items < JUDGED_ITEMS
+        else None
+    )
     measured = [
         (
             report["ratio_to_hop"],
-            f"{report['ratio_to_hop']:.4f}",
-            report["ratio_to_hop"] >= 0.03,
-            None,
+            f"{report['ratio_to_hop']:.4f} ({_count(items)} items)",
+            None if items_note else report["ratio_to_hop"] >= 0.03,
+            items_note,
         ),
         (
             ref_ratio,
             "-" if ref_ratio is None else f"{ref_ratio:.3f}",
-            None if ref_ratio is None else ref_ratio >= 0.5,
-            None,
+            None if ref_ratio is None or items_note else ref_ratio >= 0.5,
+            None if ref_ratio is None else items_note,
         ),
         latency("submit_to_ready_ms", 50),
         latency("accept_to_synced_ms", 150),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from consumers.bench import baseline, broker, faust_reference, report, workload
-from consumers.bench.cpu import CpuMeter, embedded_broker_pid
+from consumers.bench.cpu import CpuMeter, embedded_broker_pid, process_state
 from consumers.bench.driver import Driver, Run, status_consumer
 from consumers.bench.memory import PendingMemory, RssSampler, read_rss, settle, state_sizes
 from consumers.bench.replay import measure_replay
@@ -41,22 +41,47 @@ class WorkerExited(RuntimeError):
     """A worker stopped during the run: what the run measured since is not the pipeline's."""
 
 
-def check_workers(stack: Stack) -> None:
-    """Raise WorkerExited naming the first worker of `stack` that is no longer running."""
-    for label, process in stack.workers.items():
-        code = process.poll()
-        if code is not None:
-            raise WorkerExited(
-                f"worker {label} (pid {process.pid}) exited during the run: "
-                f"{describe_exit(code)}; no figures are reported from a broken run"
-            )
+class WorkerCheck:
+    """Checks that every worker of `stack` runs: call it (it raises WorkerExited) before each
+    phase and every `WORKER_CHECK_S` within one.
+
+    A worker that exited is named with how it ended. So is one found stopped (SIGSTOP, a
+    debugger; /proc state T or t) on two checks in a row: the figures would time its pause.
+    A stop shorter than a check interval (a profiler's sample) may go unseen.
+    """
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self._stopped: set[str] = set()
+
+    def __call__(self) -> None:
+        for label, process in self.stack.workers.items():
+            code = process.poll()
+            if code is not None:
+                how = describe_exit(code) + (
+                    " (stopped as on SIGTERM or Ctrl-C)" if code == 0 else ""
+                )
+                raise WorkerExited(
+                    f"worker {label} (pid {process.pid}) exited during the run: {how}; "
+                    "no figures are reported from a broken run"
+                )
+            if process_state(process.pid) not in ("T", "t"):
+                self._stopped.discard(label)
+            elif label in self._stopped:
+                raise WorkerExited(
+                    f"worker {label} (pid {process.pid}) is stopped (SIGSTOP or a debugger); "
+                    "no figures are reported from a run that timed its pause"
+                )
+            else:
+                self._stopped.add(label)
 
 
-async def guarded(stack: Stack, work: Coroutine[Any, Any, T]) -> T:
-    """Await `work` while checking every `WORKER_CHECK_S` that each worker still runs.
+async def guarded(check: Callable[[], None], work: Coroutine[Any, Any, T]) -> T:
+    """Await `work`, calling `check` (a WorkerCheck) every `WORKER_CHECK_S`.
 
-    Raises WorkerExited (with `work` cancelled) as soon as one has exited: without it a phase
-    would wait out its timeout and the run would go on to report figures of a dead pipeline.
+    Raises what `check` raises (WorkerExited), with `work` cancelled, as soon as it does:
+    without it a phase would wait out its timeout and the run would go on to report figures of
+    a dead pipeline.
     """
     task = asyncio.ensure_future(work)
     try:
@@ -64,7 +89,7 @@ async def guarded(stack: Stack, work: Coroutine[Any, Any, T]) -> T:
             done, _ = await asyncio.wait({task}, timeout=WORKER_CHECK_S)
             if done:
                 return task.result()
-            check_workers(stack)
+            check()
     finally:
         if not task.done():
             task.cancel()
@@ -156,19 +181,20 @@ def _run_all(
 ) -> dict[str, Any]:
     settings = stack.settings
     types = options.types
-    clock = _Phases(say, check=lambda: check_workers(stack))
+    check = WorkerCheck(stack)
+    clock = _Phases(say, check=check)
     clock.start("baseline", f"baseline: raw hops over {options.baseline_count()} events")
     base = asyncio.run(baseline.measure(settings, options.baseline_count(), types))
 
     clock.start("start", "seeding the ERP, starting processor, exporter and projection")
     erp_seed.seed(settings.require_erp_database_url(), company)
     _start_workers(stack, worker_dir)
-    _guarded_run(stack, _setup(stack, company))
+    _guarded_run(check, _setup(stack, company))
     clock.start(
         "warm_up", "warm-up: the anchor project, end to end (waits for the workers to join)"
     )
     warm = _guarded_run(
-        stack,
+        check,
         _drive(
             stack, company, [workload.ANCHOR_PROJECT], [workload.anchor(company)], timeout_s=180
         ),
@@ -179,7 +205,7 @@ def _run_all(
     clock.start("max", f"end-to-end: {options.items} items as fast as they go")
     idents, events = _batch(company, 0, options.items, types)
     top = _guarded_run(
-        stack, _drive(stack, company, idents, events, timeout_s=120 + options.items * 0.2)
+        check, _drive(stack, company, idents, events, timeout_s=120 + options.items * 0.2)
     )
     maximum = report.run_section(top, options.items)
     say(f"  {maximum['items_per_s']:.1f} items/s, {maximum['synced_per_s']:.1f} synced/s")
@@ -193,13 +219,13 @@ def _run_all(
         )
         idents, events = _batch(company, first, options.items, types)
         rerouted = _guarded_run(
-            stack,
+            check,
             _drive(
                 stack, company, idents, events, timeout_s=120 + options.items * 0.2, foreign=True
             ),
         )
         foreign = report.run_section(rerouted, options.items)
-        foreign["rerouted_records"] = _guarded_run(stack, _records_on(stack, ITEM_ROUTES))
+        foreign["rerouted_records"] = _guarded_run(check, _records_on(stack, ITEM_ROUTES))
         foreign["ratio_to_native"] = foreign["items_per_s"] / max(maximum["items_per_s"], 1e-9)
         # end to end, the exporter bounds throughput; submit → ready_to_export is the processor
         # alone, where re-routing costs: the same submissions native, then all re-routed
@@ -210,11 +236,11 @@ def _run_all(
         )
         first += options.items
         native_ready = _guarded_run(
-            stack, _ready(stack, company, first, options.items, types, foreign=False)
+            check, _ready(stack, company, first, options.items, types, foreign=False)
         )
         first += options.items
         foreign_ready = _guarded_run(
-            stack, _ready(stack, company, first, options.items, types, foreign=True)
+            check, _ready(stack, company, first, options.items, types, foreign=True)
         )
         foreign["processor_alone"] = {
             "native_ready_per_s": native_ready.ready_per_s(),
@@ -226,7 +252,7 @@ def _run_all(
         first += options.items
 
     clock.start("pending", f"memory: {options.pending} submissions left pending in ready_to_export")
-    memory, fill = _guarded_run(stack, _pending(stack, company, first, options.pending, types, say))
+    memory, fill = _guarded_run(check, _pending(stack, company, first, options.pending, types, say))
     first += options.pending
     say(
         f"  {memory.reached}/{memory.pending} ready at {fill['ready_per_s']:.0f}/s; RSS "
@@ -238,10 +264,13 @@ def _run_all(
         "state_sizes",
         "memory: the summary state and the directory, rebuilt by the processor's code",
     )
-    sizes = _guarded_run(stack, state_sizes(settings))
+    sizes = _guarded_run(check, state_sizes(settings))
 
     rate = max(options.load_fraction * maximum["items_per_s"], 0.5)
-    load_items = max(options.min_samples, int(rate * options.load_seconds))
+    # at least min_samples items in each percentile: accept → synced has only the accepted
+    load_items = max(
+        workload.items_for_accepted(first, options.min_samples), int(rate * options.load_seconds)
+    )
     clock.start(
         "load",
         f"under load (soak): {load_items} items at {rate:.1f}/s, "
@@ -251,7 +280,7 @@ def _run_all(
     sampler = RssSampler(stack.workers["processor"].pid, interval_s=options.rss_interval_s)
     meter = CpuMeter(_run_pids(stack))
     meter.start()
-    loaded = _guarded_run(stack, _soak(stack, company, idents, events, rate, sampler))
+    loaded = _guarded_run(check, _soak(stack, company, idents, events, rate, sampler))
     soak_cpu = meter.stop()
     say(
         "  CPU over the soak, share of one core: "
@@ -270,7 +299,7 @@ def _run_all(
 
     clock.start("broker", "broker: one fetch of a partition's last record, by what it holds")
     fetches = _guarded_run(
-        stack,
+        check,
         broker.last_record_fetch(
             settings,
             [
@@ -286,7 +315,7 @@ def _run_all(
 
     clock.start("replay", "replay")
     replay = measure_replay(settings)
-    check_workers(stack)  # each figure above came from a running pipeline
+    check()  # each figure above came from a running pipeline
     stack.stop_workers()  # the faust reference runs alone (run_all removes their files)
     ref: dict[str, Any] = {"measured": False, "note": "faust reference: skipped"}
     if options.faust_reference:
@@ -358,9 +387,9 @@ def _run_all(
     return out
 
 
-def _guarded_run(stack: Stack, work: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run(work)`, stopped with WorkerExited as soon as a worker of `stack` exits."""
-    return asyncio.run(guarded(stack, work))
+def _guarded_run(check: Callable[[], None], work: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(work)`, stopped with WorkerExited as soon as `check` finds a worker gone."""
+    return asyncio.run(guarded(check, work))
 
 
 class _Phases:

@@ -17,12 +17,15 @@ REJECT_EVERY = 10
 def item_types(spec: str) -> tuple[str, ...]:
     """`--types`: "mix" (every type in turn) or a comma-separated list of types, each once.
 
-    Raises ValueError naming an unknown type, or one named twice.
+    Raises ValueError for an empty entry, an unknown type, or one named twice.
     """
-    wanted = TYPES if spec == "mix" else tuple(t.strip() for t in spec.split(",") if t.strip())
+    known = f"known: {', '.join(TYPES)} or mix"
+    wanted = TYPES if spec == "mix" else tuple(t.strip() for t in spec.split(","))
+    if not all(wanted):
+        raise ValueError(f"an empty type in {spec!r}; {known}")
     unknown = [t for t in wanted if t not in TYPES]
-    if unknown or not wanted:
-        raise ValueError(f"unknown item type(s) {unknown}; known: {', '.join(TYPES)} or mix")
+    if unknown:
+        raise ValueError(f"unknown item type(s) {', '.join(unknown)}; {known}")
     twice = sorted({t for t in wanted if wanted.count(t) > 1})
     if twice:  # it would weigh the mix without saying so
         raise ValueError(f"{', '.join(twice)} named twice; name each type once")
@@ -63,6 +66,16 @@ def anchor(company: str) -> dict[str, Any]:
 
 def accepts(index: int) -> bool:
     return index % REJECT_EVERY != REJECT_EVERY - 1
+
+
+def items_for_accepted(first: int, accepted: int) -> int:
+    """How many items from index `first` on hold `accepted` items the approver accepts (the
+    accept → synced percentiles' n; one in `REJECT_EVERY` is rejected)."""
+    count = taken = 0
+    while taken < accepted:
+        taken += accepts(first + count)
+        count += 1
+    return count
 
 
 def index_of(ident: str) -> int:

@@ -18,8 +18,8 @@ from consumers.cli.common import load_settings, setup_logging
     "--items",
     default=2000,
     show_default=True,
-    type=click.IntRange(min=1),
-    help="Items in the end-to-end run.",
+    type=click.IntRange(min=1, max=100_000),
+    help="Items in the end-to-end run (at most 100000).",
 )
 @click.option(
     "--types", "types_", default="mix", show_default=True, help="mix, or e.g. project,commitment."
@@ -28,29 +28,30 @@ from consumers.cli.common import load_settings, setup_logging
     "--pending",
     default=100_000,
     show_default=True,
-    type=click.IntRange(min=1),
-    help="Items left pending for the memory figure.",
+    type=click.IntRange(min=1, max=500_000),
+    help="Items left pending for the memory figure (at most 500000).",
 )
 @click.option(
     "--load-seconds",
     default=600.0,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(min=0, min_open=True, max=3600),
     callback=lambda _ctx, _param, value: _finite(value, "--load-seconds"),
-    help="How long the 20 % load run (the soak, RSS sampled) lasts.",
+    help="How long the 20 % load run (the soak, RSS sampled) lasts (at most 3600).",
 )
 @click.option(
     "--min-samples",
     default=200,
     show_default=True,
-    type=click.IntRange(min=1),
-    help="Fewest items of the load run (its latency percentiles' n).",
+    type=click.IntRange(min=1, max=100_000),
+    help="Fewest items in each latency percentile of the load run, its n (at most 100000).",
 )
 @click.option(
     "--baseline-events",
     default=0,
-    type=click.IntRange(min=0),
-    help="Records in the raw baseline [default: 10 per item, at least 5000, at most 50000].",
+    type=click.IntRange(min=0, max=1_000_000),
+    help="Records in the raw baseline, at most 1000000 [default: 10 per item, at least 5000,"
+    " at most 50000].",
 )
 @click.option("--no-faust-reference", is_flag=True, help="Skip the faust reference agent.")
 @click.option(

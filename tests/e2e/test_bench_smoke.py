@@ -45,6 +45,7 @@ def test_bench_reports_every_item_terminal_and_counts_add_up(
     report = json.loads(out.read_text())
 
     assert report["machine"]["cpu_count"] >= 1
+    assert len(report["machine"]["load_average"]) == 3  # 1, 5 and 15 minutes, as numbers
     assert report["machine"]["packages"]["aiokafka"]
     base = report["baseline"]
     assert base["events"] == 3000
@@ -74,6 +75,8 @@ def test_bench_reports_every_item_terminal_and_counts_add_up(
         )
     assert report["max"]["items"] == ITEMS
     assert report["load"]["items"] >= LOAD_ITEMS
+    # each of the load run's percentiles has at least --min-samples items, accepted ones too
+    assert report["load"]["accept_to_synced_ms"]["count"] >= LOAD_ITEMS
     # the same workload with every record re-routed, as a ratio to the native run
     assert report["foreign_partitioner"]["items"] == ITEMS
     foreign = report["foreign_partitioner"]
@@ -145,7 +148,8 @@ def test_bench_reports_every_item_terminal_and_counts_add_up(
     assert len(rows) == 6
     hop = rows["end to end ÷ honest raw hop"]
     assert hop["value"] == report["ratio_to_hop"]
-    assert hop["reached"] is (hop["value"] >= 0.03)
+    # 100 items end to end: shown, judged only from the 2 000
+    assert hop["reached"] is None and "2k items" in hop["note"]
     p99 = rows["p99 submit → ready_to_export at 20 % load"]
     assert p99["value"] == report["load"]["submit_to_ready_ms"]["p99"]
     n = report["load"]["submit_to_ready_ms"]["count"]

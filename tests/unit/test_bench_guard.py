@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,8 +12,10 @@ from typing import Any, cast
 
 import pytest
 
-from consumers.bench.run import WorkerExited, check_workers, guarded
+from consumers.bench.cpu import process_state
+from consumers.bench.run import WorkerCheck, WorkerExited, guarded
 from consumers.dev.stack import Stack
+from tests.support.waiting import eventually
 
 
 class _Workers:
@@ -36,14 +40,14 @@ def running() -> Iterator[subprocess.Popen[bytes]]:
 def test_a_phase_returns_its_result_while_every_worker_runs(
     running: subprocess.Popen[bytes],
 ) -> None:
-    stack = cast(Stack, _Workers(processor=running))
+    check = WorkerCheck(cast(Stack, _Workers(processor=running)))
 
     async def phase() -> str:
         await asyncio.sleep(0.7)  # longer than one check interval
         return "measured"
 
-    assert asyncio.run(guarded(stack, phase())) == "measured"
-    check_workers(stack)  # nothing raised
+    assert asyncio.run(guarded(check, phase())) == "measured"
+    check()  # nothing raised
 
 
 def test_a_worker_that_exits_stops_the_phase_and_is_named(
@@ -51,7 +55,7 @@ def test_a_worker_that_exits_stops_the_phase_and_is_named(
 ) -> None:
     exiting = _python("import sys; sys.exit(3)")
     exiting.wait()
-    stack = cast(Stack, _Workers(processor=running, exporter=exiting))
+    check = WorkerCheck(cast(Stack, _Workers(processor=running, exporter=exiting)))
     cancelled: list[bool] = []
 
     async def phase() -> None:
@@ -62,7 +66,7 @@ def test_a_worker_that_exits_stops_the_phase_and_is_named(
             raise
 
     with pytest.raises(WorkerExited) as raised:
-        asyncio.run(guarded(stack, phase()))
+        asyncio.run(guarded(check, phase()))
     assert f"worker exporter (pid {exiting.pid})" in str(raised.value)
     assert "exit code 3" in str(raised.value)
     assert cancelled == [True]  # the phase does not run on behind the error
@@ -74,7 +78,42 @@ def test_a_worker_killed_by_a_signal_is_described_by_it(
     running.kill()
     running.wait()
     with pytest.raises(WorkerExited, match="killed by SIGKILL"):
-        check_workers(cast(Stack, _Workers(processor=running)))
+        WorkerCheck(cast(Stack, _Workers(processor=running)))()
+
+
+def test_a_worker_that_stopped_cleanly_is_not_called_a_success() -> None:
+    ended = _python("pass")  # as a worker whose SIGTERM handling ends with exit 0
+    ended.wait()
+    with pytest.raises(WorkerExited, match=r"exit code 0 \(stopped as on SIGTERM or Ctrl-C\)"):
+        WorkerCheck(cast(Stack, _Workers(projection=ended)))()
+
+
+def test_a_worker_stopped_on_two_checks_in_a_row_stops_the_run(
+    running: subprocess.Popen[bytes],
+) -> None:
+    """A SIGSTOPped processor went unnoticed and its pause was reported as a p99."""
+    check = WorkerCheck(cast(Stack, _Workers(processor=running)))
+    os.kill(running.pid, signal.SIGSTOP)
+    try:
+        eventually(
+            lambda: process_state(running.pid) == "T",
+            timeout=5,
+            interval=0.01,
+            message="the process shows as stopped",
+        )
+        check()  # once may be a profiler's sample
+        with pytest.raises(WorkerExited, match=r"worker processor .* is stopped"):
+            check()
+    finally:
+        os.kill(running.pid, signal.SIGCONT)
+    eventually(
+        lambda: process_state(running.pid) != "T",
+        timeout=5,
+        interval=0.01,
+        message="the process runs again",
+    )
+    check()  # running again: the count starts over
+    check()
 
 
 def test_a_phase_error_is_raised_as_it_is(running: subprocess.Popen[bytes]) -> None:
@@ -82,4 +121,4 @@ def test_a_phase_error_is_raised_as_it_is(running: subprocess.Popen[bytes]) -> N
         raise RuntimeError("warm-up item never synced")
 
     with pytest.raises(RuntimeError, match="never synced"):
-        asyncio.run(guarded(cast(Stack, _Workers(processor=running)), phase()))
+        asyncio.run(guarded(WorkerCheck(cast(Stack, _Workers(processor=running))), phase()))

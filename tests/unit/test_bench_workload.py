@@ -23,6 +23,25 @@ def test_the_mix_alternates_types_and_unknown_types_are_refused() -> None:
     assert workload.item_types("commitment") == ("commitment",)
     with pytest.raises(ValueError):
         workload.item_types("invoice")
+    assert workload.item_types(" project , commitment ") == ("project", "commitment")
+    for spec, words in [
+        ("project,", "empty type"),  # the empty entry was dropped without a word
+        (",", "empty type"),
+        ("", "empty type"),
+        ("project,project", "twice"),
+    ]:
+        with pytest.raises(ValueError, match=words):
+            workload.item_types(spec)
+
+
+@pytest.mark.parametrize("first", [0, 7, 9, 10, 1234])
+@pytest.mark.parametrize("accepted", [1, 9, 10, 200])
+def test_the_load_run_holds_as_many_accepted_items_as_asked(first: int, accepted: int) -> None:
+    """--min-samples 200 gave 180 accept → synced latencies (one in ten is rejected)."""
+    count = workload.items_for_accepted(first, accepted)
+    indices = range(first, first + count)
+    assert sum(workload.accepts(i) for i in indices) == accepted
+    assert workload.accepts(first + count - 1)  # none more than needed
 
 
 def test_submissions_and_decisions_are_valid_contract_events() -> None:
