@@ -246,10 +246,22 @@ def topics_group() -> None:
 
 
 @topics_group.command("create")
-def topics_create_cmd() -> None:
-    """Create every topic of the contract (with ERP_TOPIC_PREFIX) from its spec; idempotent."""
+@click.option(
+    "--wait",
+    "wait_s",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0, max=3600),
+    help="Seconds to keep trying while the broker does not answer (one that is starting).",
+)
+def topics_create_cmd(wait_s: float) -> None:
+    """Create every topic of the contract (with ERP_TOPIC_PREFIX) from its spec; idempotent.
+
+    Retries for `--wait` seconds while the broker cannot be reached, then exits 1 with one
+    line naming it.
+    """
     settings = load_settings()
-    outcome = run_async(create_topics(settings))
+    outcome = run_async(create_topics(settings, timeout_s=wait_s))
     for name, result in outcome.items():
         click.echo(f"{name}: {result}")
 

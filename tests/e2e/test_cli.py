@@ -70,7 +70,10 @@ async def test_cli_tail_of_the_internal_topic_shows_the_events_its_copies_stand_
 
 
 @pytest.mark.parametrize(
-    "command", [("publish", "erp.submissions", "-"), ("topics", "create")], ids=" ".join
+    "command",
+    # `topics create` keeps trying for --wait seconds (a broker that is starting): 30 by default
+    [("publish", "erp.submissions", "-"), ("topics", "create", "--wait", "2")],
+    ids=lambda command: " ".join(command[:2]),
 )
 def test_cli_command_on_a_broker_it_cannot_reach_is_one_clear_error(
     worker_env: dict[str, str], command: tuple[str, ...]
