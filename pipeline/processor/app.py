@@ -9,8 +9,10 @@
   partitioner) is re-published to erp.item-routes on that partition (`routing`); the same
   agent reads that topic and handles each copy as the record it stands for.
 - Every input partition has a checkpoint in the same table: records below it are skipped as
-  already applied, a gap or a stall makes the processor seek back (`healing`). The consumer
-  group's committed offsets only say where fetching starts.
+  already applied, a gap or a stall makes the processor seek back (`healing`), to the
+  checkpoint or to faust's committed offset when that is lower (`refetch_from`: faust commits
+  only over offsets acknowledged one after another). The consumer group's committed offsets
+  only say where fetching starts.
 - Local table state (rocksdb) left by a worker that did not shut down cleanly, or that the
   broker's changelog does not back, is dropped at start and restored from the changelog
   (`local_state`).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import weakref
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
@@ -73,6 +76,8 @@ from pipeline.settings import Settings
 from topics import ContractError
 from topics.record import Record, decode_record
 from topics.specs import DIRECTORY, NOTIFICATIONS, STATUS, SUBMISSIONS
+
+log = logging.getLogger(__name__)
 
 
 def _credentials(settings: Settings) -> dict[str, Any]:
@@ -220,7 +225,18 @@ def build_app(
         # on the consumer's own thread: faust's `seek` moves aiokafka's fetcher from this
         # one, which raced a fetch in progress there (KeyError in `fetched_records`, and the
         # worker stopped); `seek_wait` hands the seek to that thread and waits for it
-        await app.consumer.seek_wait({TP(*tp): offset})
+        consumer = app.consumer
+        partition = TP(*tp)
+        start = refetch_from(consumer, partition, offset)
+        if start < offset:
+            log.info(
+                "%s[%s]: fetching again from the group's committed offset %s (records up to "
+                "the checkpoint %s are skipped, so that the group's offset moves past them)",
+                *tp,
+                start,
+                offset,
+            )
+        await consumer.seek_wait({partition: start})
 
     durable = publisher.durable if durable is None else durable
     seek = consumer_seek if seek is None else seek
@@ -270,6 +286,30 @@ def build_app(
     return processor
 
 
+def refetch_from(consumer: Any, tp: TP, checkpoint: int) -> int:
+    """Where to seek `tp` back to so that its records from `checkpoint` are fetched again:
+    the checkpoint, or faust's committed offset of the partition when that is lower.
+
+    faust commits a partition only over offsets acknowledged one after another from its own
+    committed offset (`Consumer._new_offset`, and nothing below that offset counts). Records
+    between that offset and the checkpoint that this instance never received (lost around a
+    rebalance, the loss the seek repairs) would never be acknowledged: the group's offset
+    would stay there as long as the partition stays assigned, though every record is applied.
+    Fetched again from there, they are skipped as already applied and acknowledged.
+
+    The committed offset is faust's private `_committed_offset` (as for the lag,
+    `observe.Observer.sample_lag`); should a faust release lay its consumer out differently,
+    the seek goes to the checkpoint.
+    """
+    try:
+        committed = consumer._committed_offset.get(tp)
+    except AttributeError:  # another faust layout
+        return checkpoint
+    if isinstance(committed, int) and 0 <= committed < checkpoint:
+        return committed
+    return checkpoint
+
+
 @contextlib.contextmanager
 def event_scope(event: Any) -> Iterator[None]:
     """Make `event` faust's current event while table reads and writes are made for it.
@@ -302,4 +342,4 @@ def _one_by_one(publish: Publish, reroute: Reroute) -> Send:
     return send
 
 
-__all__ = ["Processor", "build_app", "event_scope"]
+__all__ = ["Processor", "build_app", "event_scope", "refetch_from"]

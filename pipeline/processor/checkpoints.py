@@ -14,7 +14,9 @@ Each record is then checked against its partition's checkpoint:
   fetched records around a rebalance and its group offset moves past them anyway. The
   processor then looks whether records really exist in between (offsets a transactional
   marker or compaction left empty do not count) and, if so, seeks the partition back to the
-  checkpoint instead of applying the later record.
+  checkpoint instead of applying the later record (the seek itself starts at the group's
+  committed offset when that is lower, `pipeline.processor.app.refetch_from`, so that the
+  group's offset can move past the records in between).
 
 Pure functions and a small bookkeeping class; the I/O lives in `pipeline.processor.healing`.
 """

@@ -92,7 +92,8 @@ class Healing:
         return False
 
     async def seek_back(self, tp: tuple[str, int], offset: int, cause: str) -> None:
-        """Seek an input partition back to its checkpoint, once per wait."""
+        """Seek an input partition back to its checkpoint, once per wait (the `seek` port of
+        `build_app` starts at the group's committed offset when that is lower)."""
         if not self.reseeks.due(tp, offset, self.clock()):
             return
         log.warning(
