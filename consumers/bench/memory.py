@@ -90,7 +90,8 @@ class RssSampler:
         slope = slope_per_min(self.samples)
         growth = slope * span_s / 60
         rise = max(values) - values[0]  # the highest is at or above the last
-        flat = rise < FLAT_GROWTH_BYTES and rise < FLAT_GROWTH_FRACTION * values[0]
+        bound = min(FLAT_GROWTH_BYTES, FLAT_GROWTH_FRACTION * values[0])
+        flat = rise < bound if len(values) > 1 else None  # one sample shows no change
         return {
             "samples": len(values),
             "seconds": span_s,
@@ -98,6 +99,7 @@ class RssSampler:
             "rss_last": values[-1],
             "rss_max": max(values),
             "rise_bytes": rise,
+            "flat_below_bytes": bound,
             "slope_kib_per_min": slope / 1024,
             "fitted_growth_bytes": growth,
             "flat": flat,

@@ -271,10 +271,15 @@ def _run_all(
     load_items = max(
         workload.items_for_accepted(first, options.min_samples), int(rate * options.load_seconds)
     )
+    longer = (
+        f" (--min-samples {options.min_samples} makes it longer than --load-seconds)"
+        if load_items / rate > options.load_seconds * 1.05
+        else ""
+    )
     clock.start(
         "load",
         f"under load (soak): {load_items} items at {rate:.1f}/s, "
-        f"~{load_items / rate:.0f}s, processor RSS sampled",
+        f"~{load_items / rate:.0f}s{longer}, processor RSS sampled",
     )
     idents, events = _batch(company, first, load_items, types)
     sampler = RssSampler(stack.workers["processor"].pid, interval_s=options.rss_interval_s)
@@ -314,7 +319,7 @@ def _run_all(
         say(f"  {row['topic']}[{row['partition']}]: {row['end_offset']} end offset, {ms} ms")
 
     clock.start("replay", "replay")
-    replay = measure_replay(settings)
+    replay = _guarded_run(check, measure_replay(settings))
     check()  # each figure above came from a running pipeline
     stack.stop_workers()  # the faust reference runs alone (run_all removes their files)
     ref: dict[str, Any] = {"measured": False, "note": "faust reference: skipped"}

@@ -19,8 +19,8 @@ def item_types(spec: str) -> tuple[str, ...]:
 
     Raises ValueError for an empty entry, an unknown type, or one named twice.
     """
-    known = f"known: {', '.join(TYPES)} or mix"
-    wanted = TYPES if spec == "mix" else tuple(t.strip() for t in spec.split(","))
+    known = f"known: {', '.join(TYPES)}, or mix alone"
+    wanted = TYPES if spec.strip() == "mix" else tuple(t.strip() for t in spec.split(","))
     if not all(wanted):
         raise ValueError(f"an empty type in {spec!r}; {known}")
     unknown = [t for t in wanted if t not in TYPES]

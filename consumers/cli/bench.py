@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from consumers.cli.common import load_settings, setup_logging
+from consumers.cli.common import broker_errors, load_settings, setup_logging
 
 
 @click.command("bench")
@@ -117,7 +117,7 @@ def bench_cmd(
         faust_reference=not no_faust_reference,
         foreign=not no_foreign_partitioner,
     )
-    with running_stack(settings) as stack:
+    with broker_errors(), running_stack(settings) as stack:
         try:
             report = run_all(
                 stack, options, say=lambda text: click.secho(f"▸ {text}", fg="cyan", err=True)
@@ -145,21 +145,31 @@ def _finite(value: float, name: str) -> float:
 def _check_writable(path: Path) -> None:
     """Refuse, before a run of many minutes, a report path that could not be written.
 
-    The file is opened for appending (and removed again if this made it): a permission check
-    alone passes root anywhere, /proc included, and the path would be found out at the end.
+    A permission check alone passes root anywhere, /proc included: a file that does not exist
+    yet is created in its folder and removed again (`O_EXCL`: nothing of the user's is
+    touched; through a dangling symbolic link, the link's target is checked). A path that
+    exists must be a regular file (a FIFO would block here, a device is no report), opened
+    for appending, which changes nothing.
     """
-    if not str(path) or path.is_dir():
+    if str(path) in ("", ".", "-") or path.is_dir():
         raise click.BadParameter("a file name is needed", param_hint="--json")
-    folder = path.parent
-    if not folder.is_dir():
-        raise click.BadParameter(f"no folder {str(folder)!r} to write it in", param_hint="--json")
-    existed = path.exists()
+    target = path.resolve()  # follows links, dangling ones included
+    if not target.parent.is_dir():
+        raise click.BadParameter(
+            f"no folder {str(target.parent)!r} to write it in", param_hint="--json"
+        )
     try:
-        with path.open("a"):
-            pass
+        if target.exists():
+            if not target.is_file():
+                raise click.BadParameter(
+                    f"{str(path)!r} is not a regular file", param_hint="--json"
+                )
+            with target.open("a"):
+                pass
+        else:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            target.unlink()
     except OSError as exc:
         raise click.BadParameter(
             f"cannot write {str(path)!r} ({exc.strerror})", param_hint="--json"
         ) from None
-    if not existed:
-        path.unlink(missing_ok=True)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 import click
@@ -37,11 +38,19 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
     before it gives up); a one-shot command reports the outcome once instead, so those
     per-attempt records are dropped while the coroutine runs.
     """
+    with broker_errors():
+        return asyncio.run(coroutine)
+
+
+@contextlib.contextmanager
+def broker_errors() -> Iterator[None]:
+    """Within the block: an unreachable broker or a setting that is not set raises a CLI
+    error (exit 1, one message), and aiokafka's per-attempt connection errors are dropped."""
     client_log = logging.getLogger("aiokafka")
     quiet = _DropConnectionAttempts()
     client_log.addFilter(quiet)
     try:
-        return asyncio.run(coroutine)
+        yield
     except (KafkaError, KafkaUnavailable) as exc:
         raise broker_error(exc) from None
     except RuntimeError as exc:

@@ -149,9 +149,14 @@ class Stack:
         return [line for line in text.splitlines() if line.strip()][-count:]
 
     def stop_workers(self, timeout_s: float = 20.0) -> None:
-        """SIGTERM every worker; SIGKILL those still running after `timeout_s`."""
+        """SIGTERM every worker; SIGKILL those still running after `timeout_s`.
+
+        Each gets SIGCONT first: a stopped process (SIGSTOP, a debugger) acts on SIGTERM
+        only once resumed, and would otherwise hold the stop for all of `timeout_s`.
+        """
         for process in self.workers.values():
             if process.poll() is None:
+                process.send_signal(signal.SIGCONT)
                 process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         for process in self.workers.values():

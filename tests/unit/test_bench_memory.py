@@ -31,6 +31,18 @@ def test_a_soak_that_grows_is_not_flat_and_one_that_wanders_is() -> None:
     assert RssSampler(pid=0).summary() == {"samples": 0, "flat": None}
 
 
+def test_the_soak_says_what_flat_was_judged_against_and_one_sample_is_not_judged() -> None:
+    """A soak that rose 3.96 MiB was "not flat" against 3 % of its first sample, while the
+    table said "flat below 4 MiB and 3 %"; one sample was called flat."""
+    small = RssSampler(pid=0, samples=[(0.0, 95 * MIB), (2.0, 95 * MIB + 4_149_248)])
+    summary = small.summary()
+    assert summary["flat_below_bytes"] == pytest.approx(0.03 * 95 * MIB)  # under 4 MiB
+    assert summary["flat"] is False
+    large = RssSampler(pid=0, samples=[(0.0, 300 * MIB), (2.0, 300 * MIB)]).summary()
+    assert large["flat_below_bytes"] == 4 * MIB and large["flat"] is True
+    assert RssSampler(pid=0, samples=[(0.0, 99 * MIB)]).summary()["flat"] is None
+
+
 def test_a_soak_that_dips_and_climbs_back_to_where_it_started_is_flat() -> None:
     """As the acceptance run's soak did: RSS drops early (the allocator returns memory), then
     climbs back to 0.4 MiB above its start. A fitted line rises ~10 MiB; RSS did not."""

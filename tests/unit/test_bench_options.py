@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from consumers.bench.report import soak_verdict, targets
 from consumers.cli.bench import bench_cmd
+from pipeline.kafka import KafkaUnavailable
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +45,7 @@ def _no_run(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--json", "."], "is a directory"),
         (["--types", "project,project"], "twice"),
         (["--types", "project,"], "empty type"),
+        (["--json", "-"], "a file name"),
         # sizes past any sensible run: the baseline's list filled 10 GB and ignored Ctrl-C
         (["--baseline-events", "10000000000000"], "--baseline-events"),
         (["--items", "99999999999999999999999"], "--items"),
@@ -60,6 +62,48 @@ def test_values_that_would_waste_a_run_are_refused_before_it_starts(
     result = CliRunner().invoke(bench_cmd, args)
     assert result.exit_code == 2, result.output
     assert words in result.output
+
+
+def test_a_path_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path: Path) -> None:
+    """A FIFO blocked the check (opened for appending, no reader); a device passed it."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/full")):
+        result = CliRunner().invoke(bench_cmd, ["--json", str(path)])
+        assert result.exit_code == 2, result.output
+        assert "not a regular file" in result.output
+
+
+def test_checking_a_path_changes_nothing_there(tmp_path: Path) -> None:
+    """Through a dangling link the check removed the user's link and left an empty file."""
+    link, target = tmp_path / "link.json", tmp_path / "target.json"
+    link.symlink_to(target)
+    existing = tmp_path / "kept.json"
+    existing.write_text("earlier report")
+    before = existing.stat().st_mtime_ns
+    for path in (link, existing, tmp_path / "new.json"):
+        with pytest.raises(AssertionError, match="the bench would have started"):
+            CliRunner().invoke(bench_cmd, ["--json", str(path)], catch_exceptions=False)
+    assert link.is_symlink() and not target.exists()
+    assert existing.read_text() == "earlier report" and existing.stat().st_mtime_ns == before
+    assert not (tmp_path / "new.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.json", "link.json"]
+
+
+def test_a_broker_that_cannot_be_reached_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bench printed ~150 connection errors and tracebacks."""
+
+    def unreachable(*_args: object, **_kwargs: object) -> None:
+        raise KafkaUnavailable("could not create topics: Unable to bootstrap")
+
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setattr("consumers.dev.stack.running_stack", unreachable)
+    result = CliRunner().invoke(bench_cmd, ["--items", "30"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: the Kafka broker at 127.0.0.1:1 cannot be used: could not create topics: "
+        "Unable to bootstrap"
+    ]
 
 
 def test_a_read_only_folder_is_refused_too(tmp_path: Path) -> None:
@@ -116,12 +160,34 @@ def test_targets_are_judged_only_on_what_the_issue_judges_them_on() -> None:
 
 
 def test_throughput_from_fewer_items_than_the_issues_run_is_shown_not_judged() -> None:
-    """30 items over 0.6 s were marked "not reached" against the hop."""
+    """30 items over 0.6 s were marked "not reached" against the hop, and the p99s at 20 %
+    of that rate were judged."""
     rows = targets(_report(n=200, pending=100_000, soak_s=600.0, items=30))
-    for row in rows[:2]:
-        assert row["value"] in (0.04, 0.6)  # still shown
+    for row in rows[:4]:
+        assert row["value"] in (0.04, 0.6, 30.0)  # still shown
         assert row["reached"] is None and "fewer than 2k items" in row["note"]
     assert "(30 items)" in rows[0]["measured"]
+    assert "20 % load" in rows[2]["note"]
+    assert (
+        "(1 item)" in targets(_report(n=200, pending=100_000, soak_s=600.0, items=1))[0]["measured"]
+    )
+
+
+def test_ratios_against_a_baseline_of_a_few_records_are_not_judged() -> None:
+    """A replay ratio against a consume-only rate from one record was "not reached"."""
+    report = _report(n=200, pending=100_000, soak_s=600.0)
+    report["baseline"]["events"] = 1
+    rows = targets(report)
+    for row in (rows[0], rows[5]):
+        assert row["reached"] is None and "baseline of fewer than 5k" in row["note"]
+
+
+def test_a_skipped_faust_reference_says_so() -> None:
+    report = _report(n=200, pending=100_000, soak_s=600.0)
+    report["faust_reference"] = {"ratio": None, "note": "faust reference: skipped"}
+    row = targets(report)[1]
+    assert row["value"] is None and row["reached"] is None
+    assert row["note"] == "faust reference: skipped"
 
 
 def test_a_replay_shorter_than_its_baseline_is_shown_not_judged() -> None:

@@ -24,11 +24,13 @@ def test_the_mix_alternates_types_and_unknown_types_are_refused() -> None:
     with pytest.raises(ValueError):
         workload.item_types("invoice")
     assert workload.item_types(" project , commitment ") == ("project", "commitment")
+    assert workload.item_types(" mix ") == workload.TYPES  # was "unknown item type(s) mix"
     for spec, words in [
         ("project,", "empty type"),  # the empty entry was dropped without a word
         (",", "empty type"),
         ("", "empty type"),
         ("project,project", "twice"),
+        ("mix,project", "mix alone"),
     ]:
         with pytest.raises(ValueError, match=words):
             workload.item_types(spec)

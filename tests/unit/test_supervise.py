@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from consumers.bench.cpu import process_state
 from consumers.dev.stack import Stack
 from consumers.dev.supervise import RestartBudget, Supervisor, WorkerFailed, describe_exit
 from pipeline.settings import Settings
@@ -133,3 +136,17 @@ def test_running_workers_are_left_alone_and_their_logs_echoed(stack: FakeStack) 
 
     eventually(echoed_up, timeout=20, interval=0.05, message=f"echoed: {echoed}")
     assert said == [] and stack.workers["running"] is process and process.poll() is None
+
+
+def test_a_stopped_worker_is_resumed_so_that_it_stops_on_sigterm(stack: FakeStack) -> None:
+    """A SIGSTOPped worker held `stop_workers` for its whole timeout, then was SIGKILLed."""
+    process = stack.start_worker("running")
+    os.kill(process.pid, signal.SIGSTOP)
+    eventually(
+        lambda: process_state(process.pid) == "T",
+        timeout=5,
+        interval=0.01,
+        message="the worker shows as stopped",
+    )
+    stack.stop_workers(timeout_s=3)
+    assert process.returncode == -signal.SIGTERM, describe_exit(process.returncode)
