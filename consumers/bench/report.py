@@ -318,6 +318,7 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             ref_ratio is not None and ref_ratio >= 0.5,
             None if ref_ratio is not None else report["faust_reference"].get("note"),
             few_items,
+            small_baseline,  # it reads the baseline's records, at most 5 000
         ),
         latency("submit_to_ready_ms", 50),
         latency("accept_to_synced_ms", 150),

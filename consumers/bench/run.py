@@ -54,6 +54,14 @@ class WorkerCheck:
         self.stack = stack
         self._stopped: set[str] = set()
 
+    def last(self) -> None:
+        """The check after the last phase that needs the workers: a worker seen stopped once
+        is looked at again after one interval (no later check would see it twice)."""
+        self()
+        if self._stopped:
+            time.sleep(WORKER_CHECK_S)
+            self()
+
     def __call__(self) -> None:
         for label, process in self.stack.workers.items():
             code = process.poll()
@@ -320,8 +328,9 @@ def _run_all(
 
     clock.start("replay", "replay")
     replay = _guarded_run(check, measure_replay(settings))
-    check()  # each figure above came from a running pipeline
-    stack.stop_workers()  # the faust reference runs alone (run_all removes their files)
+    check.last()  # each figure above came from a running pipeline
+    clock.start("stop", "stopping the workers (the faust reference runs alone)")
+    stack.stop_workers()  # run_all removes their files
     ref: dict[str, Any] = {"measured": False, "note": "faust reference: skipped"}
     if options.faust_reference:
         clock.start("faust_reference", "faust reference agent")

@@ -117,6 +117,13 @@ def bench_cmd(
         faust_reference=not no_faust_reference,
         foreign=not no_foreign_partitioner,
     )
+    where = settings.kafka_bootstrap_servers or "an embedded broker"
+    click.secho(
+        f"▸ preparing: {where}, the database, topics and schema (a broker that does not "
+        "answer is given 30 s)",
+        fg="cyan",
+        err=True,
+    )
     with broker_errors(), running_stack(settings) as stack:
         try:
             report = run_all(

@@ -42,6 +42,8 @@ def test_bench_reports_every_item_terminal_and_counts_add_up(
         timeout=200,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # what it is waiting on before the first phase (a broker that does not answer takes 30 s)
+    assert "preparing: 127.0.0.1:" in done.stderr.splitlines()[0]
     report = json.loads(out.read_text())
 
     assert report["machine"]["cpu_count"] >= 1

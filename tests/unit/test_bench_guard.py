@@ -122,3 +122,23 @@ def test_a_phase_error_is_raised_as_it_is(running: subprocess.Popen[bytes]) -> N
 
     with pytest.raises(RuntimeError, match="never synced"):
         asyncio.run(guarded(WorkerCheck(cast(Stack, _Workers(processor=running))), phase()))
+
+
+def test_the_last_check_looks_again_at_a_worker_it_sees_stopped(
+    running: subprocess.Popen[bytes],
+) -> None:
+    """A processor stopped as replay, the last guarded phase, began was seen once and the
+    run exited 0 with its figures."""
+    check = WorkerCheck(cast(Stack, _Workers(processor=running)))
+    os.kill(running.pid, signal.SIGSTOP)
+    try:
+        eventually(
+            lambda: process_state(running.pid) == "T",
+            timeout=5,
+            interval=0.01,
+            message="the process shows as stopped",
+        )
+        with pytest.raises(WorkerExited, match="is stopped"):
+            check.last()
+    finally:
+        os.kill(running.pid, signal.SIGCONT)
