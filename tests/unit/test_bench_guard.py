@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -27,6 +28,22 @@ class _Workers:
 
 def _python(code: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", code])
+
+
+@contextlib.contextmanager
+def _stopped(process: subprocess.Popen[bytes]) -> Iterator[None]:
+    """`process` stopped (SIGSTOP) for the block, resumed after it."""
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        eventually(
+            lambda: process_state(process.pid) == "T",
+            timeout=5,
+            interval=0.01,
+            message="the process shows as stopped",
+        )
+        yield
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
 
 
 @pytest.fixture
@@ -93,19 +110,10 @@ def test_a_worker_stopped_on_two_checks_in_a_row_stops_the_run(
 ) -> None:
     """A SIGSTOPped processor went unnoticed and its pause was reported as a p99."""
     check = WorkerCheck(cast(Stack, _Workers(processor=running)))
-    os.kill(running.pid, signal.SIGSTOP)
-    try:
-        eventually(
-            lambda: process_state(running.pid) == "T",
-            timeout=5,
-            interval=0.01,
-            message="the process shows as stopped",
-        )
+    with _stopped(running):
         check()  # once may be a profiler's sample
         with pytest.raises(WorkerExited, match=r"worker processor .* is stopped"):
             check()
-    finally:
-        os.kill(running.pid, signal.SIGCONT)
     eventually(
         lambda: process_state(running.pid) != "T",
         timeout=5,
@@ -130,15 +138,5 @@ def test_the_last_check_looks_again_at_a_worker_it_sees_stopped(
     """A processor stopped as replay, the last guarded phase, began was seen once and the
     run exited 0 with its figures."""
     check = WorkerCheck(cast(Stack, _Workers(processor=running)))
-    os.kill(running.pid, signal.SIGSTOP)
-    try:
-        eventually(
-            lambda: process_state(running.pid) == "T",
-            timeout=5,
-            interval=0.01,
-            message="the process shows as stopped",
-        )
-        with pytest.raises(WorkerExited, match="is stopped"):
-            check.last()
-    finally:
-        os.kill(running.pid, signal.SIGCONT)
+    with _stopped(running), pytest.raises(WorkerExited, match="is stopped"):
+        check.last()
