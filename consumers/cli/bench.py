@@ -86,8 +86,9 @@ def bench_cmd(
     reference. Ends with the issue's Targets table, measured column and reached marks.
 
     A worker that exits during the run (killed, crashed, or stopped by a Ctrl-C that reached
-    it) stops the run at once with exit code 1 and its name: no figures are printed or
-    written from a broken run.
+    it), or is found stopped (SIGSTOP, a debugger), stops the run at once with exit code 1 and
+    its name: no figures are printed or written from a broken run. An unreachable broker is
+    one error line (exit 1) after 30 s.
     """
     from consumers.bench import workload
     from consumers.bench.report import print_table
