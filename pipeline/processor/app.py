@@ -67,7 +67,7 @@ from pipeline.processor.replicas import TopicReplica
 from pipeline.processor.step import Input, Step
 from pipeline.processor.store import ItemStore
 from pipeline.processor.summaries import SummaryTimer, apply_notification
-from pipeline.processor.transport import use_fetch_wait
+from pipeline.processor.transport import committed_offsets, use_fetch_wait
 from pipeline.rules.directory import Directory
 from pipeline.rules.keys import key_refusal
 from pipeline.rules.refusals import refusal_for_contract_error
@@ -297,14 +297,11 @@ def refetch_from(consumer: Any, tp: TP, checkpoint: int) -> int:
     would stay there as long as the partition stays assigned, though every record is applied.
     Fetched again from there, they are skipped as already applied and acknowledged.
 
-    The committed offset is faust's private `_committed_offset` (as for the lag,
-    `observe.Observer.sample_lag`); should a faust release lay its consumer out differently,
+    Should a faust release not show its committed offsets (`transport.committed_offsets`),
     the seek goes to the checkpoint.
     """
-    try:
-        committed = consumer._committed_offset.get(tp)
-    except AttributeError:  # another faust layout
-        return checkpoint
+    offsets = committed_offsets(consumer)
+    committed = None if offsets is None else offsets.get(tp)
     if isinstance(committed, int) and 0 <= committed < checkpoint:
         return committed
     return checkpoint

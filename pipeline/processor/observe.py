@@ -12,6 +12,7 @@ from typing import Any
 from pipeline.metrics import Metrics
 from pipeline.observability import HealthServer
 from pipeline.processor.config import APP_NAME
+from pipeline.processor.transport import committed_offsets
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,14 +67,16 @@ class Observer:
     def sample_lag(self) -> None:
         """Lag of the assigned partitions from faust's own consumer: highwater - committed.
 
-        Read from the running consumer rather than asked of the broker with the group's id:
-        a second client naming the group can disturb the group on some brokers. The committed
-        offsets are faust's private `_committed_offset`; should a faust release lay its
-        consumer out differently, the sample fails quietly rather than the worker.
+        Read from the running consumer (`transport.committed_offsets`) rather than asked of
+        the broker with the group's id; should a faust release lay its consumer out
+        differently, the sample fails quietly rather than the worker.
         """
         consumer: Any = self.app.consumer
+        committed = committed_offsets(consumer)
+        if committed is None:
+            log.debug("lag sample failed: faust's committed offsets cannot be read")
+            return
         try:
-            committed = consumer._committed_offset
             for tp in consumer.assignment():
                 highwater = consumer.highwater(tp)
                 if highwater is None:

@@ -7,10 +7,13 @@ hop. Here the same consumer is built with `KAFKA_FETCH_MAX_WAIT_MS` instead: sub
 faust's aiokafka transport, consumer and consumer thread, the transport handed to the app
 through its public `transport` property before the app starts (faust then creates its
 consumer from `transport.Consumer`). Nothing is changed on a running client.
+
+Also the one place that reads faust's own committed offsets (`committed_offsets`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import aiokafka
@@ -105,4 +108,16 @@ def use_fetch_wait(app: Any, fetch_max_wait_ms: int) -> None:
     app.transport = fetch_wait_transport(fetch_max_wait_ms)(urls, app)
 
 
-__all__ = ["FetchWaitConsumerThread", "fetch_wait_transport", "use_fetch_wait"]
+def committed_offsets(consumer: Any) -> Mapping[Any, int | None] | None:
+    """faust's own committed offset of each partition of its consumer (TP → offset), or None
+    on a faust release that lays its consumer out otherwise.
+
+    faust keeps them in the private `Consumer._committed_offset` and offers no public read;
+    asking the broker with the group's id instead would take a second client naming the group,
+    which can disturb the group on some brokers.
+    """
+    committed = getattr(consumer, "_committed_offset", None)
+    return committed if isinstance(committed, Mapping) else None
+
+
+__all__ = ["FetchWaitConsumerThread", "committed_offsets", "fetch_wait_transport", "use_fetch_wait"]
