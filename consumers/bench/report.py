@@ -288,9 +288,9 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     def row(
         value: float | None, shown: str, reached: bool, *notes: str | None
     ) -> tuple[float | None, str, bool | None, str | None]:
-        if value is None:
-            return None, "-", None, next((n for n in notes if n), None)
         note = next((n for n in notes if n), None)
+        if value is None:
+            return None, "-", None, note
         return value, shown, None if note else reached, note
 
     def latency(name: str, bound: float) -> tuple[float | None, str, bool | None, str | None]:

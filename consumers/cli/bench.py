@@ -159,7 +159,7 @@ def _check_writable(path: Path) -> None:
     exists must be a regular file (a FIFO would block here, a device is no report), opened
     for appending, which changes nothing.
     """
-    if str(path) in ("", ".", "-") or path.is_dir():
+    if str(path) == "-" or path.is_dir():  # '' arrives as Path('.'), a folder
         raise click.BadParameter("a file name is needed", param_hint="--json")
     target = path.resolve()  # follows links, dangling ones included
     if not target.parent.is_dir():

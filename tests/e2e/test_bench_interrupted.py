@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.bench.cpu import children
+from consumers.bench.cpu import children, process_state
 from consumers.dev.stack import Stack
 from tests.support.processes import spawn, wait_for_output
 from tests.support.waiting import eventually
@@ -71,11 +71,7 @@ def _worker_pid(bench_pid: int, name: str) -> int:
 
 def _alive(pid: int) -> bool:
     """Whether `pid` still runs (a zombie left for its new parent to reap does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
+    return process_state(pid) not in (None, "Z")
 
 
 def _stopped(process: subprocess.Popen[str], err: Path) -> tuple[int, str, str]:
